@@ -1,0 +1,59 @@
+import { usageError } from '../lib/errors.js'
+import { checkDomain } from './domain.js'
+import { parseConfigText } from './load.js'
+import { newTurnSecret, renderConfig, writePrivateFile } from './render.js'
+import { type Config, defaultRelayUrl, LETSENCRYPT_DIRECTORY, type PROFILES, type TLS_MODES } from './schema.js'
+
+export interface InitOptions {
+  path: string
+  force: boolean
+  domain: string
+  profile: (typeof PROFILES)[number]
+  tlsMode?: (typeof TLS_MODES)[number] | undefined
+  acmeEmail?: string | undefined
+  relayUrl?: string | undefined
+  cert?: string | undefined
+  key?: string | undefined
+  maxMessageSize?: number | undefined
+  maxMailboxSize?: string | undefined
+  source?: string | undefined
+}
+
+export function buildConfig(o: InitOptions): Config {
+  const check = checkDomain(o.domain)
+  if (!check.ok) throw usageError(check.reason)
+  const domain = check.domain
+  const selfSignedByName = check.kind === 'ipv4' || domain.startsWith('_')
+  const mode = o.tlsMode ?? (selfSignedByName ? 'self-signed' : 'acme')
+  if (mode === 'acme' && selfSignedByName) {
+    throw usageError(`ACME cannot issue a certificate for ${domain}`, 'use --tls self-signed or --tls manual')
+  }
+  if (o.relayUrl && !/^https?:\/\/[^\s/]+/.test(o.relayUrl))
+    throw usageError(`--relay-url ${o.relayUrl} is not an http(s) URL`)
+  return {
+    domain,
+    profile: o.profile,
+    tls: {
+      mode,
+      acmeEmail: o.acmeEmail ?? '',
+      acmeDirectory: LETSENCRYPT_DIRECTORY,
+      ...(o.cert ? { cert: o.cert } : {}),
+      ...(o.key ? { key: o.key } : {}),
+    },
+    turn: { secret: newTurnSecret(), host: domain, port: 3478, tlsPort: 5349, ttlSeconds: 86400 },
+    iroh: { relayUrl: o.relayUrl ?? defaultRelayUrl(domain, mode), port: 3340 },
+    imap: { port: 993 },
+    mail: { maxMessageSize: o.maxMessageSize ?? 31457280, maxMailboxSize: o.maxMailboxSize ?? '500M' },
+    deploy: {},
+    doctor: {},
+  }
+}
+
+export async function initConfig(o: InitOptions): Promise<{ path: string; config: Config }> {
+  const config = buildConfig(o)
+  const text = renderConfig(config, o.source ? `imported from ${o.source}` : undefined)
+  // What we write must load: validate the rendered text before it lands.
+  parseConfigText(text, o.path)
+  await writePrivateFile(o.path, text, { force: o.force })
+  return { path: o.path, config }
+}

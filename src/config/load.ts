@@ -1,0 +1,106 @@
+import { readFile, stat } from 'node:fs/promises'
+import { parse as parseToml, TomlError } from 'smol-toml'
+import * as v from 'valibot'
+import { ChatmailError, describeFsError, ExitCode } from '../lib/errors.js'
+import { type Config, ConfigSchema, resolveConfig } from './schema.js'
+
+export class ConfigError extends ChatmailError {
+  constructor(file: string, message: string, hint?: string) {
+    super(`${file}: ${message}`, ExitCode.cannotRun, hint)
+    this.name = 'ConfigError'
+  }
+}
+
+export interface LoadedConfig {
+  path: string
+  config: Config
+  /** Set when the file can be read by others than its owner. */
+  looseMode?: number
+}
+
+/** Keys allowed at each level of the schema, to name them in errors. */
+function allowedKeys(path: string[]): string[] {
+  let schema: unknown = ConfigSchema
+  for (const key of path) {
+    let s = schema as { entries?: Record<string, unknown>; wrapped?: unknown }
+    if (s.wrapped) s = s.wrapped as typeof s
+    schema = s.entries?.[key]
+  }
+  let s = schema as { entries?: Record<string, unknown>; wrapped?: { entries?: Record<string, unknown> } }
+  if (s?.wrapped) s = s.wrapped
+  return Object.keys(s?.entries ?? {})
+}
+
+function describeIssue(issue: v.BaseIssue<unknown>): string {
+  const keys = (issue.path ?? []).map((p) => String(p.key))
+  const dotted = keys.join('.')
+  const parent = keys.slice(0, -1)
+  const section = parent.length ? `[${parent.join('.')}]` : 'the top level'
+  if (issue.type === 'strict_object' && issue.expected === 'never') {
+    return `unknown key "${dotted}"; allowed in ${section}: ${allowedKeys(parent).join(', ')}`
+  }
+  if (issue.input === undefined && keys.length > 0) {
+    return `missing key "${dotted}"`
+  }
+  if (issue.type === 'strict_object' && keys.length > 0) {
+    return `"${dotted}" must be a table ([${dotted}]) with keys: ${allowedKeys(keys).join(', ')}`
+  }
+  const got = typeof issue.input === 'string' ? JSON.stringify(issue.input) : String(issue.input)
+  // The turn secret is never echoed back.
+  const shown = dotted === 'turn.secret' ? '' : ` (got ${got})`
+  return `${issue.message}${shown}`
+}
+
+export function parseConfigText(text: string, file: string): Config {
+  let data: unknown
+  try {
+    data = parseToml(text)
+  } catch (err) {
+    if (err instanceof TomlError) {
+      const first = err.message.split('\n')[0] ?? 'invalid TOML'
+      throw new ConfigError(
+        file,
+        `line ${err.line}, column ${err.column}: ${first.replace(/^Invalid TOML document: /, '')}`,
+      )
+    }
+    throw new ConfigError(file, `not valid TOML: ${(err as Error).message}`)
+  }
+  const result = v.safeParse(ConfigSchema, data)
+  if (!result.success) {
+    const first = result.issues[0] as v.BaseIssue<unknown>
+    const more = result.issues.length > 1 ? ` (and ${result.issues.length - 1} more)` : ''
+    throw new ConfigError(file, `${describeIssue(first)}${more}`)
+  }
+  return resolveConfig(result.output)
+}
+
+export async function loadConfig(path: string): Promise<LoadedConfig> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new ChatmailError(
+        `config file ${path} does not exist`,
+        ExitCode.cannotRun,
+        'run `chatmail init DOMAIN` first, or pass --config FILE',
+      )
+    }
+    throw describeFsError(err, path, 'config file')
+  }
+  const config = parseConfigText(text, path)
+  const st = await stat(path)
+  const looseMode = (st.mode & 0o077) !== 0 ? st.mode & 0o777 : undefined
+  return { path, config, ...(looseMode !== undefined ? { looseMode } : {}) }
+}
+
+/** Load the config if the file exists; undefined when it does not (other errors still throw). */
+export async function loadConfigIfPresent(path: string): Promise<LoadedConfig | undefined> {
+  try {
+    return await loadConfig(path)
+  } catch (err) {
+    if (err instanceof ChatmailError && /does not exist$/.test(err.message) && !(err instanceof ConfigError))
+      return undefined
+    throw err
+  }
+}

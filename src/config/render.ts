@@ -1,0 +1,102 @@
+/** Writes chatmail.toml: commented, stable key order, mode 0600 (it holds the TURN secret). */
+import { randomBytes } from 'node:crypto'
+import { open, rename, stat, unlink } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+import { stringify } from 'smol-toml'
+import { ChatmailError, ExitCode } from '../lib/errors.js'
+import { formatDuration } from '../protocols/duration.js'
+import { type Config, defaultRelayUrl, LETSENCRYPT_DIRECTORY } from './schema.js'
+
+/** A fresh TURN secret: 32 random bytes, base64url (43 characters, safe in any config file). */
+export function newTurnSecret(): string {
+  return randomBytes(32).toString('base64url')
+}
+
+const val = (x: unknown): string => stringify({ x }).replace(/^x = /, '').trim()
+
+export function renderConfig(c: Config, note?: string): string {
+  const lines: string[] = []
+  const kv = (key: string, value: unknown, comment?: string) =>
+    lines.push(`${key} = ${val(value)}${comment ? `  # ${comment}` : ''}`)
+  const opt = (key: string, value: unknown, example: string, comment: string) =>
+    value === undefined || value === '' ? lines.push(`# ${key} = ${example}  # ${comment}`) : kv(key, value, comment)
+  lines.push('# chatmail.toml: one chatmail server. Keep it private (mode 0600): it holds the TURN secret.')
+  if (note) lines.push(`# ${note}`)
+  lines.push('')
+  kv('domain', c.domain, 'the mail domain; addresses are user@domain')
+  kv('profile', c.profile, 'server stack: dovecot (postfix + dovecot) or madmail')
+  lines.push('', '[tls]')
+  kv('mode', c.tls.mode, 'acme | self-signed | manual')
+  opt('acme_email', c.tls.acmeEmail, '"admin@example.org"', 'contact for the ACME account')
+  if (c.tls.acmeDirectory !== LETSENCRYPT_DIRECTORY) kv('acme_directory', c.tls.acmeDirectory)
+  else lines.push(`# acme_directory = ${val(LETSENCRYPT_DIRECTORY)}`)
+  opt('cert', c.tls.cert, '"/etc/ssl/certs/mail.pem"', 'manual mode: certificate chain on the host')
+  opt('key', c.tls.key, '"/etc/ssl/private/mail.key"', 'manual mode: private key on the host')
+  lines.push('', '[turn]')
+  kv('secret', c.turn.secret, 'shared with coturn; never share it')
+  if (c.turn.host !== c.domain) kv('host', c.turn.host, 'TURN host given to clients')
+  else lines.push('# host = "<domain>"  # TURN host given to clients')
+  kv('port', c.turn.port, 'TURN over UDP and TCP')
+  kv('tls_port', c.turn.tlsPort, 'TURN over TLS')
+  kv('ttl', formatDuration(c.turn.ttlSeconds), 'lifetime of the credentials handed to clients')
+  opt('external_ip', c.turn.externalIp, '"203.0.113.5"', 'public IPv4 when the host is behind NAT')
+  lines.push('', '[iroh]')
+  if (c.iroh.relayUrl !== defaultRelayUrl(c.domain, c.tls.mode, c.iroh.port)) kv('relay_url', c.iroh.relayUrl)
+  else lines.push(`# relay_url = ${val(c.iroh.relayUrl)}  # advertised to clients; "" for none`)
+  kv('port', c.iroh.port, 'local port of iroh-relay behind nginx')
+  lines.push('', '[imap]')
+  kv('port', c.imap.port)
+  lines.push('', '[mail]')
+  kv('max_message_size', c.mail.maxMessageSize, 'bytes')
+  kv('max_mailbox_size', c.mail.maxMailboxSize)
+  lines.push('', '[deploy]')
+  opt('destination', c.deploy.destination, `"root@${c.domain}"`, 'user@host[:port] for `chatmail deploy host`')
+  opt(
+    'iroh_relay_source',
+    c.deploy.irohRelaySource,
+    '"https://mirror.example.org/iroh/"',
+    'where the iroh-relay tarball comes from',
+  )
+  lines.push('', '[doctor]')
+  opt('user', c.doctor.user, `"doctor@${c.domain}"`, 'account `chatmail doctor` logs in with')
+  opt('password', c.doctor.password, '"..."', 'its password')
+  return `${lines.join('\n')}\n`
+}
+
+/** Write a file atomically with a mode set before it becomes visible. */
+export async function writePrivateFile(path: string, text: string, opts: { force: boolean }): Promise<void> {
+  if (!opts.force) {
+    const exists = await stat(path).then(
+      () => true,
+      () => false,
+    )
+    if (exists) {
+      throw new ChatmailError(
+        `${path} already exists; not overwriting it`,
+        ExitCode.cannotRun,
+        'use --force to replace it',
+      )
+    }
+  }
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`)
+  const fh = await open(tmp, 'wx', 0o600).catch((err: NodeJS.ErrnoException) => {
+    throw new ChatmailError(
+      `cannot write ${path}: ${err.code ?? err.message}`,
+      ExitCode.cannotRun,
+      'check the directory exists and is writable',
+    )
+  })
+  try {
+    await fh.chmod(0o600)
+    await fh.writeFile(text, 'utf8')
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  try {
+    await rename(tmp, path)
+  } catch (err) {
+    await unlink(tmp).catch(() => {})
+    throw new ChatmailError(`cannot write ${path}: ${(err as Error).message}`, ExitCode.cannotRun)
+  }
+}

@@ -1,0 +1,65 @@
+/** Where the TURN secret comes from: a file, an environment variable, or the config. Never argv. */
+import { readFile, stat } from 'node:fs/promises'
+import { ChatmailError, describeFsError, ExitCode } from '../lib/errors.js'
+import { type LoadedConfig, loadConfig } from './load.js'
+
+export interface SecretSource {
+  secretFile?: string | undefined
+  secretEnv?: string | undefined
+  configPath: string
+}
+
+export interface ResolvedSecret {
+  secret: string
+  from: string
+  warning?: string
+}
+
+export async function readSecretFile(path: string): Promise<ResolvedSecret> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    throw describeFsError(err, path, 'secret file')
+  }
+  const secret = text.replace(/\r?\n$/, '')
+  if (secret === '') throw new ChatmailError(`secret file ${path} is empty`, ExitCode.cannotRun)
+  const mode = (await stat(path)).mode & 0o777
+  const warning = mode & 0o077 ? `secret file ${path} has mode ${mode.toString(8)}; run chmod 600 ${path}` : undefined
+  return { secret, from: `file ${path}`, ...(warning ? { warning } : {}) }
+}
+
+export async function resolveSecret(src: SecretSource, loaded?: LoadedConfig): Promise<ResolvedSecret> {
+  if (src.secretFile) return readSecretFile(src.secretFile)
+  if (src.secretEnv) {
+    const value = process.env[src.secretEnv]
+    if (value === undefined || value === '') {
+      throw new ChatmailError(
+        `environment variable ${src.secretEnv} is not set or empty`,
+        ExitCode.cannotRun,
+        'export it, or use --secret-file',
+      )
+    }
+    return { secret: value, from: `environment variable ${src.secretEnv}` }
+  }
+  let cfg = loaded
+  if (!cfg) {
+    try {
+      cfg = await loadConfig(src.configPath)
+    } catch (err) {
+      if (err instanceof ChatmailError && /does not exist$/.test(err.message)) {
+        throw new ChatmailError(
+          `no TURN secret: ${src.configPath} does not exist`,
+          ExitCode.cannotRun,
+          'pass --secret-file FILE or --secret-env VAR, or run `chatmail init DOMAIN`',
+        )
+      }
+      throw err
+    }
+  }
+  const warning =
+    cfg.looseMode !== undefined
+      ? `${cfg.path} has mode ${cfg.looseMode.toString(8)}; run chmod 600 ${cfg.path}`
+      : undefined
+  return { secret: cfg.config.turn.secret, from: cfg.path, ...(warning ? { warning } : {}) }
+}
