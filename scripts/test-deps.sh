@@ -31,9 +31,9 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 lists=(/var/lib/apt/lists/*_Packages)
 if [ ! -e "${lists[0]}" ] || [ -n "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages' -mmin +1440 -print -quit)" ]; then
-  apt-get update -qq
+  apt-get -o DPkg::Lock::Timeout=300 update -qq
 fi
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts some of these where it can; the tests run their own instances.
 for svc in coturn dovecot; do
   if pgrep -x "$( [ $svc = coturn ] && echo turnserver || echo dovecot)" >/dev/null 2>&1; then

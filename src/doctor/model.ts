@@ -1,0 +1,88 @@
+/**
+ * The doctor's check model. A check is a small async function with a stable id; it declares the
+ * checks it needs (`after`), reads shared facts that earlier checks found, and returns an outcome.
+ * The runner (runner.ts) starts every check as soon as what it needs exists, applies one timeout
+ * per check, and prints results in a fixed order.
+ */
+import type { TurnMetadata } from '../protocols/metadata-values.js'
+
+export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip'
+
+export interface CheckResult {
+  id: string
+  group: string
+  title: string
+  status: CheckStatus
+  detail: string
+  /** What the operator should change; every fail carries one. */
+  hint?: string
+  durationMs: number
+}
+
+export interface CheckOutcome {
+  status: CheckStatus
+  detail: string
+  hint?: string
+}
+
+export interface DoctorOptions {
+  domain: string
+  imapHost: string
+  /** 993 = implicit TLS; 143 = STARTTLS. */
+  imapPort: number
+  user?: string
+  password?: string
+  /** The server's TURN secret, when known: enables turn.credential.hmac. */
+  turnSecret?: string
+  /** Extra CA certificate(s), PEM. */
+  ca?: string
+  /** Accept any certificate; TLS checks then warn. */
+  insecure: boolean
+  /** Overrides of what discovery found. */
+  relayUrl?: string
+  turnOverride?: { host: string; port: number }
+  /** TLS port of TURN when metadata has no /turns (default 5349). */
+  turnTlsPort?: number
+  timeoutMs: number
+}
+
+/** Facts found by checks and read by later ones. Written once by the check that owns them. */
+export interface Facts {
+  capabilities?: Set<string>
+  /** Raw GETMETADATA answers, key → value (null = NIL / absent). */
+  metadata?: Record<string, string | null>
+  /** TURN server and credentials, from /shared/vendor/deltachat/turn (or --turn + secret). */
+  turn?: TurnMetadata
+  /** TURN-over-TLS server and credentials (from /turns, or the turn value with the TLS port). */
+  turns?: TurnMetadata
+  /** The relay URL clients are told about (metadata, or --relay-url). */
+  relayUrl?: URL
+}
+
+export interface CheckContext {
+  options: DoctorOptions
+  facts: Facts
+  /** Aborted when the check's timeout passes; pass it to every socket and request. */
+  signal: AbortSignal
+  timeoutMs: number
+  /** The finished result of a check named in `after`. */
+  result(id: string): Promise<CheckResult>
+}
+
+export interface CheckDef {
+  id: string
+  group: string
+  title: string
+  /** Ids of checks that must finish first (their facts are then available). */
+  after?: string[]
+  run(ctx: CheckContext): Promise<CheckOutcome>
+}
+
+export const ok = (detail: string): CheckOutcome => ({ status: 'ok', detail })
+export const warn = (detail: string, hint?: string): CheckOutcome => ({
+  status: 'warn',
+  detail,
+  ...(hint ? { hint } : {}),
+})
+export const fail = (detail: string, hint: string): CheckOutcome => ({ status: 'fail', detail, hint })
+export const skip = (detail: string): CheckOutcome => ({ status: 'skip', detail })
