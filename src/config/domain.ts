@@ -15,14 +15,17 @@ export function checkDomain(input: string): DomainCheck {
     }
     return { ok: true, domain, kind: 'ipv4' }
   }
+  if (domain.includes('://') || domain.includes('/') || domain.includes('@')) {
+    return { ok: false, reason: `${input} is not a domain name (give the bare name, e.g. chat.example.org)` }
+  }
+  if (domain.includes(':') && !/^[0-9a-f:.]+$/.test(domain)) {
+    return { ok: false, reason: `${input} is not a domain name (give it without a port)` }
+  }
   if (domain.includes(':')) {
     return {
       ok: false,
       reason: `${input} is an IPv6 address: Delta Chat cannot parse one in TURN metadata; use a DNS name`,
     }
-  }
-  if (domain.includes('://') || domain.includes('/') || domain.includes('@')) {
-    return { ok: false, reason: `${input} is not a domain name (give the bare name, e.g. chat.example.org)` }
   }
   if (domain.length > 253) return { ok: false, reason: `${input} is longer than 253 characters` }
   const labels = domain.split('.')

@@ -1,0 +1,13 @@
+/**
+ * The CLI's single entry: every command, registered explicitly, so that the whole CLI can be
+ * bundled into one file and start without scanning the tree.
+ */
+import Init from './commands/init.js'
+import TurnCred from './commands/turn-cred.js'
+
+export { execute } from '@oclif/core'
+
+export const COMMANDS = {
+  init: Init,
+  'turn-cred': TurnCred,
+}

@@ -1,0 +1,77 @@
+import { Command, Errors, Flags } from '@oclif/core'
+import { ChatmailError, ExitCode, oneLine } from './errors.js'
+import { configureColour } from './output.js'
+
+/** Flags every command takes. */
+export const commonFlags = {
+  verbose: Flags.boolean({
+    char: 'v',
+    description: 'Print more detail (and stack traces of unexpected errors).',
+    default: false,
+  }),
+}
+
+export const configFlag = Flags.string({
+  char: 'c',
+  description: 'Path of the config file.',
+  default: 'chatmail.toml',
+  env: 'CHATMAIL_CONFIG',
+  helpValue: 'FILE',
+})
+
+/**
+ * The base of every command: one clear line on stderr for any error, a documented exit code,
+ * and never a stack trace unless --verbose asks for it.
+ */
+export abstract class BaseCommand extends Command {
+  protected verbose = false
+
+  public override async init(): Promise<void> {
+    await super.init()
+    configureColour()
+    this.verbose = this.argv.includes('--verbose') || this.argv.includes('-v')
+  }
+
+  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<void> {
+    // A parse failure is reported here; oclif must not also warn that the command never parsed.
+    ;(this as unknown as { parsed: boolean }).parsed = true
+    const { message, exitCode, hint } = normalizeError(err)
+    const line = hint ? `${message} (${hint})` : message
+    if (this.jsonEnabled()) {
+      process.stdout.write(`${JSON.stringify({ error: { message, hint: hint ?? null, exitCode } })}\n`)
+    }
+    process.stderr.write(`chatmail: ${line}\n`)
+    if (this.verbose && !(err instanceof ChatmailError) && err.stack) process.stderr.write(`${err.stack}\n`)
+    process.exitCode = exitCode
+  }
+}
+
+export function normalizeError(err: Error & { exitCode?: number; oclif?: { exit?: number } }): {
+  message: string
+  exitCode: number
+  hint: string | undefined
+} {
+  if (err instanceof ChatmailError) return { message: oneLine(err.message), exitCode: err.exitCode, hint: err.hint }
+  if (err instanceof Errors.ExitError)
+    return { message: oneLine(err.message), exitCode: err.oclif.exit ?? 1, hint: undefined }
+  // oclif parse errors (unknown flag, missing arg, bad option value) are usage errors.
+  const parseNames = new Set([
+    'NonExistentFlagsError',
+    'UnexpectedArgsError',
+    'RequiredArgsError',
+    'FailedFlagValidationError',
+    'ArgInvalidOptionError',
+    'FlagInvalidOptionError',
+  ])
+  if (parseNames.has(err.constructor?.name) || err.oclif?.exit === ExitCode.usage) {
+    return { message: oneLine(err.message), exitCode: ExitCode.usage, hint: 'see --help' }
+  }
+  if (err instanceof Errors.CLIError) {
+    return { message: oneLine(err.message), exitCode: err.oclif?.exit ?? ExitCode.usage, hint: undefined }
+  }
+  return {
+    message: `unexpected error: ${oneLine(err.message || String(err))}`,
+    exitCode: ExitCode.cannotRun,
+    hint: 'run again with --verbose for details',
+  }
+}

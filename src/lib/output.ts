@@ -1,0 +1,13 @@
+import chalk from 'chalk'
+
+/** Colours only on a TTY, never with NO_COLOR (https://no-color.org) or TERM=dumb. */
+export function configureColour(stream: NodeJS.WriteStream = process.stderr): void {
+  const noColour =
+    ('NO_COLOR' in process.env && process.env.NO_COLOR !== '') || process.env.TERM === 'dumb' || !stream.isTTY
+  if (noColour && !process.env.FORCE_COLOR) chalk.level = 0
+}
+
+/** Progress and notes go to stderr; stdout carries only data. */
+export function note(message: string): void {
+  process.stderr.write(`${message}\n`)
+}

@@ -1,0 +1,176 @@
+// The built CLI as users run it: exit codes, one-line errors, file modes.
+import { execFile } from 'node:child_process'
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const BIN = resolve('bin/run.js')
+
+interface Run {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+function run(args: string[], opts: { cwd: string; env?: Record<string, string> }): Promise<Run> {
+  return new Promise((done) => {
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { cwd: opts.cwd, env: { ...process.env, NO_COLOR: '1', ...opts.env } },
+      (err, stdout, stderr) => {
+        const code = err ? ((err as { code?: number }).code ?? 1) : 0
+        done({ code: typeof code === 'number' ? code : 1, stdout, stderr })
+      },
+    )
+  })
+}
+
+function expectOneLineError(r: Run, code: number, pattern: RegExp) {
+  expect(r.code).toBe(code)
+  const lines = r.stderr.trim().split('\n')
+  expect(lines).toHaveLength(1)
+  expect(lines[0]).toMatch(/^chatmail: /)
+  expect(lines[0]).toMatch(pattern)
+  expect(r.stderr).not.toMatch(/\n\s+at /) // no stack trace
+}
+
+let dir: string
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'chatmail-cli-'))
+})
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+describe('chatmail init', () => {
+  it('writes a 0600 config with a fresh secret and refuses to overwrite', async () => {
+    const r = await run(['init', 'chat.example.org'], { cwd: dir })
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain('wrote chatmail.toml for chat.example.org')
+    const st = await stat(join(dir, 'chatmail.toml'))
+    expect(st.mode & 0o777).toBe(0o600)
+    const text = await readFile(join(dir, 'chatmail.toml'), 'utf8')
+    expect(text).toMatch(/^secret = "[A-Za-z0-9_-]{43}"/m)
+    expectOneLineError(await run(['init', 'chat.example.org'], { cwd: dir }), 3, /already exists.*--force/)
+    const again = await run(['init', 'chat.example.org', '--force'], { cwd: dir })
+    expect(again.code).toBe(0)
+    expect(await readFile(join(dir, 'chatmail.toml'), 'utf8')).not.toBe(text)
+  })
+  it('rejects a bad domain with a usage error', async () => {
+    expectOneLineError(
+      await run(['init', 'localhost', '-c', 'x.toml'], { cwd: dir }),
+      2,
+      /not a fully qualified domain name/,
+    )
+    expectOneLineError(await run(['init', '-c', 'x.toml'], { cwd: dir }), 2, /missing DOMAIN/)
+  })
+  it('imports a cmdeploy ini and names what it ignored', async () => {
+    await writeFile(
+      join(dir, 'chatmail.ini'),
+      '[params]\nmail_domain = relay.example.org\nmax_user_send_per_minute = 60\n',
+    )
+    const r = await run(['init', '--from-ini', 'chatmail.ini', '-c', 'ini.toml'], { cwd: dir })
+    expect(r.code).toBe(0)
+    expect(r.stderr).toContain('ignored (no meaning here): max_user_send_per_minute')
+    expect(await readFile(join(dir, 'ini.toml'), 'utf8')).toContain('domain = "relay.example.org"')
+  })
+})
+
+describe('chatmail turn-cred', () => {
+  it('prints the metadata line Delta Chat parses, verifiable with --verify', async () => {
+    const r = await run(['turn-cred', '--ttl', '90s'], { cwd: dir })
+    expect(r.code).toBe(0)
+    const line = r.stdout.trim()
+    expect(line).toMatch(/^chat\.example\.org:3478:\d{10}:[A-Za-z0-9+/]{27}=$/)
+    const expiry = Number(line.split(':')[2])
+    expect(Math.abs(expiry - (Math.floor(Date.now() / 1000) + 90))).toBeLessThanOrEqual(5)
+    const ok = await run(['turn-cred', '--verify', line], { cwd: dir })
+    expect(ok.code).toBe(0)
+    expect(ok.stdout).toMatch(/^valid: expires/)
+    const [, , user, pass] = line.split(':') as [string, string, string, string]
+    const bad = `${pass[0] === 'A' ? 'B' : 'A'}${pass.slice(1)}`
+    const r2 = await run(['turn-cred', '--verify', user, bad], { cwd: dir })
+    expectOneLineError(r2, 1, /invalid \(bad signature\)/)
+    const r3 = await run(['turn-cred', '--verify', '1000000000', pass], { cwd: dir })
+    expect(r3.code).toBe(1)
+  })
+  it('renders json, ice and uclient', async () => {
+    const j = JSON.parse((await run(['turn-cred', '--json'], { cwd: dir })).stdout)
+    expect(j).toMatchObject({ host: 'chat.example.org', port: 3478, tlsPort: 5349, ttl: 86400 })
+    const ice = JSON.parse(
+      (await run(['turn-cred', '--format', 'ice', '--host', 'turn.example.org'], { cwd: dir })).stdout,
+    )
+    expect(ice.urls).toEqual([
+      'turn:turn.example.org:3478',
+      'turn:turn.example.org:3478?transport=tcp',
+      'turns:turn.example.org:5349?transport=tcp',
+    ])
+    expect(ice.username).toMatch(/^\d+$/)
+    const u = (await run(['turn-cred', '--format', 'uclient', '--port', '3479'], { cwd: dir })).stdout
+    expect(u).toMatch(/^turnutils_uclient -y -n 3 -m 1 -u \d+ -w \S+ -p 3479 chat\.example\.org\n$/)
+  })
+  it('takes the secret from a file or an env var, never from argv', async () => {
+    await writeFile(join(dir, 'secret'), 'file-secret-file-secret\n', { mode: 0o600 })
+    const r = await run(
+      ['turn-cred', '--secret-file', 'secret', '--host', 'h.example', '--format', 'json', '-c', 'none.toml'],
+      { cwd: dir },
+    )
+    expect(r.code).toBe(0)
+    const j = JSON.parse(r.stdout)
+    const v = await run(['turn-cred', '--secret-env', 'S', '--verify', j.username, j.password, '-c', 'none.toml'], {
+      cwd: dir,
+      env: { S: 'file-secret-file-secret' },
+    })
+    expect(v.code).toBe(0)
+    await chmod(join(dir, 'secret'), 0o644)
+    const loose = await run(['turn-cred', '--secret-file', 'secret', '--host', 'h.example', '-c', 'none.toml'], {
+      cwd: dir,
+    })
+    expect(loose.stderr).toContain('chmod 600')
+  })
+  it.each([
+    [['turn-cred', '--ttl', '0'], 2, /--ttl 0 must be longer than zero/],
+    [['turn-cred', '--ttl', '-5m'], 2, /--ttl/],
+    [['turn-cred', '--ttl', 'soon'], 2, /is not a duration/],
+    [['turn-cred', '--bogus'], 2, /Nonexistent flag: --bogus/],
+    [['turn-cred', '--host', '2001:db8::1'], 2, /IPv6/],
+    [['turn-cred', '--user', 'bob'], 2, /--user cannot be used with --format line/],
+    [['turn-cred', '-c', 'missing.toml'], 3, /no TURN secret: missing.toml does not exist/],
+    [['turn-cred', '--secret-env', 'NOPE_UNSET'], 3, /NOPE_UNSET is not set/],
+    [['turn-cred', '--secret-file', 'nope'], 3, /secret file nope does not exist/],
+  ])('%j fails with one clear line', async (args, code, pattern) => {
+    expectOneLineError(await run(args, { cwd: dir }), code, pattern)
+  })
+  it('reports a broken config by file and key', async () => {
+    await writeFile(
+      join(dir, 'bad.toml'),
+      'domain = "chat.example.org"\n[turn]\nsecret = "0123456789abcdef0123"\nprot = 3478\n',
+    )
+    expectOneLineError(
+      await run(['turn-cred', '-c', 'bad.toml'], { cwd: dir }),
+      3,
+      /bad.toml: unknown key "turn.prot"; allowed in \[turn\]/,
+    )
+    await writeFile(join(dir, 'unreadable.toml'), 'domain = [\n')
+    expectOneLineError(
+      await run(['turn-cred', '-c', 'unreadable.toml'], { cwd: dir }),
+      3,
+      /unreadable.toml: line \d+, column \d+/,
+    )
+    await writeFile(join(dir, 'dir.toml'), '')
+    await rm(join(dir, 'dir.toml'))
+    await (await import('node:fs/promises')).mkdir(join(dir, 'dir.toml'))
+    expectOneLineError(await run(['turn-cred', '-c', 'dir.toml'], { cwd: dir }), 3, /is a directory/)
+  })
+})
+
+describe('help', () => {
+  it.each([[['--help']], [['init', '--help']], [['turn-cred', '--help']]])('%j shows examples', async (args) => {
+    const r = await run(args, { cwd: dir })
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/EXAMPLES|Examples:/)
+    expect(r.stdout).toContain('$ chatmail')
+  })
+})
