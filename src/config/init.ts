@@ -28,6 +28,9 @@ export function buildConfig(o: InitOptions): Config {
   if (mode === 'acme' && selfSignedByName) {
     throw usageError(`ACME cannot issue a certificate for ${domain}`, 'use --tls self-signed or --tls manual')
   }
+  if (mode === 'manual' && (!o.cert || !o.key)) {
+    throw usageError('tls mode manual needs the certificate and key paths on the host', 'pass --cert PATH --key PATH')
+  }
   if (o.relayUrl && !/^https?:\/\/[^\s/]+/.test(o.relayUrl))
     throw usageError(`--relay-url ${o.relayUrl} is not an http(s) URL`)
   return {

@@ -71,7 +71,11 @@ export function parseConfigText(text: string, file: string): Config {
     const more = result.issues.length > 1 ? ` (and ${result.issues.length - 1} more)` : ''
     throw new ConfigError(file, `${describeIssue(first)}${more}`)
   }
-  return resolveConfig(result.output)
+  try {
+    return resolveConfig(result.output)
+  } catch (err) {
+    throw new ConfigError(file, (err as Error).message)
+  }
 }
 
 export async function loadConfig(path: string): Promise<LoadedConfig> {

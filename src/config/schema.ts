@@ -147,6 +147,9 @@ export function defaultRelayUrl(domain: string, tlsMode: string, irohPort = 3340
 }
 
 export function resolveConfig(raw: RawConfig): Config {
+  if (raw.tls.mode === 'manual' && (!raw.tls.cert || !raw.tls.key)) {
+    throw new Error('tls.mode "manual" needs tls.cert and tls.key (paths on the host)')
+  }
   const domain = checkDomain(raw.domain)
   const name = domain.ok ? domain.domain : raw.domain
   const tls = raw.tls

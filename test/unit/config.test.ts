@@ -114,3 +114,14 @@ describe('cmdeploy chatmail.ini import', () => {
     expect(() => importIni('just text\n', 'x.ini')).toThrow(/x.ini line 1/)
   })
 })
+
+describe('manual TLS', () => {
+  it('needs both paths', () => {
+    expect(() => parseConfigText(`${base()}\n[tls]\nmode = "manual"\ncert = "/c.pem"\n`, 'm.toml')).toThrow(
+      'm.toml: tls.mode "manual" needs tls.cert and tls.key (paths on the host)',
+    )
+    expect(() =>
+      buildConfig({ path: 'x', force: false, domain: 'a.example', profile: 'dovecot', tlsMode: 'manual' }),
+    ).toThrow(/--cert PATH --key PATH|certificate and key/)
+  })
+})
