@@ -1,0 +1,133 @@
+/**
+ * The service's config file: `key = value` lines, `#` starts a comment line, blank lines ignored.
+ * Documented in templates/chatmail-metadata.conf. Parsing is pure; errors name the line.
+ */
+import { formatDuration, parseDuration } from '../../protocols/duration.js'
+import { isBareIpv6, parseIrohRelayUrl } from '../../protocols/metadata-values.js'
+import type { Answers } from './answers.js'
+
+export interface ServiceConfig extends Answers {
+  socket: string
+  socketMode: number
+  domain: string
+  secretFile: string
+  verbose: boolean
+}
+
+export type ConfigResult = { ok: true; config: ServiceConfig; warnings: string[] } | { ok: false; errors: string[] }
+
+const KNOWN_KEYS = [
+  'socket',
+  'socket_mode',
+  'domain',
+  'turn_host',
+  'turn_port',
+  'turns_port',
+  'turn_ttl',
+  'iroh_relay_url',
+  'secret_file',
+  'verbose',
+] as const
+type Key = (typeof KNOWN_KEYS)[number]
+
+/** Below this, Delta Chat (which refreshes 12 h before expiry) would ask again on every connect. */
+const CORE_REFRESH_MARGIN_SECONDS = 12 * 3600
+
+function readLines(text: string, errors: string[]): Map<Key, string> {
+  const values = new Map<Key, string>()
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim()
+    if (line === '' || line.startsWith('#')) return
+    const eq = line.indexOf('=')
+    const key = (eq < 0 ? line : line.slice(0, eq)).trim()
+    if (eq < 0) errors.push(`line ${i + 1}: expected key = value`)
+    else if (!(KNOWN_KEYS as readonly string[]).includes(key)) errors.push(`line ${i + 1}: unknown key "${key}"`)
+    else if (values.has(key as Key)) errors.push(`line ${i + 1}: "${key}" is set twice`)
+    else values.set(key as Key, line.slice(eq + 1).trim())
+  })
+  return values
+}
+
+function port(name: string, text: string, errors: string[]): number {
+  const n = Number(text)
+  if (!/^\d+$/.test(text) || n < 1 || n > 65535) errors.push(`${name} "${text}" is not a port from 1 to 65535`)
+  return n
+}
+
+function required(values: Map<Key, string>, key: Key, errors: string[]): string {
+  const v = values.get(key)
+  if (!v) errors.push(`${key} is required`)
+  return v ?? ''
+}
+
+function hostName(text: string, errors: string[]): string {
+  if (text === '' || /\s/.test(text)) errors.push(`turn_host "${text}" is not a host name`)
+  else if (isBareIpv6(text) || text.startsWith('[')) {
+    errors.push(`turn_host ${text} is an IPv6 address, which Delta Chat cannot parse; use a DNS name or IPv4`)
+  }
+  return text
+}
+
+function ttl(text: string, errors: string[], warnings: string[]): number {
+  const r = parseDuration(text)
+  if (!r.ok) {
+    errors.push(`turn_ttl "${text}" ${r.reason}`)
+    return 0
+  }
+  if (r.seconds <= CORE_REFRESH_MARGIN_SECONDS) {
+    warnings.push(`turn_ttl ${formatDuration(r.seconds)} is not above 12h: Delta Chat will fetch new credentials often`)
+  }
+  return r.seconds
+}
+
+function relayUrl(text: string | undefined, errors: string[]): string | undefined {
+  if (!text) return undefined
+  const r = parseIrohRelayUrl(text)
+  if (!r.ok) errors.push(`iroh_relay_url: ${r.reason}`)
+  return text
+}
+
+function socketMode(text: string | undefined, errors: string[]): number {
+  if (text === undefined) return 0o660
+  if (!/^0?[0-7]{3}$/.test(text)) errors.push(`socket_mode "${text}" is not an octal mode like 0660`)
+  return Number.parseInt(text, 8)
+}
+
+function flag(text: string | undefined, errors: string[]): boolean {
+  if (text === undefined || /^(no|false|0)$/i.test(text)) return false
+  if (/^(yes|true|1)$/i.test(text)) return true
+  errors.push(`verbose "${text}" is not yes or no`)
+  return false
+}
+
+function optionalPort(name: string, text: string | undefined, fallback: number, errors: string[]): number | undefined {
+  if (text === undefined || text === '') return fallback
+  if (text === 'off') return undefined
+  return port(name, text, errors)
+}
+
+export function parseConfig(text: string): ConfigResult {
+  const errors: string[] = []
+  const warnings: string[] = []
+  const v = readLines(text, errors)
+  const domain = required(v, 'domain', errors)
+  const config: ServiceConfig = {
+    socket: required(v, 'socket', errors),
+    socketMode: socketMode(v.get('socket_mode'), errors),
+    domain,
+    turnHost: hostName(v.get('turn_host') || domain, errors),
+    turnPort: port('turn_port', v.get('turn_port') || '3478', errors),
+    turnsPort: optionalPort('turns_port', v.get('turns_port'), 5349, errors),
+    ttlSeconds: ttl(v.get('turn_ttl') || '5d', errors, warnings),
+    irohRelayUrl: relayUrl(v.get('iroh_relay_url'), errors),
+    secretFile: required(v, 'secret_file', errors),
+    verbose: flag(v.get('verbose'), errors),
+  }
+  return errors.length > 0 ? { ok: false, errors } : { ok: true, config, warnings }
+}
+
+/** One line for the log: everything but secrets (the config holds none, only the secret's path). */
+export function describeConfig(c: ServiceConfig): string {
+  const turns = c.turnsPort === undefined ? 'off' : `${c.turnHost}:${c.turnsPort}`
+  return `domain=${c.domain} turn=${c.turnHost}:${c.turnPort} turns=${turns} ttl=${formatDuration(c.ttlSeconds)} irohrelay=${c.irohRelayUrl ?? 'off'} secret_file=${c.secretFile}`
+}
