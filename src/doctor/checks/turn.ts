@@ -1,0 +1,177 @@
+/**
+ * The turn group: can a client really get a relayed address from the TURN server, over UDP,
+ * TCP and TLS, with the credentials the server hands out; and does the server refuse forged ones?
+ */
+import { isIP } from 'node:net'
+import type { TurnMetadata } from '../../protocols/metadata-values.js'
+import { type AllocateResult, allocate, TurnError, type TurnTransport } from '../../turn/client.js'
+import { type CheckContext, type CheckDef, type CheckOutcome, fail, ok, skip, warn } from '../model.js'
+
+const DEFAULT_TLS_PORT = 5349
+const NO_CREDENTIALS = 'discovery found no TURN credentials (metadata.turn), so there is nothing to allocate with'
+
+const SECRET_MISMATCH =
+  "the server's static-auth-secret differs from the secret that minted the credentials (chatmail-metadata config / turn.secret): make them the same and restart coturn"
+
+/** Where and with what to allocate for a transport, or why the check cannot run. */
+function target(ctx: CheckContext, transport: TurnTransport): TurnMetadata | undefined {
+  const turn = ctx.facts.turn
+  if (!turn) return undefined
+  if (transport !== 'tls') return turn
+  return ctx.facts.turns ?? { ...turn, port: ctx.options.turnTlsPort ?? DEFAULT_TLS_PORT }
+}
+
+async function tryAllocate(
+  ctx: CheckContext,
+  t: TurnMetadata,
+  transport: TurnTransport,
+  password = t.password,
+): Promise<AllocateResult | TurnError> {
+  try {
+    return await allocate({
+      host: t.host,
+      port: t.port,
+      transport,
+      username: t.username,
+      password,
+      // A little under the check's own timeout, so the report says what did not answer.
+      timeoutMs: Math.max(ctx.timeoutMs - 250, Math.ceil(ctx.timeoutMs * 0.9)),
+      signal: ctx.signal,
+      ...(transport === 'tls'
+        ? {
+            tls: {
+              ...(ctx.options.ca ? { ca: ctx.options.ca } : {}),
+              rejectUnauthorized: !ctx.options.insecure,
+              ...(isIP(t.host) ? {} : { servername: t.host }),
+            },
+          }
+        : {}),
+    })
+  } catch (err) {
+    if (err instanceof TurnError) return err
+    throw err
+  }
+}
+
+const isTurnError = (r: AllocateResult | TurnError): r is TurnError => r instanceof Error
+
+export function describeAllocation(r: AllocateResult): string {
+  const addr = r.relayed.family === 'IPv6' ? `[${r.relayed.address}]` : r.relayed.address
+  return `relayed ${addr}:${r.relayed.port} (lifetime ${r.lifetime}s, ${r.released ? 'released' : 'not released'})`
+}
+
+/** What to change, for each way an allocation fails. */
+export function hintFor(err: TurnError, transport: TurnTransport, t: TurnMetadata, nowMs = Date.now()): string {
+  const proto = transport === 'udp' ? 'UDP' : 'TCP'
+  const where = `${proto} ${t.port}`
+  switch (err.kind) {
+    case 'timeout':
+      return `is ${where} open in the firewall? is coturn running (systemctl status coturn) and listening on ${t.host}?`
+    case 'refused':
+    case 'unreachable':
+      return transport === 'tls'
+        ? `nothing accepts TLS on ${t.host}:${t.port}: is coturn running with tls-listening-port=${t.port}, cert= and pkey=, and is TCP ${t.port} open?`
+        : `nothing answers on ${where} of ${t.host}: is coturn running with listening-port=${t.port}, and does ${t.host} resolve to this server?`
+    case 'auth':
+      return t.expires * 1000 <= nowMs
+        ? `the credentials expired at ${new Date(t.expires * 1000).toISOString()}: the metadata service must mint fresh ones on every lookup (and the clocks must be right)`
+        : SECRET_MISMATCH
+    case 'stale-nonce':
+      return 'coturn kept rejecting the nonce as stale: check the server clock and the stale-nonce setting'
+    case 'tls':
+      return `install a certificate valid for ${t.host} in coturn (cert= and pkey=, e.g. the domain's certificate) and restart it; or run doctor with --insecure to accept it`
+    case 'server':
+      return serverHint(err.code)
+    case 'protocol':
+      return `the server on ${t.host}:${t.port} does not answer like a TURN server: is it coturn, and is this the right port?`
+  }
+}
+
+function serverHint(code: number | undefined): string {
+  switch (code) {
+    case 486:
+      return 'allocation quota reached: raise user-quota / total-quota in turnserver.conf'
+    case 508:
+      return 'no relay ports left: widen min-port..max-port in turnserver.conf (and the firewall)'
+    case 403:
+      return 'coturn forbids this allocation: check denied-peer-ip and the realm settings'
+    case 442:
+      return 'coturn refuses UDP relaying: remove no-udp-relay from turnserver.conf'
+    default:
+      return 'see the coturn log (journalctl -u coturn) for why it refused'
+  }
+}
+
+function tlsOutcome(r: AllocateResult, t: TurnMetadata): CheckOutcome {
+  if (!r.tls || r.tls.authorized) return ok(describeAllocation(r))
+  return warn(
+    `${describeAllocation(r)}, but the certificate is not valid for ${t.host}: ${r.tls.authorizationError ?? 'unknown reason'} (accepted because of --insecure)`,
+    `install a certificate valid for ${t.host} in coturn (cert= and pkey=) and restart it`,
+  )
+}
+
+function allocateCheck(transport: TurnTransport): CheckDef['run'] {
+  return async (ctx) => {
+    const t = target(ctx, transport)
+    if (!t) return skip(NO_CREDENTIALS)
+    const r = await tryAllocate(ctx, t, transport)
+    const where = `${transport.toUpperCase()} ${t.host}:${t.port}`
+    if (isTurnError(r)) return fail(`${where}: ${r.message}`, hintFor(r, transport, t))
+    if (transport === 'tls') return tlsOutcome(r, t)
+    return ok(describeAllocation(r))
+  }
+}
+
+/** Changes one character of a base64 password so it stays valid base64 but is wrong. */
+export function tamperPassword(password: string): string {
+  const i = password.search(/[A-Za-z0-9+/]/)
+  if (i < 0) return `${password}x`
+  const c = password[i] === 'A' ? 'B' : 'A'
+  return `${password.slice(0, i)}${c}${password.slice(i + 1)}`
+}
+
+async function rejectsBadCredentials(ctx: CheckContext): Promise<CheckOutcome> {
+  const t = target(ctx, 'udp')
+  if (!t) return skip(NO_CREDENTIALS)
+  const r = await tryAllocate(ctx, t, 'udp', tamperPassword(t.password))
+  if (!isTurnError(r)) {
+    return fail(
+      `UDP ${t.host}:${t.port} allocated with a forged password (${describeAllocation(r)}): anyone can relay through this server`,
+      'turn on authentication in turnserver.conf: use-auth-secret with static-auth-secret, and remove no-auth',
+    )
+  }
+  if (r.kind === 'auth')
+    return ok(`a forged password was refused (${r.code === 441 ? '441 Wrong Credentials' : '401 Unauthorized'})`)
+  return skip(`inconclusive: ${r.message}`)
+}
+
+export const turnChecks: CheckDef[] = [
+  {
+    id: 'turn.allocate.udp',
+    group: 'turn',
+    title: 'TURN allocation over UDP',
+    after: ['metadata.turn'],
+    run: allocateCheck('udp'),
+  },
+  {
+    id: 'turn.allocate.tcp',
+    group: 'turn',
+    title: 'TURN allocation over TCP',
+    after: ['metadata.turn'],
+    run: allocateCheck('tcp'),
+  },
+  {
+    id: 'turn.allocate.tls',
+    group: 'turn',
+    title: 'TURN allocation over TLS',
+    after: ['metadata.turn', 'metadata.turns'],
+    run: allocateCheck('tls'),
+  },
+  {
+    id: 'turn.rejects-bad-credentials',
+    group: 'turn',
+    title: 'TURN refuses forged credentials',
+    after: ['metadata.turn'],
+    run: rejectsBadCredentials,
+  },
+]
