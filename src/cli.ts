@@ -2,12 +2,14 @@
  * The CLI's single entry: every command, registered explicitly, so that the whole CLI can be
  * bundled into one file and start without scanning the tree.
  */
+import Doctor from './commands/doctor.js'
 import Init from './commands/init.js'
 import TurnCred from './commands/turn-cred.js'
 
 export { execute } from '@oclif/core'
 
 export const COMMANDS = {
+  doctor: Doctor,
   init: Init,
   'turn-cred': TurnCred,
 }

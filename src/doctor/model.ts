@@ -30,6 +30,8 @@ export interface DoctorOptions {
   imapHost: string
   /** 993 = implicit TLS; 143 = STARTTLS. */
   imapPort: number
+  /** STARTTLS instead of implicit TLS (default: imapPort === 143). */
+  imapStarttls?: boolean
   user?: string
   password?: string
   /** The server's TURN secret, when known: enables turn.credential.hmac. */
@@ -57,6 +59,8 @@ export interface Facts {
   turns?: TurnMetadata
   /** The relay URL clients are told about (metadata, or --relay-url). */
   relayUrl?: URL
+  /** Where facts.turn came from: the server's metadata, or minted here for --turn with a known secret. */
+  turnSource?: 'metadata' | 'minted'
 }
 
 export interface CheckContext {
@@ -75,7 +79,29 @@ export interface CheckDef {
   title: string
   /** Ids of checks that must finish first (their facts are then available). */
   after?: string[]
+  /**
+   * The fact this check discovers. When an override (--turn, --relay-url) already supplied it, checks
+   * that wait for this one still run if it fails or is skipped, and selecting a dependent with --only
+   * does not pull this check in.
+   */
+  provides?: keyof Facts
+  /** The hint of a timeout failure, when the runner's generic one would not say what to change. */
+  timeoutHint?: string
   run(ctx: CheckContext): Promise<CheckOutcome>
+}
+
+/** The doctor's answer: the overall status and every check in registry order. */
+export interface DoctorReport {
+  status: 'ok' | 'warn' | 'fail'
+  checks: CheckResult[]
+  /** Wall time of the whole run. */
+  durationMs?: number
+}
+
+export function overallStatus(checks: readonly CheckResult[]): DoctorReport['status'] {
+  if (checks.some((c) => c.status === 'fail')) return 'fail'
+  if (checks.some((c) => c.status === 'warn')) return 'warn'
+  return 'ok'
 }
 
 export const ok = (detail: string): CheckOutcome => ({ status: 'ok', detail })

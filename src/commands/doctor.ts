@@ -1,0 +1,178 @@
+import { writeFile } from 'node:fs/promises'
+import { Args, Flags } from '@oclif/core'
+import type { CheckDef, DoctorReport } from '../doctor/model.js'
+import { type DoctorFlags, resolveDoctorOptions } from '../doctor/options.js'
+import { type JsonReport, toJsonError, toJsonReport } from '../doctor/report/json.js'
+import { toJUnit } from '../doctor/report/junit.js'
+import { plainProgress, renderText } from '../doctor/report/plain.js'
+import { BaseCommand, commonFlags, configFlag, normalizeError } from '../lib/base-command.js'
+import { describeFsError, ExitCode } from '../lib/errors.js'
+import { note } from '../lib/output.js'
+
+const colourOn = (stream: NodeJS.WriteStream): boolean =>
+  Boolean(stream.isTTY) && !process.env.NO_COLOR && process.env.TERM !== 'dumb'
+
+export default class Doctor extends BaseCommand {
+  static override summary = 'Check from the outside that a chatmail server gives Delta Chat everything it needs.'
+  static override description = `Logs in over IMAP, reads the METADATA Delta Chat reads (iroh relay, TURN), checks the
+certificate and the TURN credentials, allocates on the TURN server and talks to the iroh relay.
+Checks run concurrently, each with its own timeout, and print in a fixed order; every failure
+says what to change.
+
+Values come from chatmail.toml when it is about DOMAIN; flags override. Without a TURN secret
+(--turn-secret-file or the config) turn.credential.hmac is skipped, not failed.
+
+Check ids are stable (for --only/--skip, JSON and JUnit): imap.tls imap.login
+imap.metadata.capability metadata.irohrelay metadata.turn metadata.turns turn.credential.hmac
+turn.credential.expiry turn.allocate.udp turn.allocate.tcp turn.allocate.tls
+turn.rejects-bad-credentials relay.ping relay.generate204 relay.upgrade relay.handshake
+relay.forward. Groups: imap discovery credentials turn relay. A selector may also be an id
+prefix (metadata selects metadata.*).
+
+Output: a live tree on a terminal, else one line per finished check on stderr; the report on
+stdout. --json prints only {"status","checks":[{"id","group","title","status","detail","hint","durationMs"}]}.
+
+Exit codes:
+  0  nothing failed (warnings allowed)
+  1  at least one check failed
+  2  usage error (unknown flag, bad value, unknown check id)
+  3  could not run at all (no domain, unreadable config or file)`
+  static override examples = [
+    { description: 'Check the server of ./chatmail.toml:', command: '<%= config.bin %> doctor' },
+    {
+      description: 'Check another server with a test account:',
+      command: 'CHATMAIL_USER=me@chat.example.org CHATMAIL_PASSWORD=… <%= config.bin %> doctor chat.example.org',
+    },
+    {
+      description: 'In CI, after a deploy:',
+      command: '<%= config.bin %> doctor --json --junit doctor.xml > doctor.json',
+    },
+    {
+      description: 'Only the TURN checks, against a given TURN server with locally minted credentials:',
+      command: '<%= config.bin %> doctor --only turn --turn turn.example.org:3478 --turn-secret-file secret',
+    },
+    {
+      description: 'A staging server with a private CA, everything but the relay:',
+      command: '<%= config.bin %> doctor staging.example.org --ca ca.pem --skip relay --timeout 10',
+    },
+  ]
+  static override enableJsonFlag = true
+  static override args = {
+    domain: Args.string({ description: 'The chatmail domain (default: domain in chatmail.toml).' }),
+  }
+  static override flags = {
+    ...commonFlags,
+    config: configFlag,
+    'imap-host': Flags.string({ description: 'IMAP host (default: DOMAIN).', helpValue: 'HOST' }),
+    'imap-port': Flags.integer({
+      description: 'IMAP port: 993 is implicit TLS, 143 means STARTTLS (default: imap.port, 993).',
+      min: 1,
+      max: 65535,
+    }),
+    user: Flags.string({
+      char: 'u',
+      description: 'Account to log in with.',
+      env: 'CHATMAIL_USER',
+      helpValue: 'ADDRESS',
+    }),
+    password: Flags.string({ description: 'Its password.', env: 'CHATMAIL_PASSWORD', helpValue: 'PASSWORD' }),
+    'turn-secret-file': Flags.string({
+      description:
+        "File with the server's TURN secret (default: turn.secret of the config); enables turn.credential.hmac.",
+      helpValue: 'FILE',
+    }),
+    ca: Flags.string({ description: 'Also trust the CA certificate(s) in this PEM file.', helpValue: 'FILE' }),
+    insecure: Flags.boolean({ description: 'Accept any certificate (TLS problems become warnings).', default: false }),
+    'relay-url': Flags.string({
+      description: 'Check this iroh relay instead of the advertised one.',
+      helpValue: 'URL',
+    }),
+    turn: Flags.string({
+      description: 'Check this TURN server instead of the advertised one.',
+      helpValue: 'HOST:PORT',
+    }),
+    only: Flags.string({
+      description: 'Run only these checks or groups (comma list).',
+      helpValue: 'IDS',
+      multiple: true,
+    }),
+    skip: Flags.string({ description: 'Skip these checks or groups (comma list).', helpValue: 'IDS', multiple: true }),
+    timeout: Flags.string({
+      char: 't',
+      description: 'Timeout of each check, in seconds.',
+      default: '5',
+      helpValue: 'SECONDS',
+    }),
+    junit: Flags.string({ description: 'Also write a JUnit XML report to FILE.', helpValue: 'FILE' }),
+  }
+
+  public async run(): Promise<JsonReport | undefined> {
+    const { args, flags } = await this.parse(Doctor)
+    const input: DoctorFlags = {
+      domain: args.domain,
+      config: flags.config,
+      imapHost: flags['imap-host'],
+      imapPort: flags['imap-port'],
+      user: flags.user,
+      password: flags.password,
+      turnSecretFile: flags['turn-secret-file'],
+      ca: flags.ca,
+      insecure: flags.insecure,
+      relayUrl: flags['relay-url'],
+      turn: flags.turn,
+      timeout: flags.timeout,
+    }
+    const { options, warnings } = await resolveDoctorOptions(input)
+    const json = this.jsonEnabled()
+    if (!json) for (const w of warnings) note(`warning: ${w}`)
+    const progress = json ? undefined : await this.progress()
+    // imapflow and listr2 load only when the doctor runs (the CLI bundle keeps them external).
+    const { runDoctor } = await import('../doctor/index.js')
+    const report = await runDoctor(options, {
+      only: flags.only,
+      skip: flags.skip,
+      onPlan: (checks) => progress?.plan(checks),
+      onResult: (r) => progress?.result(r),
+    })
+    await progress?.done()
+    if (flags.junit) await writeJUnit(flags.junit, report)
+    process.exitCode = report.status === 'fail' ? ExitCode.failed : ExitCode.ok
+    if (json) return toJsonReport(report)
+    process.stdout.write(renderText(report, { colour: colourOn(process.stdout) }))
+    return undefined
+  }
+
+  /** The tree on a terminal, plain lines otherwise; both on stderr. */
+  private async progress() {
+    const stderr = process.stderr
+    if (stderr.isTTY) {
+      const { ttyProgress } = await import('../doctor/report/tty.js')
+      let tree: ReturnType<typeof ttyProgress> | undefined
+      return {
+        plan: (checks: CheckDef[]) => {
+          tree = ttyProgress(checks, stderr)
+        },
+        result: (r: DoctorReport['checks'][number]) => tree?.onResult(r),
+        done: async () => tree?.done(),
+      }
+    }
+    const plain = plainProgress((line) => stderr.write(line), { colour: false })
+    return { plan: () => undefined, result: plain.onResult, done: async () => undefined }
+  }
+
+  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<void> {
+    if (!this.jsonEnabled()) return super.catch(err)
+    const normalized = normalizeError(err)
+    process.stdout.write(`${JSON.stringify(toJsonError(normalized))}\n`)
+    process.stderr.write(`chatmail: ${normalized.message}${normalized.hint ? ` (${normalized.hint})` : ''}\n`)
+    process.exitCode = normalized.exitCode
+  }
+}
+
+async function writeJUnit(path: string, report: DoctorReport): Promise<void> {
+  try {
+    await writeFile(path, toJUnit(report))
+  } catch (err) {
+    throw describeFsError(err, path, 'JUnit file')
+  }
+}

@@ -1,0 +1,147 @@
+/** The imap group: the certificate, logging in, and whether METADATA (discovery) is offered. */
+
+import { imapSession, openImapSession } from '../imap-session.js'
+import { type CheckContext, type CheckDef, type CheckOutcome, fail, ok, skip, warn } from '../model.js'
+import { type CertificateReport, probeImapTls, usesStarttls } from '../tls-probe.js'
+
+/** Certificates closer to their end than this are a warning. */
+export const CERT_WARN_DAYS = 14
+const DAY_MS = 86_400_000
+
+const IMAP_TIMEOUT_HINT =
+  'nothing answered on the IMAP port in time: check that dovecot runs (systemctl status dovecot), that the port is open in the firewall, and that --imap-host/--imap-port point at it'
+
+/** The hint for a connection that did not come up: DNS, refused, or silence. */
+function connectHint(err: unknown, host: string): string {
+  const text = `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`
+  if (/ENOTFOUND|EAI_AGAIN/.test(text))
+    return `${host} does not resolve: check its DNS A/AAAA records, or pass --imap-host`
+  if (/ECONNREFUSED/.test(text))
+    return 'nothing listens on that port: start dovecot (systemctl status dovecot) or check --imap-port'
+  return IMAP_TIMEOUT_HINT
+}
+
+const CHAIN_HINTS: Record<string, string> = {
+  CERT_HAS_EXPIRED: 'renew the certificate (certbot renew, or `chatmail deploy host` again) and reload dovecot',
+  CERT_NOT_YET_VALID: 'the certificate is not valid yet: check the clock of the server and of this machine',
+}
+const UNTRUSTED_HINT =
+  'Delta Chat only trusts certificates from public CAs: use tls.mode = "acme" (or install the full chain); pass --ca FILE if you trust this CA'
+
+/** What is wrong with a certificate, as detail + hint; undefined when nothing is. */
+export function certificateProblem(
+  cert: CertificateReport,
+  host: string,
+): { detail: string; hint: string } | undefined {
+  if (cert.chainError) {
+    return {
+      detail: `certificate not trusted: ${cert.chainError}${cert.chainError === 'CERT_HAS_EXPIRED' ? ` (expired ${cert.validTo.toISOString().slice(0, 10)})` : ''}`,
+      hint: CHAIN_HINTS[cert.chainError] ?? UNTRUSTED_HINT,
+    }
+  }
+  if (cert.nameError) {
+    return {
+      detail: `certificate is for ${cert.names.join(', ') || 'no name'}, not ${host}`,
+      hint: `get a certificate whose subjectAltName includes ${host}, or point --imap-host at the name the certificate is for`,
+    }
+  }
+  return undefined
+}
+
+export function judgeCertificate(
+  cert: CertificateReport,
+  host: string,
+  insecure: boolean,
+  nowMs: number,
+): CheckOutcome {
+  const daysLeft = Math.floor((cert.validTo.getTime() - nowMs) / DAY_MS)
+  const summary = `${cert.protocol}, certificate for ${cert.names.join(', ')}, valid until ${cert.validTo.toISOString().slice(0, 10)} (${daysLeft} days left)`
+  const problem = certificateProblem(cert, host)
+  if (problem) {
+    return insecure
+      ? warn(`${problem.detail} (accepted because of --insecure)`, problem.hint)
+      : fail(problem.detail, problem.hint)
+  }
+  if (daysLeft < CERT_WARN_DAYS) {
+    return warn(`${summary}; renew soon`, 'renew the certificate (certbot renew) and check that automatic renewal runs')
+  }
+  return ok(summary)
+}
+
+async function tlsCheck(ctx: CheckContext): Promise<CheckOutcome> {
+  const { imapHost, imapPort, ca, insecure } = ctx.options
+  try {
+    const cert = await probeImapTls(imapHost, imapPort, { starttls: usesStarttls(ctx.options), ca, signal: ctx.signal })
+    return judgeCertificate(cert, imapHost, insecure, Date.now())
+  } catch (err) {
+    return fail(`no TLS connection to ${imapHost}:${imapPort}: ${(err as Error).message}`, connectHint(err, imapHost))
+  }
+}
+
+function loginFailure(err: unknown, ctx: CheckContext): CheckOutcome {
+  const e = err as Error & { authenticationFailed?: boolean; code?: string; responseText?: string }
+  const where = `${ctx.options.imapHost}:${ctx.options.imapPort}`
+  if (e.authenticationFailed) {
+    return fail(
+      `${where} refused the login of ${ctx.options.user}${e.responseText ? `: ${e.responseText}` : ''}`,
+      'check --user/--password (or CHATMAIL_USER/CHATMAIL_PASSWORD, [doctor] in chatmail.toml); on a chatmail server the address must be on its domain',
+    )
+  }
+  if (/certificate|self.signed|altnames|CERT_/i.test(`${e.code ?? ''} ${e.message}`)) {
+    return fail(
+      `TLS to ${where} failed: ${e.message}`,
+      'fix the certificate (see imap.tls), pass --ca FILE for a private CA, or --insecure to look past it',
+    )
+  }
+  return fail(`cannot log in at ${where}: ${e.responseText ?? e.message}`, connectHint(err, ctx.options.imapHost))
+}
+
+async function loginCheck(ctx: CheckContext): Promise<CheckOutcome> {
+  const { user, password } = ctx.options
+  if (!user || !password) {
+    return skip('no account to log in with: pass --user and --password (or CHATMAIL_USER/CHATMAIL_PASSWORD)')
+  }
+  try {
+    const session = await openImapSession(ctx.facts, ctx.options, { user, password }, ctx.signal)
+    ctx.facts.capabilities = new Set(session.client.capabilities.keys())
+    return ok(`logged in as ${user} at ${ctx.options.imapHost}:${ctx.options.imapPort}`)
+  } catch (err) {
+    return loginFailure(err, ctx)
+  }
+}
+
+async function capabilityCheck(ctx: CheckContext): Promise<CheckOutcome> {
+  const session = imapSession(ctx.facts)
+  const capabilities = session ? new Set(session.client.capabilities.keys()) : ctx.facts.capabilities
+  if (!capabilities) return skip('no IMAP session')
+  ctx.facts.capabilities = capabilities
+  if (capabilities.has('METADATA')) return ok('METADATA is advertised after login')
+  return fail(
+    'the server does not advertise METADATA: Delta Chat gets no TURN server and no iroh relay from it',
+    "set `imap_metadata = yes` in dovecot's protocol imap section (with mail_attribute_dict) and reload dovecot",
+  )
+}
+
+export const imapChecks: CheckDef[] = [
+  {
+    id: 'imap.tls',
+    group: 'imap',
+    title: 'IMAP certificate',
+    timeoutHint: IMAP_TIMEOUT_HINT,
+    run: tlsCheck,
+  },
+  {
+    id: 'imap.login',
+    group: 'imap',
+    title: 'IMAP login',
+    timeoutHint: IMAP_TIMEOUT_HINT,
+    run: loginCheck,
+  },
+  {
+    id: 'imap.metadata.capability',
+    group: 'imap',
+    title: 'IMAP METADATA capability',
+    after: ['imap.login'],
+    run: capabilityCheck,
+  },
+]

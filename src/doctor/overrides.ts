@@ -1,0 +1,36 @@
+/**
+ * --turn HOST:PORT and --relay-url replace what discovery finds. With --turn and a known secret
+ * the doctor can mint TURN credentials itself, so the TURN checks run even without metadata.
+ */
+import type { TurnMetadata } from '../protocols/metadata-values.js'
+import { mintTurnCredential } from '../protocols/turn-rest.js'
+import type { DoctorOptions, Facts } from './model.js'
+
+export const DEFAULT_TURN_TLS_PORT = 5349
+/** Lifetime of credentials minted for --turn: long enough for one run. */
+const MINTED_TTL_SECONDS = 3600
+
+/** The server's TURN value with --turn's host and port, when given. */
+export function applyTurnOverride(turn: TurnMetadata, options: DoctorOptions): TurnMetadata {
+  const o = options.turnOverride
+  return o ? { ...turn, host: o.host, port: o.port } : turn
+}
+
+/** TURN over TLS: the same credentials on the TLS port (used when /turns is absent). */
+export function turnsFromTurn(turn: TurnMetadata, options: DoctorOptions): TurnMetadata {
+  return { ...turn, port: options.turnTlsPort ?? DEFAULT_TURN_TLS_PORT }
+}
+
+/** Facts known before any check runs. */
+export function seedFacts(options: DoctorOptions, nowMs: number): Facts {
+  const facts: Facts = {}
+  if (options.relayUrl) facts.relayUrl = new URL(options.relayUrl)
+  const o = options.turnOverride
+  if (o && options.turnSecret) {
+    const cred = mintTurnCredential(options.turnSecret, { ttlSeconds: MINTED_TTL_SECONDS, nowMs })
+    facts.turn = { host: o.host, port: o.port, ...cred }
+    facts.turns = turnsFromTurn(facts.turn, options)
+    facts.turnSource = 'minted'
+  }
+  return facts
+}

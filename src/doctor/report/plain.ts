@@ -1,0 +1,59 @@
+/** Plain text: one line per finished check (progress, stderr) and the final report (stdout). */
+import { Chalk, type ChalkInstance } from 'chalk'
+import type { CheckResult, CheckStatus, DoctorReport } from '../model.js'
+
+export interface TextStyle {
+  colour: boolean
+}
+
+const LABEL: Record<CheckStatus, string> = { ok: 'ok', warn: 'warn', fail: 'FAIL', skip: 'skip' }
+
+function paint(chalk: ChalkInstance, status: CheckStatus, text: string): string {
+  switch (status) {
+    case 'ok':
+      return chalk.green(text)
+    case 'warn':
+      return chalk.yellow(text)
+    case 'fail':
+      return chalk.red.bold(text)
+    default:
+      return chalk.dim(text)
+  }
+}
+
+const chalkFor = (style: TextStyle): ChalkInstance => new Chalk({ level: style.colour ? 1 : 0 })
+
+/** `FAIL  imap.login  detail (12 ms)` */
+export function formatResultLine(r: CheckResult, style: TextStyle): string {
+  const chalk = chalkFor(style)
+  const ms = r.status === 'skip' ? '' : chalk.dim(` (${r.durationMs} ms)`)
+  return `${paint(chalk, r.status, LABEL[r.status].padEnd(4))}  ${r.id}  ${r.detail}${ms}`
+}
+
+export function formatHintLine(r: CheckResult, style: TextStyle): string | undefined {
+  if (!r.hint || (r.status !== 'fail' && r.status !== 'warn')) return undefined
+  return `      ${chalkFor(style).cyan('fix:')} ${r.hint}`
+}
+
+export function summarize(report: DoctorReport): string {
+  const count = (s: CheckStatus) => report.checks.filter((c) => c.status === s).length
+  return `${count('ok')} ok, ${count('warn')} warn, ${count('fail')} failed, ${count('skip')} skipped`
+}
+
+/** The whole report, in registry order, with the fix under each failure and warning. */
+export function renderText(report: DoctorReport, style: TextStyle): string {
+  const lines = report.checks.flatMap((r) => {
+    const hint = formatHintLine(r, style)
+    return hint ? [formatResultLine(r, style), hint] : [formatResultLine(r, style)]
+  })
+  const chalk = chalkFor(style)
+  const verdict =
+    report.status === 'fail' ? chalk.red.bold('FAILED') : paint(chalk, report.status, report.status.toUpperCase())
+  lines.push('', `chatmail doctor: ${verdict}: ${summarize(report)}`)
+  return `${lines.join('\n')}\n`
+}
+
+/** Progress without a TTY: a line per check as it finishes. */
+export function plainProgress(write: (line: string) => void, style: TextStyle) {
+  return { onResult: (r: CheckResult) => write(`${formatResultLine(r, style)}\n`) }
+}

@@ -1,0 +1,71 @@
+/**
+ * --only / --skip: which checks run. A selector is a check id, a group, or an id prefix
+ * ("metadata" selects metadata.*). --only also runs what the chosen checks wait for, unless an
+ * override already supplied the fact that dependency would discover.
+ */
+import { usageError } from '../lib/errors.js'
+import type { CheckDef, Facts } from './model.js'
+
+export interface Selection {
+  only?: readonly string[] | undefined
+  skip?: readonly string[] | undefined
+}
+
+/** What happens to each reported check; checks absent from the map are not run nor reported. */
+export type Plan = Map<string, 'run' | 'skipped'>
+
+export function selectorMatches(def: CheckDef, selector: string): boolean {
+  return def.id === selector || def.group === selector || def.id.startsWith(`${selector}.`)
+}
+
+/** Splits comma lists ("a,b" "c") into selectors, refusing ones that match no check. */
+export function parseSelectors(defs: readonly CheckDef[], values: readonly string[] | undefined, flag: string) {
+  const selectors = (values ?? [])
+    .flatMap((v) => v.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean)
+  const unknown = selectors.filter((s) => !defs.some((d) => selectorMatches(d, s)))
+  if (unknown.length > 0) {
+    const groups = [...new Set(defs.map((d) => d.group))]
+    throw usageError(
+      `${flag} ${unknown.join(',')}: no such check or group`,
+      `groups: ${groups.join(', ')}; ids: ${defs.map((d) => d.id).join(', ')}`,
+    )
+  }
+  return selectors
+}
+
+function withDependencies(defs: readonly CheckDef[], chosen: Set<string>, facts: Facts): Set<string> {
+  const byId = new Map(defs.map((d) => [d.id, d]))
+  const todo = [...chosen]
+  while (todo.length > 0) {
+    const def = byId.get(todo.pop() as string)
+    for (const depId of def?.after ?? []) {
+      const dep = byId.get(depId)
+      if (!dep || chosen.has(depId)) continue
+      if (dep.provides && facts[dep.provides] !== undefined) continue
+      chosen.add(depId)
+      todo.push(depId)
+    }
+  }
+  return chosen
+}
+
+export function planChecks(defs: readonly CheckDef[], selection: Selection, facts: Facts = {}): Plan {
+  const only = parseSelectors(defs, selection.only, '--only')
+  const skip = parseSelectors(defs, selection.skip, '--skip')
+  const chosen =
+    only.length > 0
+      ? withDependencies(
+          defs,
+          new Set(defs.filter((d) => only.some((s) => selectorMatches(d, s))).map((d) => d.id)),
+          facts,
+        )
+      : new Set(defs.map((d) => d.id))
+  const plan: Plan = new Map()
+  for (const def of defs) {
+    if (!chosen.has(def.id)) continue
+    plan.set(def.id, skip.some((s) => selectorMatches(def, s)) ? 'skipped' : 'run')
+  }
+  return plan
+}

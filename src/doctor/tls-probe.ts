@@ -1,0 +1,152 @@
+/**
+ * Looks at the certificate an IMAP server presents: implicit TLS (993), or STARTTLS after the
+ * greeting (143). The handshake never rejects the certificate, so the doctor can say what is
+ * wrong with it; validation against the trusted CAs and the host name is reported instead.
+ */
+import { isIP, Socket } from 'node:net'
+import {
+  checkServerIdentity,
+  type PeerCertificate,
+  rootCertificates,
+  type TLSSocket,
+  connect as tlsConnect,
+} from 'node:tls'
+
+export interface CertificateReport {
+  /** Names the certificate is for (subjectAltName DNS/IP entries, else the CN). */
+  names: string[]
+  validFrom: Date
+  validTo: Date
+  /** The chain verifies against the trusted CAs (system roots plus --ca). */
+  chainTrusted: boolean
+  /** OpenSSL's reason when the chain does not verify, e.g. CERT_HAS_EXPIRED. */
+  chainError?: string
+  /** Set when the certificate does not name the host. */
+  nameError?: string
+  protocol: string
+}
+
+export interface ProbeOptions {
+  starttls: boolean
+  ca?: string | undefined
+  signal: AbortSignal
+}
+
+export const STARTTLS_PORT = 143
+
+export const usesStarttls = (o: { imapPort: number; imapStarttls?: boolean | undefined }): boolean =>
+  o.imapStarttls ?? o.imapPort === STARTTLS_PORT
+
+export function trustedCas(extra?: string): string[] | undefined {
+  return extra ? [...rootCertificates, extra] : undefined
+}
+
+function certificateNames(cert: PeerCertificate): string[] {
+  const alt = (cert.subjectaltname ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.startsWith('DNS:') || s.startsWith('IP Address:'))
+    .map((s) => s.replace(/^(DNS|IP Address):/, ''))
+  const cn = cert.subject?.CN
+  return alt.length > 0 ? alt : cn ? [String(cn)] : []
+}
+
+export function describeCertificate(socket: TLSSocket, host: string): CertificateReport {
+  const cert = socket.getPeerCertificate()
+  const nameError = checkServerIdentity(host, cert)
+  // Node reports a name mismatch as a chain error too; it is reported as nameError instead.
+  const reason = socket.authorizationError ? String(socket.authorizationError) : undefined
+  const chainError = reason === 'ERR_TLS_CERT_ALTNAME_INVALID' ? undefined : reason
+  return {
+    names: certificateNames(cert),
+    validFrom: new Date(cert.valid_from),
+    validTo: new Date(cert.valid_to),
+    chainTrusted: chainError === undefined,
+    ...(chainError ? { chainError } : {}),
+    ...(nameError ? { nameError: nameError.message } : {}),
+    protocol: socket.getProtocol() ?? 'TLS',
+  }
+}
+
+/** Reads lines until one matches `done`; rejects on `bad`, close or abort. */
+function expectLine(socket: Socket, done: RegExp, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let buffer = ''
+    const cleanup = () => {
+      socket.off('data', onData)
+      socket.off('close', onClose)
+    }
+    const onData = (chunk: Buffer) => {
+      buffer += chunk.toString('latin1')
+      const lines = buffer.split('\r\n')
+      buffer = lines.pop() ?? ''
+      for (const line of lines) {
+        if (done.test(line)) {
+          cleanup()
+          resolve()
+          return
+        }
+        if (/^(\* BYE|a (NO|BAD))/i.test(line)) {
+          cleanup()
+          reject(new Error(`${what}: the server said "${line.slice(0, 120)}"`))
+          return
+        }
+      }
+    }
+    const onClose = () => {
+      cleanup()
+      reject(new Error(`${what}: the server closed the connection`))
+    }
+    socket.on('data', onData)
+    socket.on('close', onClose)
+  })
+}
+
+async function startTlsSocket(host: string, port: number, sockets: Socket[]): Promise<Socket> {
+  const socket = new Socket()
+  sockets.push(socket)
+  const connected = new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve)
+    socket.on('error', reject)
+  })
+  const greeting = expectLine(socket, /^\* (OK|PREAUTH)/i, 'IMAP greeting')
+  greeting.catch(() => undefined) // awaited below, after the connection is up
+  socket.connect(port, host)
+  await connected
+  await greeting
+  const answer = expectLine(socket, /^a OK/i, 'STARTTLS')
+  socket.write('a STARTTLS\r\n')
+  await answer
+  return socket
+}
+
+/** Connects, completes the TLS handshake without rejecting the certificate, and describes it. */
+export async function probeImapTls(host: string, port: number, opts: ProbeOptions): Promise<CertificateReport> {
+  const sockets: Socket[] = []
+  // Outermost first: destroying the plain socket under a live TLS socket can crash Node.
+  const abort = () => {
+    for (const s of [...sockets].reverse()) s.destroy()
+  }
+  opts.signal.addEventListener('abort', abort, { once: true })
+  try {
+    const plain = opts.starttls ? await startTlsSocket(host, port, sockets) : undefined
+    const socket = tlsConnect({
+      host,
+      port,
+      ...(plain ? { socket: plain } : {}),
+      ...(isIP(host) ? {} : { servername: host }),
+      rejectUnauthorized: false,
+      ca: trustedCas(opts.ca),
+    })
+    sockets.push(socket)
+    await new Promise<void>((resolve, reject) => {
+      socket.once('secureConnect', resolve)
+      socket.on('error', reject)
+      socket.once('close', () => reject(new Error('the connection closed during the TLS handshake')))
+    })
+    return describeCertificate(socket, host)
+  } finally {
+    opts.signal.removeEventListener('abort', abort)
+    abort()
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * The built CLI (`npm run build` first, as `npm test` does) against a real dovecot on loopback:
+ * the JSON and JUnit contracts, exit codes 0/1/2/3, --only/--skip, config values.
+ */
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { METADATA_KEYS } from '../../src/protocols/metadata-values.js'
+import { mintTurnCredential } from '../../src/protocols/turn-rest.js'
+import { type Dovecot, startDovecot } from '../helpers/dovecot.js'
+
+const BIN = resolve('bin/run.js')
+const SECRET = 'cli-test-secret-0123456789abcdef'
+const LOCAL = ['imap', 'discovery', 'credentials'].join(',')
+const IDS = [
+  'imap.tls',
+  'imap.login',
+  'imap.metadata.capability',
+  'metadata.irohrelay',
+  'metadata.turn',
+  'metadata.turns',
+  'turn.credential.hmac',
+  'turn.credential.expiry',
+]
+
+interface Run {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+function cli(args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((done) => {
+    execFile(
+      process.execPath,
+      [BIN, 'doctor', ...args],
+      {
+        cwd,
+        env: { ...process.env, NO_COLOR: '1', CHATMAIL_USER: '', CHATMAIL_PASSWORD: '', ...env },
+        timeout: 60_000,
+      },
+      (err, stdout, stderr) => {
+        const code = err ? (err as { code?: unknown }).code : 0
+        done({ code: typeof code === 'number' ? code : -1, stdout, stderr })
+      },
+    )
+  })
+}
+
+let dovecot: Dovecot
+let dir: string
+let caFile: string
+let secretFile: string
+
+beforeAll(async () => {
+  if (!existsSync(resolve('dist/cli.js'))) throw new Error('build the CLI first: npm run build')
+  const cred = mintTurnCredential(SECRET, { ttlSeconds: 86400, nowMs: Date.now() })
+  dovecot = await startDovecot({
+    cert: { name: 'localhost', altNames: ['IP:127.0.0.1'] },
+    metadata: {
+      kind: 'file',
+      values: {
+        [METADATA_KEYS.irohrelay]: 'https://relay.example.org',
+        [METADATA_KEYS.turn]: `turn.example.org:3478:${cred.username}:${cred.password}`,
+      },
+    },
+  })
+  dir = await mkdtemp(join(tmpdir(), 'chatmail-doctor-cli-'))
+  caFile = join(dir, 'ca.pem')
+  secretFile = join(dir, 'secret')
+  await writeFile(caFile, dovecot.certPem)
+  await writeFile(secretFile, `${SECRET}\n`, { mode: 0o600 })
+})
+
+afterAll(async () => {
+  await dovecot?.stop()
+  if (dir) await rm(dir, { recursive: true, force: true })
+})
+
+const serverFlags = () => [
+  '127.0.0.1',
+  '--imap-port',
+  String(dovecot.imapsPort),
+  '--ca',
+  caFile,
+  '--turn-secret-file',
+  secretFile,
+]
+const account = () => ({ CHATMAIL_USER: dovecot.user, CHATMAIL_PASSWORD: dovecot.password })
+
+describe('chatmail doctor (built CLI)', () => {
+  it('--json: only JSON on stdout, the contract fields, stable ids in order, exit 0', async () => {
+    const r = await cli([...serverFlags(), '--only', LOCAL, '--json'], dir, account())
+    expect(r.code).toBe(0)
+    const out = JSON.parse(r.stdout)
+    expect(out.status).toBe('ok')
+    expect(out.checks.map((c: { id: string }) => c.id)).toEqual(IDS)
+    for (const c of out.checks) {
+      expect(Object.keys(c)).toEqual(['id', 'group', 'title', 'status', 'detail', 'hint', 'durationMs'])
+      expect(['ok', 'warn', 'fail', 'skip']).toContain(c.status)
+      expect(Number.isInteger(c.durationMs)).toBe(true)
+    }
+  })
+
+  it('--junit FILE: valid XML, one testcase per check; the text report on stdout, progress on stderr', async () => {
+    const xmlFile = join(dir, 'report.xml')
+    const r = await cli([...serverFlags(), '--only', LOCAL, '--junit', xmlFile], dir, account())
+    expect(r.code).toBe(0)
+    const script = `import sys, json, xml.etree.ElementTree as ET
+s = ET.parse(sys.argv[1]).getroot().findall('testsuite')
+print(json.dumps([len(s), s[0].get('name'), [[c.get('classname'), c.get('name')] for c in s[0].findall('testcase')]]))`
+    const parsed = await new Promise<string>((ok, bad) =>
+      execFile('python3', ['-c', script, xmlFile], (err, out) => (err ? bad(err) : ok(out))),
+    )
+    const [suites, name, cases] = JSON.parse(parsed)
+    expect([suites, name]).toEqual([1, 'chatmail doctor'])
+    expect(cases.map((c: string[]) => c[1])).toEqual(IDS)
+    expect(cases[0]).toEqual(['imap', 'imap.tls'])
+    expect(await readFile(xmlFile, 'utf8')).toContain('<skipped message=')
+    for (const id of IDS) expect(r.stdout).toContain(id)
+    expect(r.stdout).toMatch(/chatmail doctor: OK/)
+    expect(r.stderr.trim().split('\n')).toHaveLength(IDS.length)
+  })
+
+  it('exit 1 when a check fails (wrong TURN secret), with the hint in the report', async () => {
+    const wrong = join(dir, 'wrong-secret')
+    await writeFile(wrong, 'not-the-secret-of-this-server\n', { mode: 0o600 })
+    const flags = serverFlags().map((f) => (f === secretFile ? wrong : f))
+    const r = await cli([...flags, '--only', LOCAL, '--json'], dir, account())
+    expect(r.code).toBe(1)
+    const out = JSON.parse(r.stdout)
+    expect(out.status).toBe('fail')
+    const hmac = out.checks.find((c: { id: string }) => c.id === 'turn.credential.hmac')
+    expect(hmac.status).toBe('fail')
+    expect(hmac.hint).toMatch(/secret/)
+  })
+
+  it('--only and --skip select by id and group', async () => {
+    const only = JSON.parse((await cli([...serverFlags(), '--only', 'imap.tls', '--json'], dir, account())).stdout)
+    expect(only.checks.map((c: { id: string }) => c.id)).toEqual(['imap.tls'])
+    const r = await cli([...serverFlags(), '--only', LOCAL, '--skip', 'credentials', '--json'], dir, account())
+    const skipped = JSON.parse(r.stdout).checks.filter((c: { group: string }) => c.group === 'credentials')
+    expect(skipped.map((c: { status: string }) => c.status)).toEqual(['skip', 'skip'])
+    expect(r.code).toBe(0)
+  })
+
+  it('takes the domain, account and secret from chatmail.toml', async () => {
+    const cfgDir = await mkdtemp(join(tmpdir(), 'chatmail-doctor-cfg-'))
+    const toml = [
+      'domain = "127.0.0.1"',
+      '[turn]',
+      `secret = "${SECRET}"`,
+      '[imap]',
+      `port = ${dovecot.imapsPort}`,
+      '[doctor]',
+      `user = "${dovecot.user}"`,
+      `password = "${dovecot.password}"`,
+      '',
+    ].join('\n')
+    await writeFile(join(cfgDir, 'chatmail.toml'), toml, { mode: 0o600 })
+    const r = await cli(['--ca', caFile, '--only', LOCAL, '--json'], cfgDir)
+    await rm(cfgDir, { recursive: true, force: true })
+    const out = JSON.parse(r.stdout)
+    expect(out.checks.find((c: { id: string }) => c.id === 'turn.credential.hmac').status).toBe('ok')
+    expect(out.status).toBe('ok')
+    expect(r.code).toBe(0)
+  })
+
+  it('exit 3 without a domain or config; in --json mode a {"status":"error"} envelope', async () => {
+    const plain = await cli([], dir)
+    expect(plain.code).toBe(3)
+    expect(plain.stderr).toMatch(/^chatmail: no domain/)
+    const json = await cli(['--json'], dir)
+    expect(json.code).toBe(3)
+    expect(JSON.parse(json.stdout)).toMatchObject({ status: 'error', error: { exitCode: 3 } })
+  })
+
+  it('exit 2 on a usage error: an unknown flag, an unknown check id, a bad --turn', async () => {
+    expect((await cli(['example.org', '--bogus'], dir)).code).toBe(2)
+    const unknown = await cli(['example.org', '--only', 'imap.nope'], dir)
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toContain('imap.nope')
+    expect((await cli(['example.org', '--turn', 'no-port'], dir)).code).toBe(2)
+  })
+
+  it('documents the exit codes in --help', async () => {
+    const r = await cli(['--help'], dir)
+    expect(r.stdout).toMatch(/Exit codes:[\s\S]*3\s+could not run/)
+  })
+})
