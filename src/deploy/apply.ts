@@ -1,0 +1,230 @@
+import type { Plan, PlanItem } from './plan.js'
+import type { BinaryResource, FileResource, ServiceResource } from './resources.js'
+import { shellQuote as q } from './ssh.js'
+
+/**
+ * The apply script: one POSIX shell script, run as root in ONE round trip, that performs the
+ * changed part of a plan in a fixed order:
+ *   packages (one apt-get) → users → directories → binaries → files → daemon-reload →
+ *   validation → restarts / reloads → enable / start / stop.
+ * Files are written atomically (temp file in the same directory, owner and mode set, rename).
+ * Every replaced file is backed up first; when a validation command fails, all files of this run
+ * are put back (and new ones removed), nothing is restarted, and the script reports the failure.
+ * Result lines start with `@@` (see `parseApplyOutput`); everything else is log.
+ */
+
+export const BACKUP_ROOT = '/var/lib/chatmail-deploy/backup'
+
+/** Where a local binary is uploaded before the apply script runs (one per sha256). */
+export const uploadPath = (sha: string): string => `/var/lib/chatmail-deploy/upload/${sha}`
+
+const HEAD = String.raw`set -u
+export LC_ALL=C DEBIAN_FRONTEND=noninteractive
+umask 022
+B=${BACKUP_ROOT}/$$
+rm -rf "$B"; mkdir -p "$B"
+: >"$B/.list"
+say() { printf '@@%s' "$1"; shift; for a in "$@"; do printf '\t%s' "$a"; done; printf '\n'; }
+fail() { say fail "$*"; exit 1; }
+oneline() { tail -n "$2" "$1" 2>/dev/null | tr '\n\t' '  ' | cut -c1-1500; }
+backup() {
+  if [ -e "$1" ]; then mkdir -p "$B$(dirname "$1")" && cp -p "$1" "$B$1" && printf 'r\t%s\n' "$1" >>"$B/.list"
+  else printf 'n\t%s\n' "$1" >>"$B/.list"; fi
+}
+rollback() {
+  while IFS="$(printf '\t')" read -r how path; do
+    if [ "$how" = r ]; then mv -f "$B$path" "$path"; else rm -f "$path"; fi
+  done <"$B/.list"
+}
+w() { # PATH OWNER GROUP MODE, base64 content on stdin
+  dir=$(dirname "$1"); mkdir -p "$dir" || fail "cannot create $dir"
+  tmp=$(mktemp "$dir/.chatmail.XXXXXX") || fail "cannot write in $dir"
+  base64 -d >"$tmp" && chown "$2:$3" "$tmp" && chmod "$4" "$tmp" || { rm -f "$tmp"; fail "cannot write $1 (owner $2:$3)"; }
+  backup "$1"
+  mv -f "$tmp" "$1" || fail "cannot rename into $1"
+  say wrote "$1"
+}
+meta() { chown "$2:$3" "$1" && chmod "$4" "$1" || fail "cannot set owner/mode of $1"; say meta "$1"; }
+bin() { # PATH SHA256 MODE KIND(url|file) SOURCE MEMBER
+  dir=$(dirname "$1"); mkdir -p "$dir"
+  tmp=$(mktemp "$dir/.chatmail.XXXXXX") || fail "cannot write in $dir"
+  if [ "$4" = url ]; then
+    if command -v curl >/dev/null; then curl -fsSL --retry 2 -o "$tmp.dl" "$5"
+    elif command -v wget >/dev/null; then wget -q -O "$tmp.dl" "$5"
+    else rm -f "$tmp"; fail "cannot download $5: neither curl nor wget on the host"; fi || { rm -f "$tmp" "$tmp.dl"; fail "download of $5 failed"; }
+  else mv -f "$5" "$tmp.dl" || fail "uploaded file $5 missing"; fi
+  if [ -n "$6" ]; then tar -xzf "$tmp.dl" --wildcards -O "$6" >"$tmp" 2>"$tmp.err" || { rm -f "$tmp" "$tmp.dl"; fail "cannot extract $6 from $5: $(oneline "$tmp.err" 2)"; }; rm -f "$tmp.dl"
+  else mv -f "$tmp.dl" "$tmp"; fi
+  got=$(sha256sum <"$tmp" | cut -d' ' -f1)
+  [ "$got" = "$2" ] || { rm -f "$tmp"; fail "checksum mismatch for $1 from $5: expected $2, got $got"; }
+  chown root:root "$tmp"; chmod "$3" "$tmp"
+  backup "$1"
+  mv -f "$tmp" "$1" || fail "cannot rename into $1"
+  say wrote "$1"
+}
+`
+
+const isUnitPath = (p: string) => /^\/(etc|lib|usr\/lib|run)\/systemd\/system\//.test(p)
+
+function packageSteps(items: PlanItem[]): string[] {
+  const pkgs = items.filter((i) => i.resource.kind === 'package' && i.action !== 'unchanged')
+  if (pkgs.length === 0) return []
+  const names = pkgs
+    .map((i) => (i.resource.kind === 'package' ? i.resource.name : ''))
+    .map(q)
+    .join(' ')
+  const debconf = pkgs.flatMap((i) => (i.resource.kind === 'package' ? (i.resource.debconf ?? []) : []))
+  const lines: string[] = []
+  if (debconf.length > 0) {
+    lines.push(
+      `printf '%s\\n' ${debconf.map(q).join(' ')} | debconf-set-selections || fail 'debconf-set-selections failed'`,
+    )
+  }
+  const install = `apt-get -q -y -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confold install --no-install-recommends ${names} </dev/null >"$B/apt.log" 2>&1`
+  // A stale or missing package list: update once and retry.
+  lines.push(
+    `${install} || { apt-get -q -o DPkg::Lock::Timeout=300 update </dev/null >"$B/apt.log" 2>&1 && ${install}; } || fail "apt-get install ${names.replace(/'/g, '')} failed: $(oneline "$B/apt.log" 8)"`,
+    `say installed ${pkgs.length}`,
+  )
+  return lines
+}
+
+function resourceStep(i: PlanItem): string[] {
+  const r = i.resource
+  if (i.action === 'unchanged') return []
+  switch (r.kind) {
+    case 'user': {
+      if (i.action === 'create') {
+        const opts = [
+          '--system',
+          '--user-group',
+          r.home ? `--home-dir ${q(r.home)} --create-home` : '--no-create-home',
+          `--shell ${q(r.shell ?? '/usr/sbin/nologin')}`,
+          r.groups?.length ? `--groups ${q(r.groups.join(','))}` : '',
+        ]
+        return [`useradd ${opts.filter(Boolean).join(' ')} ${q(r.name)} || fail "cannot create user ${r.name}"`]
+      }
+      return [`usermod -aG ${q((r.groups ?? []).join(','))} ${q(r.name)} || fail "cannot add ${r.name} to groups"`]
+    }
+    case 'directory':
+      return [
+        `install -d -o ${q(r.owner)} -g ${q(r.group)} -m ${q(r.mode)} ${q(r.path)} || fail "cannot create directory ${r.path}"`,
+        `chown ${q(`${r.owner}:${r.group}`)} ${q(r.path)} && chmod ${q(r.mode)} ${q(r.path)} || fail "cannot set owner/mode of ${r.path}"`,
+      ]
+    case 'binary':
+      return binaryStep(r, i)
+    case 'file':
+      return fileStep(r, i)
+    default:
+      return []
+  }
+}
+
+function binaryStep(r: BinaryResource, i: PlanItem): string[] {
+  const mode = r.mode ?? '0755'
+  if (!i.writeContent) return [`meta ${q(r.path)} root root ${q(mode)}`]
+  const v = i.variant!
+  const [kind, source] = 'url' in v.source ? ['url', v.source.url] : ['file', uploadPath(v.sha256)]
+  return [`bin ${q(r.path)} ${q(v.sha256)} ${q(mode)} ${kind} ${q(source)} ${q(v.tarMember ?? '')}`]
+}
+
+function fileStep(r: FileResource, i: PlanItem): string[] {
+  if (!i.writeContent) return [`meta ${q(r.path)} ${q(r.owner)} ${q(r.group)} ${q(r.mode)}`]
+  const b64 = Buffer.from(r.content, 'utf8')
+    .toString('base64')
+    .replace(/.{1,76}/g, '$&\n')
+  return [`w ${q(r.path)} ${q(r.owner)} ${q(r.group)} ${q(r.mode)} <<'@@EOF'\n${b64}@@EOF`]
+}
+
+function serviceSteps(items: PlanItem[], unitsChanged: boolean): string[] {
+  const services = items.filter((i): i is PlanItem & { resource: ServiceResource } => i.resource.kind === 'service')
+  const lines: string[] = []
+  const reload = unitsChanged ? 'systemctl daemon-reload || fail "systemctl daemon-reload failed"' : ''
+  if (reload) lines.push(reload)
+  // Validate everything that will (re)start before touching any service.
+  for (const s of services) {
+    if (!(s.restart || s.reload || s.start)) continue
+    for (const cmd of s.resource.validate ?? []) {
+      const changed = (s.triggeredBy ?? []).join(', ') || 'its configuration'
+      lines.push(
+        `if ! ( ${cmd} ) >"$B/validate.log" 2>&1; then msg=$(oneline "$B/validate.log" 8); rollback; ${reload ? `${reload}; ` : ''}` +
+          `fail "validation of ${s.resource.unit} failed (${cmd.replace(/["$`\\]/g, '\\$&')}) after changing ${changed}: $msg; the previous files were restored and ${s.resource.unit} was not restarted"; fi`,
+      )
+    }
+  }
+  for (const s of services) {
+    const u = q(s.resource.unit)
+    const unit = s.resource.unit
+    if (s.enable) lines.push(`systemctl enable --quiet ${u} || fail "cannot enable ${unit}"`)
+    if (s.disable) lines.push(`systemctl disable --quiet ${u} || fail "cannot disable ${unit}"`)
+    const verb = s.restart ? 'restart' : s.reload ? 'reload-or-restart' : s.start ? 'start' : s.stop ? 'stop' : ''
+    if (!verb) continue
+    lines.push(
+      `systemctl ${verb} ${u} || fail "systemctl ${verb} ${unit} failed: $(journalctl -u ${u} -n 8 --no-pager -o cat 2>/dev/null | tr '\\n' ' ' | cut -c1-1500)"`,
+      `say ${verb} ${u}`,
+    )
+  }
+  return lines
+}
+
+/** Builds the script for the changed part of the plan ('' when nothing changed). */
+export function applyScript(plan: Plan): string {
+  if (plan.changed === 0) return ''
+  const items = plan.items
+  const body: string[] = [...packageSteps(items)]
+  for (const kind of ['user', 'directory', 'binary', 'file'] as const) {
+    for (const i of items) if (i.resource.kind === kind) body.push(...resourceStep(i))
+  }
+  const unitsChanged = items.some(
+    (i) => i.resource.kind === 'file' && i.action !== 'unchanged' && i.writeContent && isUnitPath(i.resource.path),
+  )
+  body.push(...serviceSteps(items, unitsChanged))
+  body.push('rm -rf "$B"', "say 'done'")
+  return `${HEAD}${body.join('\n')}\n`
+}
+
+export interface ApplyOutcome {
+  ok: boolean
+  error?: string
+  written: string[]
+  restarted: string[]
+  started: string[]
+  reloaded: string[]
+  stopped: string[]
+  installed: number
+  log: string
+}
+
+export function parseApplyOutput(stdout: string, stderr = ''): ApplyOutcome {
+  const out: ApplyOutcome = {
+    ok: false,
+    written: [],
+    restarted: [],
+    started: [],
+    reloaded: [],
+    stopped: [],
+    installed: 0,
+    log: '',
+  }
+  const log: string[] = []
+  for (const line of stdout.split('\n')) {
+    if (!line.startsWith('@@')) {
+      if (line) log.push(line)
+      continue
+    }
+    const [tag, ...rest] = line.slice(2).split('\t')
+    const value = rest.join('\t')
+    if (tag === 'done') out.ok = true
+    else if (tag === 'fail') out.error = value
+    else if (tag === 'wrote' || tag === 'meta') out.written.push(value)
+    else if (tag === 'restart') out.restarted.push(value)
+    else if (tag === 'reload-or-restart') out.reloaded.push(value)
+    else if (tag === 'start') out.started.push(value)
+    else if (tag === 'stop') out.stopped.push(value)
+    else if (tag === 'installed') out.installed = Number(value)
+  }
+  if (!out.ok && !out.error)
+    out.error = `the apply script ended early: ${stderr.trim().split('\n').slice(-3).join('; ') || 'no output'}`
+  out.log = [...log, stderr.trim()].filter(Boolean).join('\n')
+  return out
+}

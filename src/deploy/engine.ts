@@ -1,0 +1,156 @@
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { ChatmailError, cannotRun, ExitCode } from '../lib/errors.js'
+import { type ApplyOutcome, applyScript, parseApplyOutput, uploadPath } from './apply.js'
+import { type Facts, factsScript, parseFacts } from './facts.js'
+import { AUDIT_LOG, HostLock } from './lock.js'
+import { computePlan, type Plan } from './plan.js'
+import { type PreflightProblem, preflightDns, preflightFacts, type Resolver } from './preflight.js'
+import { checkSpec, type DeploySpec } from './resources.js'
+import { collect, type SshSession } from './ssh.js'
+
+export interface DeployOptions {
+  session: SshSession
+  spec: DeploySpec
+  /** For the DNS preflight and the audit line. */
+  domain?: string
+  skipDnsCheck?: boolean
+  resolver?: Resolver
+  minFreeMb?: number
+  dryRun?: boolean
+  /** Called with the plan before anything changes; return false to stop (e.g. the user said no). */
+  confirm?: (plan: Plan) => boolean | Promise<boolean>
+  onProgress?: (message: string) => void
+}
+
+export interface DeployResult {
+  facts: Facts
+  plan: Plan
+  applied?: ApplyOutcome
+  /** Sequential SSH round trips of this run. */
+  roundTrips: number
+  durationMs: number
+}
+
+async function fileSha256(path: string): Promise<string> {
+  const hash = createHash('sha256')
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer)
+  return hash.digest('hex')
+}
+
+/** Uploads local binaries that the plan installs (one exec each, only when they change). */
+async function uploadBinaries(session: SshSession, plan: Plan, progress: (m: string) => void): Promise<void> {
+  for (const i of plan.items) {
+    if (i.resource.kind !== 'binary' || !i.writeContent || !i.variant || !('file' in i.variant.source)) continue
+    const local = i.variant.source.file
+    // A tarball is checked after extraction, on the host; a plain file can be checked here.
+    if (!i.variant.tarMember) {
+      const got = await fileSha256(local).catch((e: Error) => {
+        throw cannotRun(`cannot read ${local}: ${e.message}`)
+      })
+      if (got !== i.variant.sha256) {
+        throw new ChatmailError(
+          `${local} has sha256 ${got}, but ${i.resource.path} is pinned to ${i.variant.sha256}`,
+          ExitCode.failed,
+        )
+      }
+    }
+    progress(`uploading ${local}`)
+    const dest = uploadPath(i.variant.sha256)
+    session.roundTrips++
+    const stream = await session.open(`mkdir -p "$(dirname ${dest})" && cat >${dest}.part && mv ${dest}.part ${dest}`)
+    const r = await collect(stream, createReadStream(local))
+    if (r.code !== 0) throw cannotRun(`upload of ${local} failed: ${r.stderr.trim()}`)
+  }
+}
+
+function auditLine(
+  opts: DeployOptions,
+  result: string,
+  plan: Plan | undefined,
+  applied: ApplyOutcome | undefined,
+  ms: number,
+) {
+  const fields = [
+    new Date().toISOString(),
+    `by=${HostLock.owner().split(' ')[0]}`,
+    `domain=${opts.domain ?? '-'}`,
+    `result=${result}`,
+    `changed=${plan?.changed ?? 0}`,
+    `restarted=${applied?.restarted.join(',') || '-'}`,
+    `duration=${(ms / 1000).toFixed(1)}s`,
+  ]
+  if (applied?.error) fields.push(`error=${JSON.stringify(applied.error.slice(0, 300))}`)
+  return fields.join(' ')
+}
+
+const preflightError = (problems: PreflightProblem[]) =>
+  new ChatmailError(
+    `preflight failed: ${problems.map((p) => p.message).join('; ')}`,
+    ExitCode.failed,
+    problems
+      .map((p) => p.hint)
+      .filter(Boolean)
+      .join('; ') || undefined,
+  )
+
+/**
+ * facts → preflight → plan → apply, under the host lock. Round trips: 1 (lock + facts) + 1 (apply,
+ * only when something changed) + 1 per uploaded binary + 1 (audit + unlock).
+ */
+async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
+  const started = Date.now()
+  const { session, spec } = opts
+  const progress = opts.onProgress ?? (() => {})
+  const specProblems = checkSpec(spec)
+  if (specProblems.length > 0) throw new ChatmailError(`invalid stack: ${specProblems.join('; ')}`, ExitCode.failed)
+
+  progress('gathering facts')
+  const lock = await HostLock.acquire(session, factsScript(spec.resources))
+  let plan: Plan | undefined
+  let applied: ApplyOutcome | undefined
+  let result = 'error'
+  try {
+    const facts = parseFacts(lock.output)
+    const problems = preflightFacts(facts, { ports: spec.ports, minFreeMb: opts.minFreeMb })
+    if (opts.domain && !opts.skipDnsCheck) {
+      problems.push(...(await preflightDns(opts.domain, facts, session.target.host, opts.resolver)))
+    }
+    if (problems.length > 0) {
+      result = 'preflight-failed'
+      throw preflightError(problems)
+    }
+    plan = computePlan(spec, facts)
+    if (opts.dryRun || plan.changed === 0) {
+      result = opts.dryRun ? 'dry-run' : 'ok'
+      return { facts, plan, roundTrips: 0, durationMs: 0 }
+    }
+    if (opts.confirm && !(await opts.confirm(plan))) {
+      result = 'declined'
+      return { facts, plan, roundTrips: 0, durationMs: 0 }
+    }
+    await uploadBinaries(session, plan, progress)
+    progress(`applying ${plan.changed} change(s)`)
+    const script = applyScript(plan)
+    // The script is read completely before it runs, so nothing it starts can eat its stdin.
+    const r = await session.exec('f=$(mktemp) && cat >"$f" && sh "$f"; rc=$?; rm -f "$f"; exit $rc', { stdin: script })
+    applied = parseApplyOutput(r.stdout, r.stderr)
+    if (!applied.ok) {
+      result = 'failed'
+      throw new ChatmailError(`deploy failed on ${session.target.host}: ${applied.error}`, ExitCode.failed)
+    }
+    result = 'ok'
+    return { facts, plan, applied, roundTrips: 0, durationMs: 0 }
+  } finally {
+    await lock.release([auditLine(opts, result, plan, applied, Date.now() - started)]).catch(() => {
+      progress(`warning: could not write ${AUDIT_LOG} or release the lock cleanly`)
+    })
+  }
+}
+
+export async function deploy(opts: DeployOptions): Promise<DeployResult> {
+  const t0 = Date.now()
+  const trips0 = opts.session.roundTrips
+  const r = await runDeploy(opts)
+  return { ...r, roundTrips: opts.session.roundTrips - trips0, durationMs: Date.now() - t0 }
+}

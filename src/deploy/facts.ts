@@ -1,0 +1,266 @@
+import type { Resource } from './resources.js'
+import { shellQuote } from './ssh.js'
+
+/**
+ * Facts: everything the plan and the preflight need, gathered by ONE remote shell script whose
+ * output is one tab-separated record per line (kind first). The script is built from the
+ * resources, so it asks only about what the stack declares.
+ */
+
+/** Files up to this size come back with their content, for diffs (never secret ones). */
+export const MAX_DIFF_BYTES = 64 * 1024
+
+export interface FileFact {
+  exists: boolean
+  /** Something else (a directory, a socket) is at the path. */
+  notAFile?: boolean
+  owner?: string
+  group?: string
+  mode?: string
+  size?: number
+  sha256?: string
+  content?: string
+}
+
+export interface DirFact {
+  exists: boolean
+  owner?: string
+  group?: string
+  mode?: string
+}
+
+export interface PackageFact {
+  installed: boolean
+  status: string
+  version?: string
+}
+
+export interface UserFact {
+  exists: boolean
+  home?: string
+  shell?: string
+  groups?: string[]
+}
+
+export interface UnitFact {
+  load: string
+  active: string
+  enabled: string
+  /** ActiveEnterTimestampMonotonic, microseconds; changes on every (re)start. */
+  activeSince: string
+}
+
+export interface Listener {
+  proto: 'tcp' | 'udp'
+  address: string
+  port: number
+  processes: string[]
+}
+
+export interface Facts {
+  uid: number
+  os: { id: string; versionId: string; codename: string }
+  arch: string
+  diskFreeKb: number
+  addresses: string[]
+  listeners: Listener[]
+  files: Map<string, FileFact>
+  dirs: Map<string, DirFact>
+  packages: Map<string, PackageFact>
+  users: Map<string, UserFact>
+  units: Map<string, UnitFact>
+}
+
+const SCRIPT_HEAD = String.raw`export LC_ALL=C
+printf 'uid\t%s\n' "$(id -u)"
+if [ -r /etc/os-release ]; then . /etc/os-release; fi
+printf 'os\t%s\t%s\t%s\n' "$ID" "$VERSION_ID" "$VERSION_CODENAME"
+printf 'arch\t%s\n' "$(uname -m)"
+df -Pk / | awk 'NR==2 { printf "disk\t%s\n", $4 }'
+ip -o addr show scope global 2>/dev/null | awk '{ sub(/\/.*/, "", $4); printf "addr\t%s\n", $4 }'
+ss -Hlntup 2>/dev/null | while IFS= read -r l; do printf 'listen\t%s\n' "$l"; done
+f() {
+  if [ -f "$1" ]; then
+    h=$(sha256sum <"$1" | cut -d' ' -f1); c=
+    if [ "$2" = 1 ] && [ "$(stat -c %s "$1")" -le ${MAX_DIFF_BYTES} ]; then c=$(base64 -w0 <"$1"); fi
+    printf 'file\t%s\t1\t%s\t%s\t%s\n' "$1" "$(stat --printf '%U\t%G\t%a\t%s' "$1")" "$h" "$c"
+  elif [ -e "$1" ]; then printf 'file\t%s\tother\n' "$1"
+  else printf 'file\t%s\t0\n' "$1"; fi
+}
+d() {
+  if [ -d "$1" ]; then printf 'dir\t%s\t1\t%s\n' "$1" "$(stat --printf '%U\t%G\t%a' "$1")"
+  else printf 'dir\t%s\t0\n' "$1"; fi
+}
+u() {
+  if e=$(getent passwd "$1"); then
+    printf 'user\t%s\t1\t%s\t%s\t%s\n' "$1" "$(echo "$e" | cut -d: -f6)" "$(echo "$e" | cut -d: -f7)" "$(id -nG "$1")"
+  else printf 'user\t%s\t0\n' "$1"; fi
+}
+s() {
+  printf 'unit\t%s\t' "$1"
+  systemctl show -p ActiveEnterTimestampMonotonic -p ActiveState -p LoadState -p UnitFileState "$1" 2>/dev/null |
+    sort | cut -d= -f2- | tr '\n' '\t'
+  echo
+}
+`
+
+/** The batched facts script for these resources (run as root with `sh`). */
+export function factsScript(resources: Resource[]): string {
+  const lines = [SCRIPT_HEAD]
+  const packages: string[] = []
+  for (const r of resources) {
+    switch (r.kind) {
+      case 'file':
+        lines.push(`f ${shellQuote(r.path)} ${r.secret ? 0 : 1}`)
+        break
+      case 'binary':
+        lines.push(`f ${shellQuote(r.path)} 0`)
+        break
+      case 'directory':
+        lines.push(`d ${shellQuote(r.path)}`)
+        break
+      case 'user':
+        lines.push(`u ${shellQuote(r.name)}`)
+        break
+      case 'service':
+        lines.push(`s ${shellQuote(r.unit)}`)
+        break
+      case 'package':
+        packages.push(r.name)
+        break
+    }
+  }
+  if (packages.length > 0) {
+    lines.push(
+      `dpkg-query -W -f='pkg\\t\${Package}\\t\${db:Status-Status}\\t\${Version}\\n' ${packages.map(shellQuote).join(' ')} 2>/dev/null || true`,
+    )
+  }
+  lines.push(`printf 'end\\n'`)
+  return `${lines.join('\n')}\n`
+}
+
+/** `ss -Hlntup` line → listener; e.g. `tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=1,fd=3))`. */
+export function parseListener(line: string): Listener | undefined {
+  const fields = line.trim().split(/\s+/)
+  const proto = fields[0]
+  const local = fields[4]
+  if ((proto !== 'tcp' && proto !== 'udp') || !local) return undefined
+  const idx = local.lastIndexOf(':')
+  const port = Number(local.slice(idx + 1))
+  if (!Number.isInteger(port)) return undefined
+  const address = local
+    .slice(0, idx)
+    .replace(/^\[|\]$/g, '')
+    .replace(/%.*$/, '')
+  const processes = [...line.matchAll(/\("([^"]+)",pid=/g)].map((m) => m[1]!)
+  return { proto, address, port, processes: [...new Set(processes)] }
+}
+
+export function parseFacts(output: string): Facts {
+  const facts: Facts = {
+    uid: -1,
+    os: { id: '', versionId: '', codename: '' },
+    arch: '',
+    diskFreeKb: 0,
+    addresses: [],
+    listeners: [],
+    files: new Map(),
+    dirs: new Map(),
+    packages: new Map(),
+    users: new Map(),
+    units: new Map(),
+  }
+  let ended = false
+  for (const line of output.split('\n')) {
+    if (line === '') continue
+    const [kind, ...f] = line.split('\t')
+    switch (kind) {
+      case 'uid':
+        facts.uid = Number(f[0])
+        break
+      case 'os':
+        facts.os = { id: f[0] ?? '', versionId: f[1] ?? '', codename: f[2] ?? '' }
+        break
+      case 'arch':
+        facts.arch = f[0] ?? ''
+        break
+      case 'disk':
+        facts.diskFreeKb = Number(f[0])
+        break
+      case 'addr':
+        if (f[0]) facts.addresses.push(f[0])
+        break
+      case 'listen': {
+        const l = parseListener(f.join('\t'))
+        if (l) facts.listeners.push(l)
+        break
+      }
+      case 'file': {
+        const [path, state, owner, group, mode, size, hash, content] = f
+        if (!path) break
+        if (state === '1') {
+          facts.files.set(path, {
+            exists: true,
+            owner,
+            group,
+            mode: normalizeMode(mode ?? ''),
+            size: Number(size),
+            sha256: hash,
+            content: content ? Buffer.from(content, 'base64').toString('utf8') : undefined,
+          })
+        } else {
+          facts.files.set(path, { exists: false, notAFile: state === 'other' })
+        }
+        break
+      }
+      case 'dir': {
+        const [path, state, owner, group, mode] = f
+        if (path)
+          facts.dirs.set(
+            path,
+            state === '1' ? { exists: true, owner, group, mode: normalizeMode(mode ?? '') } : { exists: false },
+          )
+        break
+      }
+      case 'user': {
+        const [name, state, home, shell, groups] = f
+        if (name) {
+          facts.users.set(
+            name,
+            state === '1'
+              ? { exists: true, home, shell, groups: (groups ?? '').split(' ').filter(Boolean) }
+              : { exists: false },
+          )
+        }
+        break
+      }
+      case 'pkg': {
+        const [name, status, version] = f
+        if (name) facts.packages.set(name, { installed: status === 'installed', status: status ?? '', version })
+        break
+      }
+      case 'unit': {
+        // Properties in sorted order: ActiveEnterTimestampMonotonic, ActiveState, LoadState, UnitFileState.
+        const [name, since, active, load, enabled] = f
+        if (name)
+          facts.units.set(name, {
+            activeSince: since ?? '',
+            active: active ?? '',
+            load: load ?? '',
+            enabled: enabled ?? '',
+          })
+        break
+      }
+      case 'end':
+        ended = true
+        break
+    }
+  }
+  if (!ended) throw new Error('the facts script output is incomplete (no end marker)')
+  return facts
+}
+
+/** '644' / '0644' / '4755' → '0644' / '0644' / '4755'. */
+export function normalizeMode(mode: string): string {
+  return mode.replace(/^0+/, '').padStart(4, '0')
+}

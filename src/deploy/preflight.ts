@@ -1,0 +1,113 @@
+import { lookup } from 'node:dns/promises'
+import { isIP } from 'node:net'
+import type { Facts } from './facts.js'
+import type { PortClaim } from './resources.js'
+
+/** Checks made before any change; each problem stops the deploy. */
+export interface PreflightProblem {
+  check: 'os' | 'arch' | 'root' | 'disk' | 'port' | 'dns'
+  message: string
+  hint?: string
+}
+
+export interface PreflightOptions {
+  ports: PortClaim[]
+  minFreeMb?: number
+}
+
+const SUPPORTED_DEBIAN = ['12', '13']
+
+/** The host-side checks, from facts alone. Pure. */
+export function preflightFacts(facts: Facts, opts: PreflightOptions): PreflightProblem[] {
+  const problems: PreflightProblem[] = []
+  if (facts.os.id !== 'debian' || !SUPPORTED_DEBIAN.includes(facts.os.versionId)) {
+    const found = facts.os.id ? `${facts.os.id} ${facts.os.versionId || facts.os.codename}`.trim() : 'an unknown system'
+    problems.push({
+      check: 'os',
+      message: `the host runs ${found}; Debian 12 or 13 is required`,
+      hint: 'install Debian 12 (bookworm) or 13 (trixie)',
+    })
+  }
+  if (facts.arch !== 'x86_64' && facts.arch !== 'aarch64') {
+    problems.push({
+      check: 'arch',
+      message: `the host's architecture ${facts.arch || '(unknown)'} is not supported`,
+      hint: 'x86_64 and aarch64 are supported',
+    })
+  }
+  if (facts.uid !== 0) {
+    problems.push({
+      check: 'root',
+      message: `commands on the host run as uid ${facts.uid}, not root`,
+      hint: 'log in as root or allow passwordless sudo',
+    })
+  }
+  const minFreeMb = opts.minFreeMb ?? 1024
+  const freeMb = Math.floor(facts.diskFreeKb / 1024)
+  if (freeMb < minFreeMb) {
+    problems.push({
+      check: 'disk',
+      message: `only ${freeMb} MB free on / (at least ${minFreeMb} MB needed)`,
+      hint: 'free some disk space or grow the disk',
+    })
+  }
+  for (const claim of opts.ports) {
+    const holders = facts.listeners.filter((l) => l.port === claim.port && l.proto === claim.proto)
+    const foreign = [
+      ...new Set(holders.flatMap((l) => (l.processes.length ? l.processes : ['an unknown process']))),
+    ].filter((p) => !claim.owners.includes(p))
+    if (foreign.length > 0) {
+      problems.push({
+        check: 'port',
+        message: `port ${claim.port}/${claim.proto} is held by ${foreign.join(', ')} (expected ${claim.owners.join(' or ') || 'nothing'})`,
+        hint: `stop and disable ${foreign.join(', ')} on the host (systemctl disable --now …), then deploy again`,
+      })
+    }
+  }
+  return problems
+}
+
+export type Resolver = (name: string) => Promise<string[]>
+
+const systemResolver: Resolver = async (name) => (await lookup(name, { all: true })).map((a) => a.address)
+
+/**
+ * The domain must resolve to the host: to one of its own addresses, or to the address SSH reached
+ * (a host behind NAT sees only its private address). Skippable (--skip-dns-check).
+ */
+export async function preflightDns(
+  domain: string,
+  facts: Facts,
+  sshHost: string,
+  resolve: Resolver = systemResolver,
+): Promise<PreflightProblem[]> {
+  let addresses: string[]
+  try {
+    addresses = await resolve(domain)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
+    return [
+      {
+        check: 'dns',
+        message: `${domain} does not resolve (${code})`,
+        hint: `add an A record for ${domain} pointing at the host, or pass --skip-dns-check`,
+      },
+    ]
+  }
+  const hostAddresses = new Set([...facts.addresses, ...(isIP(sshHost) ? [sshHost] : [])])
+  if (!isIP(sshHost)) {
+    try {
+      for (const a of await resolve(sshHost)) hostAddresses.add(a)
+    } catch {
+      // the SSH connection worked, so the name resolved once; ignore a flaky second lookup
+    }
+  }
+  if (addresses.some((a) => hostAddresses.has(a))) return []
+  return [
+    {
+      check: 'dns',
+      message: `${domain} resolves to ${addresses.join(', ')}, which is not this host (${[...hostAddresses].join(', ')})`,
+      hint: 'fix the A/AAAA record (it may take the TTL to propagate), or pass --skip-dns-check',
+    },
+  ]
+}

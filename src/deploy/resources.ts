@@ -1,0 +1,194 @@
+import { createHash } from 'node:crypto'
+import { loadTemplate, type TemplateVars } from './template.js'
+
+/**
+ * What a stack declares. A stack is a function returning a `DeploySpec`: a flat list of resources
+ * (each with a unique `id`), the ports it will own, and nothing else; the engine orders the work
+ * (packages → users → directories → binaries → files → daemon-reload → validation → restarts →
+ * service state) and restarts a service only when one of its `restartOn` resources changed.
+ */
+
+export type Arch = 'x86_64' | 'aarch64'
+
+export interface PackageResource {
+  kind: 'package'
+  id: string
+  name: string
+  /** debconf-set-selections lines, e.g. `postfix postfix/mailname string example.org`. */
+  debconf?: string[]
+}
+
+export interface UserResource {
+  kind: 'user'
+  id: string
+  name: string
+  home?: string
+  shell?: string
+  /** Supplementary groups (must exist: from a package or another user resource). */
+  groups?: string[]
+}
+
+interface Ownership {
+  owner: string
+  group: string
+  /** Octal string, e.g. '0640'. */
+  mode: string
+}
+
+export interface DirectoryResource extends Ownership {
+  kind: 'directory'
+  id: string
+  path: string
+}
+
+export interface FileResource extends Ownership {
+  kind: 'file'
+  id: string
+  path: string
+  content: string
+  /** The plan never shows the content or a diff; the facts script never reads it back. */
+  secret?: boolean
+}
+
+export type BinarySource = { url: string } | { file: string }
+
+export interface BinaryVariant {
+  /** sha256 of the installed file (for a tarball: of the extracted member). */
+  sha256: string
+  source: BinarySource
+  /** For a .tar.gz source: the member to install, e.g. `./iroh-relay` (tar --wildcards patterns allowed). */
+  tarMember?: string
+}
+
+export interface BinaryResource {
+  kind: 'binary'
+  id: string
+  path: string
+  mode?: string
+  variants: Partial<Record<Arch, BinaryVariant>>
+}
+
+export interface ServiceResource {
+  kind: 'service'
+  id: string
+  unit: string
+  enabled: boolean
+  running: boolean
+  /** Ids of resources whose change restarts this service (its unit file, configs, binary). */
+  restartOn: string[]
+  /** Commands that must succeed before the restart, e.g. `doveconf -n >/dev/null`. */
+  validate?: string[]
+  /** `reload` instead of `restart` when only these resources changed (optional). */
+  reloadOn?: string[]
+}
+
+export type Resource =
+  | PackageResource
+  | UserResource
+  | DirectoryResource
+  | FileResource
+  | BinaryResource
+  | ServiceResource
+
+/** A port the deployed stack will own, and the process names allowed to hold it already. */
+export interface PortClaim {
+  port: number
+  proto: 'tcp' | 'udp'
+  owners: string[]
+}
+
+export interface DeploySpec {
+  resources: Resource[]
+  ports: PortClaim[]
+}
+
+export const sha256 = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex')
+
+// Builders: what a stack writes.
+
+export const pkg = (name: string, debconf?: string[]): PackageResource => ({
+  kind: 'package',
+  id: `package:${name}`,
+  name,
+  debconf,
+})
+
+export const user = (name: string, opts: Omit<UserResource, 'kind' | 'id' | 'name'> = {}): UserResource => ({
+  kind: 'user',
+  id: `user:${name}`,
+  name,
+  ...opts,
+})
+
+export const directory = (path: string, own: Partial<Ownership> = {}): DirectoryResource => ({
+  kind: 'directory',
+  id: `dir:${path}`,
+  path,
+  owner: own.owner ?? 'root',
+  group: own.group ?? own.owner ?? 'root',
+  mode: own.mode ?? '0755',
+})
+
+export const file = (
+  path: string,
+  content: string,
+  own: Partial<Ownership> & { secret?: boolean } = {},
+): FileResource => ({
+  kind: 'file',
+  id: `file:${path}`,
+  path,
+  content,
+  owner: own.owner ?? 'root',
+  group: own.group ?? own.owner ?? 'root',
+  mode: own.mode ?? '0644',
+  secret: own.secret,
+})
+
+/** A file rendered from `templates/<template>` with `{{name}}` placeholders. */
+export async function templateFile(
+  path: string,
+  template: string,
+  vars: TemplateVars,
+  own: Partial<Ownership> & { secret?: boolean; templatesDir?: string } = {},
+): Promise<FileResource> {
+  return file(path, await loadTemplate(template, vars, own.templatesDir), own)
+}
+
+export const binary = (path: string, variants: BinaryResource['variants'], mode = '0755'): BinaryResource => ({
+  kind: 'binary',
+  id: `binary:${path}`,
+  path,
+  mode,
+  variants,
+})
+
+export const service = (unit: string, opts: Partial<Omit<ServiceResource, 'kind' | 'id' | 'unit'>> = {}) =>
+  ({
+    kind: 'service',
+    id: `service:${unit}`,
+    unit,
+    enabled: opts.enabled ?? true,
+    running: opts.running ?? true,
+    restartOn: opts.restartOn ?? [],
+    validate: opts.validate,
+    reloadOn: opts.reloadOn,
+  }) satisfies ServiceResource
+
+/** Rejects duplicate ids, restartOn ids that do not exist, and relative paths. */
+export function checkSpec(spec: DeploySpec): string[] {
+  const problems: string[] = []
+  const ids = new Set<string>()
+  for (const r of spec.resources) {
+    if (ids.has(r.id)) problems.push(`duplicate resource ${r.id}`)
+    ids.add(r.id)
+    if ('path' in r && !r.path.startsWith('/')) problems.push(`${r.id}: path must be absolute`)
+    if ('mode' in r && r.mode !== undefined && !/^0?[0-7]{3,4}$/.test(r.mode)) problems.push(`${r.id}: bad mode`)
+  }
+  for (const r of spec.resources) {
+    if (r.kind !== 'service') continue
+    for (const dep of [...r.restartOn, ...(r.reloadOn ?? [])]) {
+      if (!ids.has(dep)) problems.push(`${r.id}: restartOn names unknown resource ${dep}`)
+    }
+  }
+  return problems
+}

@@ -1,0 +1,43 @@
+import { readFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import { ChatmailError, ExitCode } from '../lib/errors.js'
+
+/** The project's templates/ directory (two levels up from src/deploy and from lib/deploy). */
+export const TEMPLATES_DIR = fileURLToPath(new URL('../../templates/', import.meta.url))
+
+export type TemplateVars = Record<string, string | number | boolean>
+
+/**
+ * Replaces `{{name}}` (whitespace allowed inside the braces). Every placeholder must have a value
+ * and every value must be used, so a typo in a stack or a template fails loudly, not on the host.
+ */
+export function renderTemplate(text: string, vars: TemplateVars, name = 'template'): string {
+  const used = new Set<string>()
+  const missing = new Set<string>()
+  const out = text.replace(/\{\{\s*([A-Za-z_][\w.]*)\s*\}\}/g, (_, key: string) => {
+    if (!(key in vars)) {
+      missing.add(key)
+      return ''
+    }
+    used.add(key)
+    return String(vars[key])
+  })
+  if (missing.size > 0) {
+    throw new ChatmailError(`${name}: no value for ${[...missing].map((k) => `{{${k}}}`).join(', ')}`, ExitCode.failed)
+  }
+  const unused = Object.keys(vars).filter((k) => !used.has(k))
+  if (unused.length > 0) {
+    throw new ChatmailError(`${name}: values given but not used: ${unused.join(', ')}`, ExitCode.failed)
+  }
+  return out
+}
+
+/** Reads `templates/<relPath>` and renders it. */
+export async function loadTemplate(relPath: string, vars: TemplateVars, dir = TEMPLATES_DIR): Promise<string> {
+  const text = await readFile(new URL(relPath, `file://${dir.endsWith('/') ? dir : `${dir}/`}`), 'utf8').catch(
+    (e: Error) => {
+      throw new ChatmailError(`template ${relPath} not found in ${dir}: ${e.message}`, ExitCode.cannotRun)
+    },
+  )
+  return renderTemplate(text, vars, relPath)
+}

@@ -1,0 +1,118 @@
+/**
+ * Starts and stops the disposable systemd test host (scripts/testhost.sh) from vitest.
+ *
+ *   const reason = testHostSkipReason()
+ *   describe.skipIf(reason)(`... ${reason ? `(skipped: ${reason})` : ''}`, () => {
+ *     beforeAll(async () => { host = await startTestHost({ name: 'th-x', index: 5 }) })
+ *     afterAll(async () => { await stopTestHost({ name: 'th-x', index: 5 }) })
+ *   })
+ */
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+
+const run = promisify(execFile)
+export const TESTHOST_SCRIPT = fileURLToPath(new URL('../../scripts/testhost.sh', import.meta.url))
+
+export interface TestHost {
+  name: string
+  host: string
+  port: number
+  user: string
+  keyFile: string
+  knownHostsFile: string
+  domain: string
+  runnerIp: string
+  pid: number
+  /** The environment the script was run with (name, index), for stop. */
+  env: Record<string, string>
+}
+
+export interface TestHostOptions {
+  /** TESTHOST_NAME: one name per test file that runs in parallel with others. */
+  name?: string
+  /** TESTHOST_INDEX: the guest is 10.213.INDEX.2. */
+  index?: number
+  /** TESTHOST_RUNNER_PORTS, e.g. '8000:8999 14000'. */
+  runnerPorts?: string
+  cacheDir?: string
+}
+
+const hasCommand = (cmd: string) =>
+  ['/usr/bin', '/usr/sbin', '/bin', '/sbin', '/usr/local/bin'].some((d) => existsSync(`${d}/${cmd}`))
+
+/** Why the live tests cannot run here, or undefined when they can. */
+export function testHostSkipReason(): string | undefined {
+  if (process.env.CHATMAIL_E2E === '0') return 'CHATMAIL_E2E=0'
+  if (process.platform !== 'linux') return 'the test host needs Linux'
+  if (process.getuid?.() !== 0) return 'the test host needs root (systemd-nspawn, network namespaces, iptables)'
+  const missing = ['systemd-nspawn', 'mmdebstrap', 'iptables', 'ssh'].filter((c) => !hasCommand(c))
+  if (missing.length > 0) return `missing ${missing.join(', ')} (run: bash scripts/test-deps.sh)`
+  return undefined
+}
+
+/** `KEY=value` lines (values optionally single-quoted) → record. */
+export function parseEnvOutput(text: string): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const line of text.split('\n')) {
+    const m = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(line.trim())
+    if (!m) continue
+    const raw = m[2]!
+    env[m[1]!] = raw.startsWith("'") && raw.endsWith("'") ? raw.slice(1, -1) : raw
+  }
+  return env
+}
+
+function scriptEnv(opts: TestHostOptions): Record<string, string> {
+  const env: Record<string, string> = {}
+  if (opts.name) env.TESTHOST_NAME = opts.name
+  if (opts.index !== undefined) env.TESTHOST_INDEX = String(opts.index)
+  if (opts.runnerPorts) env.TESTHOST_RUNNER_PORTS = opts.runnerPorts
+  return env
+}
+
+export async function startTestHost(opts: TestHostOptions = {}): Promise<TestHost> {
+  const env = scriptEnv(opts)
+  const args = [TESTHOST_SCRIPT, 'up', ...(opts.cacheDir ? [opts.cacheDir] : [])]
+  let stdout: string
+  try {
+    ;({ stdout } = await run('bash', args, { env: { ...process.env, ...env }, timeout: 300_000 }))
+  } catch (err) {
+    const e = err as Error & { stderr?: string }
+    throw new Error(`testhost.sh up failed: ${e.stderr?.trim().split('\n').slice(-8).join('\n') ?? e.message}`)
+  }
+  const v = parseEnvOutput(stdout)
+  const need = (k: string) => {
+    const value = v[k]
+    if (!value) throw new Error(`testhost.sh up printed no ${k}:\n${stdout}`)
+    return value
+  }
+  return {
+    name: need('TESTHOST_NAME'),
+    host: need('TESTHOST_HOST'),
+    port: Number(need('TESTHOST_PORT')),
+    user: need('TESTHOST_USER'),
+    keyFile: need('TESTHOST_KEY'),
+    knownHostsFile: need('TESTHOST_KNOWN_HOSTS'),
+    domain: need('TESTHOST_DOMAIN'),
+    runnerIp: need('TESTHOST_RUNNER_IP'),
+    pid: Number(need('TESTHOST_PID')),
+    env,
+  }
+}
+
+/** Halts the guest and removes its network, firewall rules and overlay (and its keys with purge). */
+/** Takes the same options as start, so afterAll can clean up even when start failed half-way. */
+export async function stopTestHost(opts: TestHostOptions, stop: { purge?: boolean } = { purge: true }): Promise<void> {
+  await run('bash', [TESTHOST_SCRIPT, 'stop', ...(stop.purge ? ['--purge'] : [])], {
+    env: { ...process.env, ...scriptEnv(opts) },
+    timeout: 60_000,
+  })
+}
+
+/** Runs a command in the guest through the script's ssh (for assertions, not for the code under test). */
+export async function guestShell(host: TestHost, command: string): Promise<string> {
+  const { stdout } = await run('bash', [TESTHOST_SCRIPT, 'ssh', command], { env: { ...process.env, ...host.env } })
+  return stdout
+}

@@ -1,0 +1,112 @@
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, test } from 'vitest'
+import { factsScript, normalizeMode, parseFacts, parseListener } from '../../src/deploy/facts.js'
+import { binary, directory, file, pkg, service, user } from '../../src/deploy/resources.js'
+
+describe('facts', () => {
+  test('parses ss -Hlntup lines', () => {
+    expect(
+      parseListener('tcp   LISTEN 0      128          0.0.0.0:22        0.0.0.0:*    users:(("sshd",pid=101,fd=3))'),
+    ).toEqual({ proto: 'tcp', address: '0.0.0.0', port: 22, processes: ['sshd'] })
+    expect(
+      parseListener(
+        'udp   UNCONN 0      0   [::]:3478   [::]:*    users:(("turnserver",pid=9,fd=5),("turnserver",pid=9,fd=6))',
+      ),
+    ).toEqual({ proto: 'udp', address: '::', port: 3478, processes: ['turnserver'] })
+    expect(parseListener('tcp LISTEN 0 100 127.0.0.1%lo:25 0.0.0.0:* users:(("master",pid=1,fd=13))')?.address).toBe(
+      '127.0.0.1',
+    )
+    expect(parseListener('garbage')).toBeUndefined()
+  })
+
+  test('parses every record kind', () => {
+    const out = [
+      'uid\t0',
+      'os\tdebian\t12\tbookworm',
+      'arch\tx86_64',
+      'disk\t5242880',
+      'addr\t10.213.0.2',
+      'listen\ttcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=1,fd=3))',
+      `file\t/etc/a.conf\t1\troot\tdovecot\t640\t6\tabc123\t${Buffer.from('hello\n').toString('base64')}`,
+      'file\t/etc/secret\t1\troot\troot\t600\t10\tdef456\t',
+      'file\t/etc/missing\t0',
+      'file\t/etc/adir\tother',
+      'dir\t/srv/x\t1\tvmail\tvmail\t700',
+      'dir\t/srv/y\t0',
+      'user\tvmail\t1\t/home/vmail\t/usr/sbin/nologin\tvmail mail',
+      'user\tiroh\t0',
+      'pkg\tdovecot-imapd\tinstalled\t1:2.3.19',
+      'pkg\tpostfix\tconfig-files\t3.7',
+      'unit\tnginx.service\t123456\tactive\tloaded\tenabled\t',
+      'end',
+    ].join('\n')
+    const f = parseFacts(out)
+    expect(f).toMatchObject({ uid: 0, os: { id: 'debian', versionId: '12' }, arch: 'x86_64', diskFreeKb: 5242880 })
+    expect(f.addresses).toEqual(['10.213.0.2'])
+    expect(f.listeners).toHaveLength(1)
+    expect(f.files.get('/etc/a.conf')).toEqual({
+      exists: true,
+      owner: 'root',
+      group: 'dovecot',
+      mode: '0640',
+      size: 6,
+      sha256: 'abc123',
+      content: 'hello\n',
+    })
+    expect(f.files.get('/etc/secret')?.content).toBeUndefined()
+    expect(f.files.get('/etc/missing')).toEqual({ exists: false, notAFile: false })
+    expect(f.files.get('/etc/adir')?.notAFile).toBe(true)
+    expect(f.dirs.get('/srv/x')).toEqual({ exists: true, owner: 'vmail', group: 'vmail', mode: '0700' })
+    expect(f.users.get('vmail')?.groups).toEqual(['vmail', 'mail'])
+    expect(f.users.get('iroh')).toEqual({ exists: false })
+    expect(f.packages.get('dovecot-imapd')?.installed).toBe(true)
+    expect(f.packages.get('postfix')?.installed).toBe(false)
+    expect(f.units.get('nginx.service')).toEqual({
+      activeSince: '123456',
+      active: 'active',
+      load: 'loaded',
+      enabled: 'enabled',
+    })
+  })
+
+  test('incomplete output (no end marker) is an error', () => {
+    expect(() => parseFacts('uid\t0\n')).toThrow(/incomplete/)
+  })
+
+  test('modes are normalised to four digits', () => {
+    expect(['644', '0644', '4755', '0'].map(normalizeMode)).toEqual(['0644', '0644', '4755', '0000'])
+  })
+
+  test('the script runs here and its output parses (this runner is Debian)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'facts-'))
+    writeFileSync(join(dir, 'a b.conf'), "it's\n", { mode: 0o640 })
+    writeFileSync(join(dir, 'secret'), 'hunter2\n')
+    mkdirSync(join(dir, 'sub'))
+    const script = factsScript([
+      file(join(dir, 'a b.conf'), ''),
+      file(join(dir, 'secret'), '', { secret: true }),
+      file(join(dir, 'none'), ''),
+      directory(join(dir, 'sub')),
+      binary(join(dir, 'secret'), {}),
+      pkg('dpkg'),
+      pkg('surely-not-a-package'),
+      user('root'),
+      user('no-such-user-here'),
+      service('no-such.service'),
+    ])
+    const f = parseFacts(execFileSync('sh', ['-c', script], { encoding: 'utf8' }))
+    expect(f.os.id).toBe('debian')
+    expect(f.files.get(join(dir, 'a b.conf'))).toMatchObject({ exists: true, mode: '0640', content: "it's\n" })
+    expect(f.files.get(join(dir, 'secret'))).toMatchObject({ exists: true, content: undefined })
+    expect(f.files.get(join(dir, 'none'))?.exists).toBe(false)
+    expect(f.dirs.get(join(dir, 'sub'))?.exists).toBe(true)
+    expect(f.packages.get('dpkg')?.installed).toBe(true)
+    expect(f.packages.has('surely-not-a-package')).toBe(false)
+    expect(f.users.get('root')).toMatchObject({ exists: true, home: '/root' })
+    expect(f.users.get('no-such-user-here')?.exists).toBe(false)
+    expect(f.units.has('no-such.service')).toBe(true)
+  })
+})
