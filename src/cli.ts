@@ -2,6 +2,7 @@
  * The CLI's single entry: every command, registered explicitly, so that the whole CLI can be
  * bundled into one file and start without scanning the tree.
  */
+import DeployHost from './commands/deploy/host.js'
 import Doctor from './commands/doctor.js'
 import Init from './commands/init.js'
 import TurnCred from './commands/turn-cred.js'
@@ -9,6 +10,7 @@ import TurnCred from './commands/turn-cred.js'
 export { execute } from '@oclif/core'
 
 export const COMMANDS = {
+  'deploy:host': DeployHost,
   doctor: Doctor,
   init: Init,
   'turn-cred': TurnCred,

@@ -57,6 +57,12 @@ export function renderConfig(c: Config, note?: string): string {
     '"https://mirror.example.org/iroh/"',
     'where the iroh-relay tarball comes from',
   )
+  opt(
+    'iroh_relay_sha256',
+    c.deploy.irohRelaySha256,
+    '"<64 hex digits>"',
+    'only for a build other than the pinned v0.35.0',
+  )
   lines.push('', '[doctor]')
   opt('user', c.doctor.user, `"doctor@${c.domain}"`, 'account `chatmail doctor` logs in with')
   opt('password', c.doctor.password, '"..."', 'its password')

@@ -106,8 +106,11 @@ export const ConfigSchema = v.strictObject(
         {
           destination: v.optional(v.string('deploy.destination must be user@host[:port]')),
           iroh_relay_source: v.optional(v.string('deploy.iroh_relay_source must be a URL or a local path')),
+          iroh_relay_sha256: v.optional(
+            v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, 'deploy.iroh_relay_sha256 must be 64 lowercase hex digits')),
+          ),
         },
-        'allowed keys in [deploy]: destination, iroh_relay_source',
+        'allowed keys in [deploy]: destination, iroh_relay_source, iroh_relay_sha256',
       ),
       {},
     ),
@@ -136,7 +139,7 @@ export interface Config {
   iroh: { relayUrl: string; port: number }
   imap: { port: number }
   mail: { maxMessageSize: number; maxMailboxSize: string }
-  deploy: { destination?: string; irohRelaySource?: string }
+  deploy: { destination?: string; irohRelaySource?: string; irohRelaySha256?: string }
   doctor: { user?: string; password?: string }
 }
 
@@ -179,6 +182,7 @@ export function resolveConfig(raw: RawConfig): Config {
     deploy: {
       ...(raw.deploy.destination ? { destination: raw.deploy.destination } : {}),
       ...(raw.deploy.iroh_relay_source ? { irohRelaySource: raw.deploy.iroh_relay_source } : {}),
+      ...(raw.deploy.iroh_relay_sha256 ? { irohRelaySha256: raw.deploy.iroh_relay_sha256 } : {}),
     },
     doctor: {
       ...(raw.doctor.user ? { user: raw.doctor.user } : {}),

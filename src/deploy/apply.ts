@@ -136,6 +136,20 @@ function fileStep(r: FileResource, i: PlanItem): string[] {
   return [`w ${q(r.path)} ${q(r.owner)} ${q(r.group)} ${q(r.mode)} <<'@@EOF'\n${b64}@@EOF`]
 }
 
+function commandSteps(items: PlanItem[], phase: 'before-services' | 'after-services'): string[] {
+  const lines: string[] = []
+  for (const i of items) {
+    const r = i.resource
+    if (r.kind !== 'command' || i.action === 'unchanged' || (r.phase ?? 'before-services') !== phase) continue
+    const undo = phase === 'before-services' ? 'rollback; ' : ''
+    lines.push(
+      `if ! ( ${r.run} ) >"$B/cmd.log" 2>&1 </dev/null; then msg=$(oneline "$B/cmd.log" 8); ${undo}fail "${r.description.replace(/["$`\\]/g, '\\$&')} failed: $msg"; fi`,
+      `say ran ${q(r.id)}`,
+    )
+  }
+  return lines
+}
+
 function serviceSteps(items: PlanItem[], unitsChanged: boolean): string[] {
   const services = items.filter((i): i is PlanItem & { resource: ServiceResource } => i.resource.kind === 'service')
   const lines: string[] = []
@@ -178,7 +192,9 @@ export function applyScript(plan: Plan): string {
   const unitsChanged = items.some(
     (i) => i.resource.kind === 'file' && i.action !== 'unchanged' && i.writeContent && isUnitPath(i.resource.path),
   )
+  body.push(...commandSteps(items, 'before-services'))
   body.push(...serviceSteps(items, unitsChanged))
+  body.push(...commandSteps(items, 'after-services'))
   body.push('rm -rf "$B"', "say 'done'")
   return `${HEAD}${body.join('\n')}\n`
 }

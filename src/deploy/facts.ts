@@ -69,6 +69,8 @@ export interface Facts {
   packages: Map<string, PackageFact>
   users: Map<string, UserFact>
   units: Map<string, UnitFact>
+  /** Command resources: id → true when its `unless` test passed (nothing to do). */
+  commands: Map<string, boolean>
 }
 
 const SCRIPT_HEAD = String.raw`export LC_ALL=C
@@ -128,6 +130,9 @@ export function factsScript(resources: Resource[]): string {
       case 'package':
         packages.push(r.name)
         break
+      case 'command':
+        lines.push(`if ( ${r.unless} ) >/dev/null 2>&1 </dev/null; then printf 'cmd\\t%s\\t1\\n' ${shellQuote(r.id)}; else printf 'cmd\\t%s\\t0\\n' ${shellQuote(r.id)}; fi`)
+        break
     }
   }
   if (packages.length > 0) {
@@ -169,6 +174,7 @@ export function parseFacts(output: string): Facts {
     packages: new Map(),
     users: new Map(),
     units: new Map(),
+    commands: new Map(),
   }
   let ended = false
   for (const line of output.split('\n')) {
@@ -251,6 +257,9 @@ export function parseFacts(output: string): Facts {
           })
         break
       }
+      case 'cmd':
+        if (f[0]) facts.commands.set(f[0], f[1] === '1')
+        break
       case 'end':
         ended = true
         break

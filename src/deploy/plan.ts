@@ -62,6 +62,8 @@ const item = (resource: Resource, changes: string[], created: boolean, extra: Pa
 
 function planResource(r: Exclude<Resource, ServiceResource>, facts: Facts, arch: Arch): PlanItem {
   switch (r.kind) {
+    case 'command':
+      return facts.commands.get(r.id) ? item(r, [], false) : item(r, [r.description], true)
     case 'package': {
       const fact = facts.packages.get(r.name)
       return fact?.installed ? item(r, [], false) : item(r, ['install'], true)

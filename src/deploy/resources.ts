@@ -82,7 +82,25 @@ export interface ServiceResource {
   reloadOn?: string[]
 }
 
+/**
+ * A command for what no declarative resource covers (making a self-signed certificate, asking
+ * an ACME server). It runs when `unless` fails on the host, and counts as a change when it runs.
+ */
+export interface CommandResource {
+  kind: 'command'
+  id: string
+  /** What it does, for the plan: 'create a self-signed certificate for example.org'. */
+  description: string
+  /** Shell test run while gathering facts; exit 0 means nothing to do. */
+  unless: string
+  /** Shell commands run as root. */
+  run: string
+  /** `before-services` (default): after files, before validation and restarts. `after-services`: at the very end. */
+  phase?: 'before-services' | 'after-services'
+}
+
 export type Resource =
+  | CommandResource
   | PackageResource
   | UserResource
   | DirectoryResource
@@ -161,6 +179,14 @@ export const binary = (path: string, variants: BinaryResource['variants'], mode 
   mode,
   variants,
 })
+
+export const command = (
+  name: string,
+  description: string,
+  unless: string,
+  run: string,
+  phase: CommandResource['phase'] = 'before-services',
+): CommandResource => ({ kind: 'command', id: `command:${name}`, description, unless, run, phase })
 
 export const service = (unit: string, opts: Partial<Omit<ServiceResource, 'kind' | 'id' | 'unit'>> = {}) =>
   ({

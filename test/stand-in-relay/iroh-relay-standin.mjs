@@ -463,7 +463,12 @@ async function main() {
   process.on('SIGINT', stop)
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+// IROH_RELAY_STANDIN_MAIN=1: run as a program when loaded with `node -e` (the packaged stand-in,
+// see test/helpers/standin-tarball.ts), where there is no file URL to compare with.
+const isMain =
+  process.env.IROH_RELAY_STANDIN_MAIN === '1' ||
+  (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href)
+if (isMain) {
   main().catch((err) => {
     process.stderr.write(`iroh-relay stand-in: ${err.message}\n`)
     process.exit(1)

@@ -1,10 +1,11 @@
-import { describe, expect, test } from 'vitest'
+import { describe, expect, it, test } from 'vitest'
 import { applyScript, parseApplyOutput } from '../../src/deploy/apply.js'
-import type { Facts } from '../../src/deploy/facts.js'
+import { type Facts, factsScript } from '../../src/deploy/facts.js'
 import { computePlan, formatPlan } from '../../src/deploy/plan.js'
 import {
   binary,
   checkSpec,
+  command,
   type DeploySpec,
   directory,
   file,
@@ -27,6 +28,7 @@ function facts(over: Partial<Facts> = {}): Facts {
     packages: new Map(),
     users: new Map(),
     units: new Map(),
+    commands: new Map(),
     ...over,
   }
 }
@@ -216,5 +218,30 @@ describe('apply script', () => {
     const bad = parseApplyOutput('@@wrote\t/etc/a\n@@fail\tvalidation of x failed\n')
     expect(bad).toMatchObject({ ok: false, error: 'validation of x failed' })
     expect(parseApplyOutput('', 'sh: 1: oops\n').error).toMatch(/ended early: sh: 1: oops/)
+  })
+})
+
+describe('command resources', () => {
+  const cert = command('cert', 'create a certificate', 'test -s /etc/c.pem', 'touch /etc/c.pem', 'before-services')
+  const late = command('late', 'ask the ACME server', 'false', 'echo late', 'after-services')
+  it('run only when their test fails', () => {
+    const done = computePlan({ resources: [cert], ports: [] }, facts({ commands: new Map([['command:cert', true]]) }))
+    expect(done.items[0]?.action).toBe('unchanged')
+    expect(done.changed).toBe(0)
+    const todo = computePlan({ resources: [cert], ports: [] }, facts({ commands: new Map([['command:cert', false]]) }))
+    expect(todo.items[0]).toMatchObject({ action: 'create', changes: ['create a certificate'] })
+  })
+  it('are gathered in the facts script and ordered around the services in the apply script', () => {
+    expect(factsScript([cert])).toContain("if ( test -s /etc/c.pem ) >/dev/null 2>&1 </dev/null; then printf 'cmd")
+    const svc = service('x.service', { restartOn: ['command:cert'] })
+    const plan = computePlan({ resources: [cert, late, svc], ports: [] }, facts())
+    const script = applyScript(plan)
+    const a = script.indexOf('touch /etc/c.pem')
+    const b = script.indexOf('systemctl start')
+    const c = script.indexOf('echo late')
+    expect(a).toBeGreaterThan(0)
+    expect(b).toBeGreaterThan(a)
+    expect(c).toBeGreaterThan(b)
+    expect(script).toContain('rollback; fail "create a certificate failed')
   })
 })

@@ -19,6 +19,7 @@ const base: Facts = {
   packages: new Map(),
   users: new Map(),
   units: new Map(),
+  commands: new Map(),
 }
 
 describe('preflight', () => {

@@ -37,7 +37,9 @@ function relayUrl(ctx: CheckContext): URL | undefined {
 }
 
 const probeOptions = (ctx: CheckContext): RelayProbeOptions => ({
-  timeoutMs: ctx.timeoutMs,
+  // A little under the check's own timeout, so the probe's own timeout (which names the stage that
+  // got no answer: the Pong, the forwarded packet) wins over the runner's generic one.
+  timeoutMs: Math.max(ctx.timeoutMs - 250, Math.ceil(ctx.timeoutMs * 0.9)),
   signal: ctx.signal,
   ...(ctx.options.ca ? { ca: ctx.options.ca } : {}),
   insecure: ctx.options.insecure,

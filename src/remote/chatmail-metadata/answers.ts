@@ -1,4 +1,7 @@
-/** What chatmail-metadata answers for each IMAP METADATA entry. Pure: the secret and clock are arguments. */
+/**
+ * What chatmail-metadata answers for each IMAP METADATA entry. Pure: the secret and clock are arguments
+ * (TURN values are memoized per second, which changes no answer).
+ */
 import { formatTurnMetadata, METADATA_KEYS } from '../../protocols/metadata-values.js'
 import { mintTurnCredential } from '../../protocols/turn-rest.js'
 
@@ -12,10 +15,40 @@ export interface Answers {
   irohRelayUrl?: string | undefined
 }
 
+/**
+ * The last value minted for each port. A credential depends only on the secret, the host, the port,
+ * the TTL and the current Unix second, so every lookup within one second gets the same value:
+ * minting it once per second (not per lookup) saves an HMAC per lookup without changing any answer.
+ */
+interface Minted {
+  secret: string
+  host: string
+  ttlSeconds: number
+  second: number
+  value: string
+}
+const minted = new Map<number, Minted>()
+/** Ports are from the config (two); the bound only guards callers that pass many. */
+const MAX_MINTED = 8
+
 function turnValue(answers: Answers, port: number, secret: string | undefined, nowMs: number): string | undefined {
   if (secret === undefined) return undefined
+  const second = Math.floor(nowMs / 1000)
+  const last = minted.get(port)
+  if (
+    last !== undefined &&
+    last.second === second &&
+    last.secret === secret &&
+    last.host === answers.turnHost &&
+    last.ttlSeconds === answers.ttlSeconds
+  ) {
+    return last.value
+  }
   const cred = mintTurnCredential(secret, { ttlSeconds: answers.ttlSeconds, nowMs })
-  return formatTurnMetadata(answers.turnHost, port, cred.username, cred.password)
+  const value = formatTurnMetadata(answers.turnHost, port, cred.username, cred.password)
+  if (last === undefined && minted.size >= MAX_MINTED) minted.clear()
+  minted.set(port, { secret, host: answers.turnHost, ttlSeconds: answers.ttlSeconds, second, value })
+  return value
 }
 
 /** The value of an IMAP entry, or undefined (not found). TURN entries need the secret. */

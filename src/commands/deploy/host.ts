@@ -1,0 +1,152 @@
+import { createInterface } from 'node:readline/promises'
+import { Args, Flags } from '@oclif/core'
+import { loadConfig } from '../../config/load.js'
+import type { DoctorReport } from '../../doctor/model.js'
+import { BaseCommand, commonFlags, configFlag } from '../../lib/base-command.js'
+import { ExitCode, usageError } from '../../lib/errors.js'
+import { note } from '../../lib/output.js'
+
+export default class DeployHost extends BaseCommand {
+  static override summary = 'Install and configure the whole chatmail stack on a Debian host over SSH.'
+  static override description =
+    `Takes a fresh Debian 12 or 13 host to a working chatmail server, over one SSH connection:
+postfix, dovecot with IMAP METADATA, chatmail-metadata (fresh TURN credentials per lookup),
+coturn with TLS, iroh-relay v0.35 behind nginx, TLS certificates and systemd units.
+
+It gathers the host's facts in one batch, checks before any change (Debian version, disk,
+who holds each port, DNS of the domain), shows the plan with file diffs, then changes only
+what differs: files are written atomically, configs are validated before any restart, a
+service restarts only when its own inputs changed. A second run changes nothing. A lock on
+the host keeps two deploys apart; each run appends a line to /var/log/chatmail-deploy.log.
+At the end the doctor checks the server from the outside.
+
+DESTINATION is user@host[:port] (default: deploy.destination, else root@DOMAIN). The host key
+must be in known_hosts; a new host needs --accept-new-host-key, a changed key is refused.
+Without a terminal, --yes is required (or --dry-run).
+
+Exit codes: 0 deployed and the doctor found nothing failing, 1 the deploy or a doctor check
+failed, 2 usage error, 3 could not run (config, SSH connection, key refused).`
+  static override examples = [
+    {
+      description: 'Show what would change, with diffs:',
+      command: '<%= config.bin %> deploy host root@chat.example.org --dry-run',
+    },
+    {
+      description: "Deploy from CI, then keep the doctor's verdict:",
+      command: '<%= config.bin %> deploy host --yes --json > deploy.json',
+    },
+    {
+      description: 'A new host, with a key file and the relay from a mirror:',
+      command:
+        '<%= config.bin %> deploy host root@203.0.113.5 -i ~/.ssh/id_ed25519 --accept-new-host-key --iroh-relay-source https://mirror.example.org/iroh/',
+    },
+  ]
+  static override enableJsonFlag = true
+  static override args = {
+    destination: Args.string({ description: 'user@host[:port] to deploy to.' }),
+  }
+  static override flags = {
+    ...commonFlags,
+    config: configFlag,
+    'dry-run': Flags.boolean({ char: 'n', description: 'Show the plan with diffs; change nothing.', default: false }),
+    yes: Flags.boolean({
+      char: 'y',
+      description: 'Apply without asking (required without a terminal).',
+      default: false,
+    }),
+    identity: Flags.string({ char: 'i', description: 'SSH private key (default: the ssh-agent).', helpValue: 'FILE' }),
+    'known-hosts': Flags.string({ description: 'known_hosts file (default: ~/.ssh/known_hosts).', helpValue: 'FILE' }),
+    'accept-new-host-key': Flags.boolean({
+      description: 'Trust and record the key of a host not yet in known_hosts.',
+      default: false,
+    }),
+    'skip-dns-check': Flags.boolean({
+      description: 'Do not require the domain to resolve to the host.',
+      default: false,
+    }),
+    'iroh-relay-source': Flags.string({
+      description: 'Mirror URL (directory) or local .tar.gz of iroh-relay v0.35.0.',
+      helpValue: 'URL|FILE',
+    }),
+    'iroh-relay-sha256': Flags.string({
+      description: 'sha256 of the iroh-relay binary, when not the pinned release.',
+      helpValue: 'HEX',
+    }),
+    'no-doctor': Flags.boolean({ description: 'Do not run the doctor after the deploy.', default: false }),
+  }
+
+  public async run(): Promise<unknown> {
+    const { args, flags } = await this.parse(DeployHost)
+    const json = this.jsonEnabled()
+    const dryRun = flags['dry-run']
+    const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY) && !json
+    if (!dryRun && !flags.yes && !interactive) {
+      throw usageError('no terminal to confirm the plan on', 'pass --yes to apply, or --dry-run to only look')
+    }
+    const loaded = await loadConfig(flags.config)
+    const { deployHost } = await import('../../deploy/host.js')
+    const { formatPlan } = await import('../../deploy/plan.js')
+    const progress = (m: string) => {
+      if (!json) note(`chatmail: ${m}`)
+    }
+    const out = await deployHost({
+      loaded,
+      ...(args.destination ? { destination: args.destination } : {}),
+      ...(flags.identity ? { identity: flags.identity } : {}),
+      ...(flags['known-hosts'] ? { knownHosts: flags['known-hosts'] } : {}),
+      acceptNewHostKey: flags['accept-new-host-key'],
+      skipDnsCheck: flags['skip-dns-check'],
+      dryRun,
+      ...(flags['iroh-relay-source'] ? { irohRelaySource: flags['iroh-relay-source'] } : {}),
+      ...(flags['iroh-relay-sha256'] ? { irohRelaySha256: flags['iroh-relay-sha256'] } : {}),
+      doctor: !flags['no-doctor'],
+      onProgress: progress,
+      confirm: async (plan) => {
+        if (json) return true
+        process.stderr.write(`${formatPlan(plan, flags.verbose)}\n`)
+        if (flags.yes) return true
+        const rl = createInterface({ input: process.stdin, output: process.stderr })
+        const answer = await rl.question(`apply ${plan.changed} change(s)? [y/N] `)
+        rl.close()
+        return /^y(es)?$/i.test(answer.trim())
+      },
+    })
+    const { plan, applied } = out.result
+    const summary = {
+      host: `${out.target.user}@${out.target.host}:${out.target.port}`,
+      dryRun,
+      changed: plan.changed,
+      unchanged: plan.items.length - plan.changed,
+      resources: plan.items.map((i) => ({ id: i.resource.id, action: i.action, changes: i.changes })),
+      restarted: applied ? [...applied.restarted, ...applied.reloaded, ...applied.started] : [],
+      roundTrips: out.result.roundTrips,
+      durationMs: out.result.durationMs,
+      ...(out.doctor ? { doctor: { status: out.doctor.status, checks: out.doctor.checks } } : {}),
+    }
+    const declined = !dryRun && plan.changed > 0 && !applied
+    if (out.doctor?.status === 'fail' || declined) process.exitCode = ExitCode.failed
+    if (json) return summary
+    if (dryRun) {
+      this.log(plan.changed === 0 ? 'nothing to change' : formatPlan(plan, flags.verbose))
+      this.log(`${plan.changed} to change, ${summary.unchanged} unchanged (dry run: nothing was changed)`)
+      return undefined
+    }
+    if (declined) {
+      this.log('nothing changed (not confirmed)')
+      return undefined
+    }
+    this.log(
+      `${summary.host}: ${plan.changed} changed, ${summary.unchanged} unchanged` +
+        `${summary.restarted.length ? `; restarted ${summary.restarted.join(', ')}` : '; nothing restarted'}` +
+        ` (${(out.result.durationMs / 1000).toFixed(1)} s, ${out.result.roundTrips} round trips)`,
+    )
+    if (out.doctor) await this.printDoctor(out.doctor)
+    return undefined
+  }
+
+  private async printDoctor(report: DoctorReport): Promise<void> {
+    const { renderText } = await import('../../doctor/report/plain.js')
+    const colour = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR
+    process.stdout.write(renderText(report, { colour }))
+  }
+}

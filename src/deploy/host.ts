@@ -1,0 +1,147 @@
+/**
+ * `chatmail deploy host` as a library: config → stack → SSH → facts → plan → apply → doctor.
+ * The command only parses flags and renders what this returns.
+ */
+import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import { saveDoctorAccount } from '../config/doctor-account.js'
+import type { LoadedConfig } from '../config/load.js'
+import type { DoctorReport } from '../doctor/model.js'
+import { ChatmailError, cannotRun, ExitCode, usageError } from '../lib/errors.js'
+import { type DeployResult, deploy } from './engine.js'
+import type { Plan } from './plan.js'
+import type { DeploySpec } from './resources.js'
+import { parseDestination, SshSession, type SshTarget } from './ssh.js'
+import { doctorAddress, PATHS } from './stacks/common.js'
+import { dovecotStack } from './stacks/dovecot.js'
+
+/** The package root (dist/ and templates/ live there), found from this module's location. */
+export async function packageRoot(): Promise<string> {
+  let dir = new URL('.', import.meta.url)
+  for (let i = 0; i < 5; i++) {
+    const ok = await readFile(new URL('package.json', dir), 'utf8').then(
+      (t) => (JSON.parse(t) as { name?: string }).name === 'chatmail',
+      () => false,
+    )
+    if (ok) return fileURLToPath(dir)
+    dir = new URL('..', dir)
+  }
+  throw cannotRun('cannot find the chatmail package root (templates/ and dist/)')
+}
+
+export interface DeployHostOptions {
+  loaded: LoadedConfig
+  destination?: string
+  identity?: string
+  knownHosts?: string
+  acceptNewHostKey: boolean
+  skipDnsCheck: boolean
+  dryRun: boolean
+  irohRelaySource?: string
+  irohRelaySha256?: string
+  confirm?: (plan: Plan) => boolean | Promise<boolean>
+  onProgress?: (message: string) => void
+  /** Run the doctor after a successful apply (default true). */
+  doctor: boolean
+  doctorTimeoutMs?: number
+}
+
+export interface DeployHostResult {
+  target: Required<SshTarget>
+  result: DeployResult
+  doctor?: DoctorReport
+}
+
+export function resolveDestination(loaded: LoadedConfig, destination?: string): Required<SshTarget> {
+  const text = destination ?? loaded.config.deploy.destination ?? `root@${loaded.config.domain}`
+  const t = parseDestination(text)
+  return { host: t.host, port: t.port ?? 22, user: t.user ?? 'root' }
+}
+
+export async function buildSpec(o: DeployHostOptions, doctorPassword: string): Promise<DeploySpec> {
+  const config = o.loaded.config
+  if (config.profile !== 'dovecot') {
+    throw new ChatmailError(
+      `profile ${config.profile} cannot be deployed yet; only dovecot is implemented`,
+      ExitCode.usage,
+      'set profile = "dovecot" in the config',
+    )
+  }
+  const root = await packageRoot()
+  const programPath = `${root}/dist/remote/chatmail-metadata.js`
+  const metadataProgram = await readFile(programPath, 'utf8').catch(() => {
+    throw cannotRun(`${programPath} is missing`, 'run `npm run build` first')
+  })
+  const source = o.irohRelaySource ?? config.deploy.irohRelaySource
+  const sha = o.irohRelaySha256 ?? config.deploy.irohRelaySha256
+  if (sha !== undefined && !/^[0-9a-f]{64}$/.test(sha))
+    throw usageError(`iroh-relay sha256 ${sha} is not 64 hex digits`)
+  return dovecotStack({
+    config,
+    metadataProgram,
+    doctorPassword,
+    irohRelay: { ...(source ? { source } : {}), ...(sha ? { sha256: sha } : {}) },
+    templatesDir: `${root}/templates`,
+  })
+}
+
+export async function deployHost(o: DeployHostOptions): Promise<DeployHostResult> {
+  const target = resolveDestination(o.loaded, o.destination)
+  const progress = o.onProgress ?? (() => {})
+  let password = o.loaded.config.doctor.password
+  if (!password) {
+    password = randomBytes(18).toString('base64url')
+    if (!o.dryRun) {
+      await saveDoctorAccount(o.loaded.path, doctorAddress(o.loaded.config), password)
+      progress(`saved the doctor account's new password in ${o.loaded.path}`)
+    }
+  }
+  const spec = await buildSpec(o, password)
+  progress(`connecting to ${target.user}@${target.host}:${target.port}`)
+  const session = await SshSession.connect({
+    ...target,
+    ...(o.identity ? { keyFile: o.identity } : {}),
+    ...(o.knownHosts ? { knownHostsFile: o.knownHosts } : {}),
+    acceptNewHostKey: o.acceptNewHostKey,
+  })
+  try {
+    const result = await deploy({
+      session,
+      spec,
+      domain: o.loaded.config.domain,
+      skipDnsCheck: o.skipDnsCheck,
+      dryRun: o.dryRun,
+      ...(o.confirm ? { confirm: o.confirm } : {}),
+      onProgress: progress,
+    })
+    const applied = !o.dryRun && (result.applied !== undefined || result.plan.changed === 0)
+    if (!o.doctor || !applied) return { target, result }
+    progress('running the doctor against the deployed host')
+    const ca = await hostCertificate(session, o.loaded)
+    const { runDoctor } = await import('../doctor/index.js')
+    const c = o.loaded.config
+    const doctor = await runDoctor({
+      domain: c.domain,
+      imapHost: target.host,
+      imapPort: c.imap.port,
+      user: doctorAddress(c),
+      password,
+      turnSecret: c.turn.secret,
+      ...(ca ? { ca } : {}),
+      insecure: false,
+      turnTlsPort: c.turn.tlsPort,
+      timeoutMs: o.doctorTimeoutMs ?? 10_000,
+    })
+    return { target, result, doctor }
+  } finally {
+    session.close()
+  }
+}
+
+/** Self-signed servers: the doctor trusts the certificate the deploy itself made, read over SSH. */
+async function hostCertificate(session: SshSession, loaded: LoadedConfig): Promise<string | undefined> {
+  if (loaded.config.tls.mode !== 'self-signed') return undefined
+  const r = await session.exec(`cat ${PATHS.tlsCert}`)
+  return r.code === 0 && r.stdout.includes('BEGIN CERTIFICATE') ? r.stdout : undefined
+}

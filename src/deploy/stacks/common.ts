@@ -1,0 +1,61 @@
+/** Pieces shared by the stack profiles: paths, the pinned iroh-relay, the doctor account. */
+import { createHash, createHmac } from 'node:crypto'
+import type { Config } from '../../config/schema.js'
+import type { BinaryResource } from '../resources.js'
+
+export const MANAGED_BY = 'Managed by `chatmail deploy host`: local changes are overwritten on the next deploy.'
+
+export const PATHS = {
+  tlsDir: '/etc/chatmail/tls',
+  tlsCert: '/etc/chatmail/tls/fullchain.pem',
+  tlsKey: '/etc/chatmail/tls/privkey.pem',
+  turnSecret: '/etc/chatmail/turn-secret',
+  metadataDir: '/usr/local/lib/chatmail',
+  metadataProgram: '/usr/local/lib/chatmail/chatmail-metadata.js',
+  metadataConfig: '/etc/chatmail/metadata.conf',
+  metadataSocket: '/run/chatmail-metadata/metadata.socket',
+  acmeWebroot: '/var/lib/chatmail/acme',
+  irohRelay: '/usr/local/bin/iroh-relay',
+} as const
+
+/** iroh-relay v0.35.0, the release Delta Chat's iroh speaks; sha256 of the extracted binary. */
+export const IROH_RELAY_VERSION = 'v0.35.0'
+export const IROH_RELAY_SHA256 = {
+  x86_64: '45c81199dbd70f8c4c30fef7f3b9727ca6e3cea8f2831333eeaf8aa71bf0fac1',
+  aarch64: 'f8ef27631fac213b3ef668d02acd5b3e215292746a3fc71d90c63115446008b1',
+} as const
+const RELEASES = `https://github.com/n0-computer/iroh/releases/download/${IROH_RELAY_VERSION}/`
+
+export interface IrohRelaySource {
+  /** A URL prefix (a mirror of the release directory) or a local .tar.gz file. */
+  source?: string
+  /** Override of the pinned sha256 (a local build or a test stand-in); applies to every arch. */
+  sha256?: string
+}
+
+export function irohRelayVariants(src: IrohRelaySource): BinaryResource['variants'] {
+  const variants: BinaryResource['variants'] = {}
+  for (const arch of ['x86_64', 'aarch64'] as const) {
+    const name = `iroh-relay-${IROH_RELAY_VERSION}-${arch}-unknown-linux-musl.tar.gz`
+    const s = src.source ?? RELEASES
+    const source = /^https?:\/\//.test(s) ? { url: s.endsWith('/') ? `${s}${name}` : s } : { file: s }
+    variants[arch] = { sha256: src.sha256 ?? IROH_RELAY_SHA256[arch], source, tarMember: '*iroh-relay' }
+  }
+  return variants
+}
+
+/** The address the doctor logs in with. */
+export function doctorAddress(config: Config): string {
+  return config.doctor.user ?? `doctor@${config.domain}`
+}
+
+/**
+ * Dovecot's {SSHA512} scheme: base64(SHA512(password + salt) + salt). The salt is derived from
+ * the server's secret and the user, so the same password renders the same file: a second deploy
+ * changes nothing.
+ */
+export function ssha512(password: string, user: string, secret: string): string {
+  const salt = createHmac('sha256', secret).update(`chatmail doctor salt:${user}`).digest().subarray(0, 16)
+  const digest = createHash('sha512').update(password).update(salt).digest()
+  return `{SSHA512}${Buffer.concat([digest, salt]).toString('base64')}`
+}

@@ -1,0 +1,241 @@
+/**
+ * `chatmail deploy host` from nothing to a working chatmail server, on a real systemd Debian host
+ * (scripts/testhost.sh), driven through the built CLI as an operator would. The iroh-relay
+ * binary cannot be downloaded here: the test serves a tarball holding the STAND-IN relay
+ * (test/helpers/standin-tarball.ts) from a local HTTP server, with its own sha256.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { buildStandInTarball } from '../helpers/standin-tarball.js'
+import { guestShell, startTestHost, stopTestHost, type TestHost, testHostSkipReason } from '../helpers/testhost.js'
+
+const OPTS = { name: 'th-deploy', index: 6 }
+const BIN = resolve('bin/run.js')
+const skip = testHostSkipReason()
+
+interface Run {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+function cli(args: string[], cwd: string, timeoutMs = 600_000): Promise<Run> {
+  return new Promise((done) => {
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { cwd, timeout: timeoutMs, maxBuffer: 32 << 20, env: { ...process.env, NO_COLOR: '1' } },
+      (err, stdout, stderr) => {
+        const code = err
+          ? typeof (err as { code?: unknown }).code === 'number'
+            ? (err as { code: number }).code
+            : 1
+          : 0
+        done({ code, stdout, stderr })
+      },
+    )
+  })
+}
+
+describe.skipIf(skip)(`chatmail deploy host on a real Debian host${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let host: TestHost
+  let dir: string
+  let server: Server
+  let relaySha: string
+  let relaySource: string
+  const deployArgs = (...extra: string[]) => [
+    'deploy',
+    'host',
+    `root@${host.host}`,
+    '-c',
+    'chatmail.toml',
+    '-i',
+    host.keyFile,
+    '--known-hosts',
+    host.knownHostsFile,
+    '--iroh-relay-source',
+    relaySource,
+    '--iroh-relay-sha256',
+    relaySha,
+    ...extra,
+  ]
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'chatmail-deploy-'))
+    host = await startTestHost(OPTS)
+    const tarball = buildStandInTarball(dir)
+    relaySha = tarball.sha256
+    server = createServer((req, res) => {
+      const name = (req.url ?? '').replace(/^\//, '')
+      if (!/^[\w.-]+\.tar\.gz$/.test(name)) return res.writeHead(404).end()
+      try {
+        res.end(readFileSync(join(tarball.dir, name)))
+      } catch {
+        res.writeHead(404).end()
+      }
+    })
+    const port = 8000 + Math.floor(Math.random() * 900)
+    await new Promise<void>((ok) => server.listen(port, host.runnerIp, ok))
+    relaySource = `http://${host.runnerIp}:${port}/`
+    // An IP-only server: self-signed TLS, everything addressable without DNS.
+    const init = await cli(['init', host.host], dir)
+    expect(init.code, init.stderr).toBe(0)
+  }, 300_000)
+
+  afterAll(async () => {
+    server?.close()
+    await stopTestHost(OPTS).catch(() => {})
+  }, 120_000)
+
+  test('a deploy killed during the package install re-runs to a working server, doctor green', async () => {
+    const child: ChildProcess = spawn(process.execPath, [BIN, ...deployArgs('--yes')], {
+      cwd: dir,
+      stdio: 'ignore',
+      env: { ...process.env, NO_COLOR: '1' },
+    })
+    // Kill it while apt-get runs on the host: the worst moment.
+    let killed = false
+    for (let i = 0; i < 240 && !killed && child.exitCode === null; i++) {
+      await new Promise((r) => setTimeout(r, 500))
+      const ps = await guestShell(host, 'pgrep -x apt-get || true')
+      if (ps.trim()) {
+        child.kill('SIGKILL')
+        killed = true
+      }
+    }
+    expect(killed, 'the deploy reached apt-get and was killed there').toBe(true)
+
+    const r = await cli(deployArgs('--yes', '--json'), dir)
+    expect(r.code, r.stderr).toBe(0)
+    const out = JSON.parse(r.stdout)
+    expect(out.changed).toBeGreaterThan(0)
+    const notOk = out.doctor.checks.filter((c: { status: string }) => c.status !== 'ok')
+    expect(notOk, JSON.stringify(notOk, null, 1)).toEqual([])
+    expect(out.doctor.status).toBe('ok')
+    // The doctor account's password was kept in the local config, still private.
+    expect(readFileSync(join(dir, 'chatmail.toml'), 'utf8')).toMatch(/^password = "[\w-]{24}"/m)
+    expect(statSync(join(dir, 'chatmail.toml')).mode & 0o777).toBe(0o600)
+    // The secret is on the host only in 0400/0640 files.
+    const modes = await guestShell(host, 'stat -c "%n %a %U:%G" /etc/chatmail/turn-secret /etc/turnserver.conf')
+    expect(modes).toContain('/etc/chatmail/turn-secret 400 chatmail-metadata:root')
+    expect(modes).toContain('/etc/turnserver.conf 640 root:turnserver')
+  }, 900_000)
+
+  test('a second deploy changes nothing and restarts nothing', async () => {
+    const before = await guestShell(
+      host,
+      'systemctl show -p ActiveEnterTimestampMonotonic dovecot postfix coturn nginx iroh-relay chatmail-metadata',
+    )
+    const r = await cli(deployArgs('--yes', '--json'), dir)
+    expect(r.code, r.stderr).toBe(0)
+    const out = JSON.parse(r.stdout)
+    expect(out.changed).toBe(0)
+    expect(out.restarted).toEqual([])
+    expect(out.roundTrips).toBeLessThanOrEqual(4)
+    const after = await guestShell(
+      host,
+      'systemctl show -p ActiveEnterTimestampMonotonic dovecot postfix coturn nginx iroh-relay chatmail-metadata',
+    )
+    expect(after).toBe(before)
+    const audit = await guestShell(host, 'tail -n 1 /var/log/chatmail-deploy.log')
+    expect(audit).toMatch(/result=ok changed=0/)
+  }, 300_000)
+
+  test('--dry-run after a local config change shows exactly that diff and changes nothing', async () => {
+    const path = join(dir, 'chatmail.toml')
+    const original = readFileSync(path, 'utf8')
+    writeFileSync(path, original.replace(/^ttl = "1d"/m, 'ttl = "2d"'))
+    try {
+      const r = await cli(deployArgs('--dry-run'), dir)
+      expect(r.code, r.stderr).toBe(0)
+      expect(r.stdout).toContain('~ file:/etc/chatmail/metadata.conf: content changed')
+      expect(r.stdout).toMatch(/^\s+-turn_ttl = 1d$/m)
+      expect(r.stdout).toMatch(/^\s+\+turn_ttl = 2d$/m)
+      expect(r.stdout).toContain('~ service:chatmail-metadata.service: reload')
+      expect(r.stdout).toContain('2 to change')
+      const changedLines = r.stdout.split('\n').filter((l) => /^[~+] /.test(l))
+      expect(changedLines).toHaveLength(2)
+      expect(await guestShell(host, 'grep turn_ttl /etc/chatmail/metadata.conf')).toContain('turn_ttl = 1d')
+    } finally {
+      writeFileSync(path, original)
+    }
+  }, 300_000)
+
+  test('a broken value is caught by validation; the old config keeps running', async () => {
+    const path = join(dir, 'chatmail.toml')
+    const original = readFileSync(path, 'utf8')
+    // A certificate path that does not exist: dovecot and nginx refuse it at validation.
+    writeFileSync(
+      path,
+      original.replace(
+        /^mode = "self-signed".*$/m,
+        'mode = "manual"\ncert = "/etc/missing.pem"\nkey = "/etc/missing.key"',
+      ),
+    )
+    try {
+      const r = await cli(deployArgs('--yes'), dir)
+      expect(r.code).toBe(1)
+      expect(r.stderr).toMatch(/validation of (dovecot|postfix|nginx)\.service failed/)
+      expect(r.stderr).toContain('was not restarted')
+      expect(await guestShell(host, 'grep -c /etc/chatmail/tls/fullchain.pem /etc/dovecot/dovecot.conf')).toMatch(/^1/)
+      expect((await guestShell(host, 'systemctl is-active dovecot nginx postfix')).trim().split('\n')).toEqual([
+        'active',
+        'active',
+        'active',
+      ])
+    } finally {
+      writeFileSync(path, original)
+    }
+    const again = await cli(deployArgs('--yes', '--json', '--no-doctor'), dir)
+    expect(again.code, again.stderr).toBe(0)
+    expect(JSON.parse(again.stdout).changed).toBe(0)
+  }, 300_000)
+
+  test('a foreign process on port 443 stops the deploy before any change', async () => {
+    await guestShell(
+      host,
+      'systemctl stop nginx && systemd-run --unit=squatter /usr/bin/node -e "require(\'net\').createServer().listen(443)" && sleep 1',
+    )
+    try {
+      const r = await cli(deployArgs('--yes'), dir)
+      expect(r.code).toBe(1)
+      expect(r.stderr).toMatch(/port 443\/tcp is held by node/)
+      expect((await guestShell(host, 'systemctl is-active nginx || true')).trim()).not.toBe('active')
+    } finally {
+      await guestShell(host, 'systemctl stop squatter; systemctl start nginx')
+    }
+  }, 300_000)
+
+  test('a host that is not Debian is refused', async () => {
+    await guestShell(
+      host,
+      'printf "ID=ubuntu\\nVERSION_ID=\\"24.04\\"\\n" >/run/os-release.fake && mount --bind /run/os-release.fake /etc/os-release',
+    )
+    try {
+      const r = await cli(deployArgs('--yes'), dir)
+      expect(r.code).toBe(1)
+      expect(r.stderr).toMatch(/the host runs ubuntu 24.04; Debian 12 or 13 is required/)
+    } finally {
+      await guestShell(host, 'umount /etc/os-release')
+    }
+  }, 300_000)
+
+  test('a changed host key and an unreachable host are refused with one clear line', async () => {
+    const kh = join(dir, 'wrong_known_hosts')
+    writeFileSync(kh, `${host.host} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n`)
+    const args = deployArgs('--yes')
+    args[args.indexOf('--known-hosts') + 1] = kh
+    const r = await cli(args, dir)
+    expect(r.code).toBe(3)
+    expect(r.stderr.trim().split('\n').at(-1)).toMatch(/host key .*changed|does not match/i)
+    const unreachable = deployArgs('--yes')
+    unreachable[2] = 'root@10.213.250.2'
+    const u = await cli(unreachable, dir, 60_000)
+    expect(u.code).toBe(3)
+    expect(u.stderr).toMatch(/no route|unreachable|timed out|refused/i)
+  }, 120_000)
+})
