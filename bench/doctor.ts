@@ -141,7 +141,7 @@ async function wholeDoctor(): Promise<void> {
       metadata: { kind: 'proxy', socket: metadata.socket },
       cert: { name: 'localhost', altNames: ['IP:127.0.0.1'] },
     })
-    await measure('all groups: dovecot + chatmail-metadata + coturn + relay stand-in', {
+    const options: DoctorOptions = {
       domain: '127.0.0.1',
       imapHost: dovecot.host,
       imapPort: dovecot.imapsPort,
@@ -151,7 +151,12 @@ async function wholeDoctor(): Promise<void> {
       ca: `${dovecot.certPem}\n${coturn.caPem}`,
       insecure: false,
       timeoutMs: 5000,
-    })
+    }
+    // As `chatmail doctor` runs with a chatmail.toml: the relay URL is known, so the relay checks
+    // start at once and metadata.irohrelay only compares the advertised value with it.
+    await measure('all groups, with chatmail.toml (the usual run)', { ...options, expectedRelayUrl: relay.url })
+    // Without a config, the relay URL comes from discovery: login → GETMETADATA → relay checks.
+    await measure('all groups, discovery only (no config)', options)
   } finally {
     await Promise.allSettled([dovecot?.stop(), coturn?.stop(), relay?.stop()])
     await metadata?.stop()

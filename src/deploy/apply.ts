@@ -161,7 +161,10 @@ function serviceSteps(items: PlanItem[], unitsChanged: boolean): string[] {
     for (const cmd of s.resource.validate ?? []) {
       const changed = (s.triggeredBy ?? []).join(', ') || 'its configuration'
       lines.push(
-        `if ! ( ${cmd} ) >"$B/validate.log" 2>&1; then msg=$(oneline "$B/validate.log" 8); rollback; ${reload ? `${reload}; ` : ''}` +
+        `vt=$(date +%s); if ! ( ${cmd} ) >"$B/validate.log" 2>&1; then msg=$(oneline "$B/validate.log" 8); ` +
+          // Some checkers (postfix check) log to syslog only: then take what the journal got.
+          `[ -n "$msg" ] || msg=$(journalctl --since "@$vt" -o cat --no-pager 2>/dev/null | grep -v -e '^pam_' -e 'session opened' | tail -n 4 | tr '\\n\\t' '  ' | cut -c1-1500); ` +
+          `rollback; ${reload ? `${reload}; ` : ''}` +
           `fail "validation of ${s.resource.unit} failed (${cmd.replace(/["$`\\]/g, '\\$&')}) after changing ${changed}: $msg; the previous files were restored and ${s.resource.unit} was not restarted"; fi`,
       )
     }

@@ -131,7 +131,9 @@ export function factsScript(resources: Resource[]): string {
         packages.push(r.name)
         break
       case 'command':
-        lines.push(`if ( ${r.unless} ) >/dev/null 2>&1 </dev/null; then printf 'cmd\\t%s\\t1\\n' ${shellQuote(r.id)}; else printf 'cmd\\t%s\\t0\\n' ${shellQuote(r.id)}; fi`)
+        lines.push(
+          `if ( ${r.unless} ) >/dev/null 2>&1 </dev/null; then printf 'cmd\\t%s\\t1\\n' ${shellQuote(r.id)}; else printf 'cmd\\t%s\\t0\\n' ${shellQuote(r.id)}; fi`,
+        )
         break
     }
   }

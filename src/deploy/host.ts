@@ -131,6 +131,7 @@ export async function deployHost(o: DeployHostOptions): Promise<DeployHostResult
       ...(ca ? { ca } : {}),
       insecure: false,
       turnTlsPort: c.turn.tlsPort,
+      ...(c.iroh.relayUrl ? { expectedRelayUrl: c.iroh.relayUrl } : {}),
       timeoutMs: o.doctorTimeoutMs ?? 10_000,
     })
     return { target, result, doctor }

@@ -42,6 +42,12 @@ export interface DoctorOptions {
   insecure: boolean
   /** Overrides of what discovery found. */
   relayUrl?: string
+  /**
+   * The relay URL the server should advertise (the config's iroh.relay_url). The relay checks start
+   * with it at once, without waiting for discovery; metadata.irohrelay fails if the server
+   * advertises another.
+   */
+  expectedRelayUrl?: string
   turnOverride?: { host: string; port: number }
   /** TLS port of TURN when metadata has no /turns (default 5349). */
   turnTlsPort?: number

@@ -110,6 +110,7 @@ export async function resolveDoctorOptions(flags: DoctorFlags): Promise<Resolved
     ...(relayUrl ? { relayUrl } : {}),
     ...(turnOverride ? { turnOverride } : {}),
     ...(cfg ? { turnTlsPort: cfg.turn.tlsPort } : {}),
+    ...(cfg?.iroh.relayUrl ? { expectedRelayUrl: cfg.iroh.relayUrl } : {}),
   }
   return { options, warnings }
 }

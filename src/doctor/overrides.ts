@@ -24,7 +24,8 @@ export function turnsFromTurn(turn: TurnMetadata, options: DoctorOptions): TurnM
 /** Facts known before any check runs. */
 export function seedFacts(options: DoctorOptions, nowMs: number): Facts {
   const facts: Facts = {}
-  if (options.relayUrl) facts.relayUrl = new URL(options.relayUrl)
+  const relay = options.relayUrl ?? options.expectedRelayUrl
+  if (relay) facts.relayUrl = new URL(relay)
   const o = options.turnOverride
   if (o && options.turnSecret) {
     const cred = mintTurnCredential(options.turnSecret, { ttlSeconds: MINTED_TTL_SECONDS, nowMs })

@@ -96,6 +96,8 @@ async function blockedBy(
       const dep = byId.get(depId)
       if (!dep) return `needs ${depId}, which is not a known check`
       const providedByOverride = dep.provides !== undefined && facts[dep.provides] !== undefined
+      // What the dependency would discover is known already: start now, in parallel with it.
+      if (providedByOverride) return undefined
       const pending = results.get(depId)
       if (!pending || !plan.has(depId)) return providedByOverride ? undefined : `needs ${depId}, which was not selected`
       const r = await pending

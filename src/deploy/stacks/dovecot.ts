@@ -171,7 +171,15 @@ export async function dovecotStack(inputs: StackInputs): Promise<DeploySpec> {
     await templateFile(
       '/etc/postfix/main.cf',
       'postfix/main.cf',
-      { ...vars, max_message_size: c.mail.maxMessageSize },
+      {
+        ...vars,
+        max_message_size: c.mail.maxMessageSize,
+        // postfix refuses a numeric myhostname: an IP-only server keeps the system's host name.
+        hostname_lines: isIP(c.domain)
+          ? "# myhostname: the system's host name (an IP-only server; postfix refuses a numeric one)"
+          : `myhostname = ${c.domain}\nmydomain = ${c.domain}`,
+        virtual_domain: isIP(c.domain) ? `[${c.domain}]` : c.domain,
+      },
       tpl,
     ),
     await templateFile('/etc/postfix/master.cf', 'postfix/master.cf', { managed_by: MANAGED_BY }, tpl),

@@ -84,6 +84,13 @@ async function irohRelayCheck(ctx: CheckContext): Promise<CheckOutcome> {
       'set iroh.relay_url to an http(s) URL of the relay, e.g. https://DOMAIN',
     )
   }
+  const expected = ctx.options.expectedRelayUrl
+  if (!ctx.options.relayUrl && expected && new URL(expected).href !== parsed.value.href) {
+    return fail(
+      `the server advertises ${parsed.value.href}, but the config's iroh.relay_url is ${new URL(expected).href} (the relay checks use the config's)`,
+      'deploy again so the server advertises the configured relay, or fix iroh.relay_url in chatmail.toml',
+    )
+  }
   ctx.facts.relayUrl ??= parsed.value
   const overridden = ctx.options.relayUrl ? ` (checking ${ctx.options.relayUrl} instead, from --relay-url)` : ''
   return ok(`${parsed.value.href}${overridden}`)

@@ -1,0 +1,65 @@
+// `npm run demo`: a local Debian 12 host with systemd (scripts/testhost.sh), `chatmail deploy host`
+// into it, the doctor's verdict, and how to reach and remove it. Needs root (nspawn, netns).
+// The real iroh-relay release cannot be downloaded in this sandbox: the demo serves a tarball
+// holding the iroh-relay STAND-IN (test/stand-in-relay), with its own sha256.
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import { join, resolve } from 'node:path'
+import { buildStandInTarball } from '../test/helpers/standin-tarball.js'
+import { parseEnvOutput } from '../test/helpers/testhost.js'
+
+const name = process.env.TESTHOST_NAME ?? 'chatmail-demo'
+const index = process.env.TESTHOST_INDEX ?? '9'
+const env = { ...process.env, TESTHOST_NAME: name, TESTHOST_INDEX: index }
+const dir = resolve(process.env.DEMO_DIR ?? '.demo')
+const bin = resolve('bin/run.js')
+const say = (m: string) => process.stderr.write(`demo: ${m}\n`)
+
+if (process.getuid?.() !== 0) {
+  say('needs root: it starts a systemd-nspawn host in its own network namespace')
+  process.exit(3)
+}
+say('installing what the test host needs (scripts/test-deps.sh)')
+execFileSync('bash', ['scripts/test-deps.sh'], { stdio: 'inherit' })
+say(`starting the local Debian host ${name}`)
+const up = execFileSync('bash', ['scripts/testhost.sh', 'up'], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+const host = parseEnvOutput(up)
+const ip = host.TESTHOST_HOST as string
+
+mkdirSync(dir, { recursive: true })
+const tarball = buildStandInTarball(join(dir, 'iroh-relay-standin'))
+const server = createServer((req, res) => {
+  const file = join(tarball.dir, (req.url ?? '').replace(/^\//, ''))
+  if (!/\.tar\.gz$/.test(file) || !existsSync(file)) return res.writeHead(404).end()
+  res.end(readFileSync(file))
+})
+await new Promise<void>((ok) => server.listen(8099, host.TESTHOST_RUNNER_IP, ok))
+
+const cli = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: dir, stdio: 'inherit', env: process.env })
+if (!existsSync(join(dir, 'chatmail.toml'))) cli(['init', ip])
+const r = cli([
+  'deploy',
+  'host',
+  `root@${ip}`,
+  '--yes',
+  '-i',
+  host.TESTHOST_KEY as string,
+  '--known-hosts',
+  host.TESTHOST_KNOWN_HOSTS as string,
+  '--iroh-relay-source',
+  `http://${host.TESTHOST_RUNNER_IP}:8099/`,
+  '--iroh-relay-sha256',
+  tarball.sha256,
+])
+server.close()
+const stop = `TESTHOST_NAME=${name} TESTHOST_INDEX=${index} bash scripts/testhost.sh stop --purge`
+process.stdout.write(`
+The chatmail server runs in a local Debian host at ${ip} (only this machine can reach it).
+  config:      ${join(dir, 'chatmail.toml')}
+  check it:    (cd ${dir} && node ${bin} doctor --imap-host ${ip} --ca <(ssh … cat /etc/chatmail/tls/fullchain.pem))
+               or simply deploy again: nothing changes, and the doctor runs at the end
+  log in:      ${host.TESTHOST_SSH}
+  remove it:   ${stop}
+`)
+process.exit(r.status ?? 1)

@@ -1,0 +1,102 @@
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { buildConfig } from '../../src/config/init.js'
+import { checkSpec, type FileResource } from '../../src/deploy/resources.js'
+import { PATHS, ssha512 } from '../../src/deploy/stacks/common.js'
+import { dovecotStack } from '../../src/deploy/stacks/dovecot.js'
+
+const config = (domain: string, extra: Partial<Parameters<typeof buildConfig>[0]> = {}) =>
+  buildConfig({ path: 'x', force: false, domain, profile: 'dovecot', ...extra })
+
+const stack = (c = config('chat.example.org')) =>
+  dovecotStack({
+    config: c,
+    metadataProgram: '// program\n',
+    irohRelay: {},
+    doctorPassword: 'doctor-password',
+    templatesDir: resolve('templates'),
+  })
+
+const fileAt = (resources: { kind: string }[], path: string) =>
+  resources.find((r): r is FileResource => r.kind === 'file' && (r as FileResource).path === path)
+
+describe('the dovecot stack', () => {
+  it('renders every template with every value, and is a valid spec', async () => {
+    for (const c of [
+      config('chat.example.org'),
+      config('203.0.113.5'),
+      config('chat.example.org', { tlsMode: 'manual', cert: '/c.pem', key: '/k.pem' }),
+    ]) {
+      const spec = await stack(c)
+      expect(checkSpec(spec)).toEqual([])
+      for (const r of spec.resources) if (r.kind === 'file') expect(r.content).not.toMatch(/\{\{|\}\}/)
+    }
+  })
+  it('keeps the TURN secret in secret files only', async () => {
+    const c = config('chat.example.org')
+    const spec = await stack(c)
+    const holders = spec.resources.filter(
+      (r) => r.kind === 'file' && r.content.includes(c.turn.secret),
+    ) as FileResource[]
+    expect(holders.map((f) => [f.path, f.secret, f.mode])).toEqual([
+      [PATHS.turnSecret, true, '0400'],
+      ['/etc/turnserver.conf', true, '0640'],
+    ])
+    const commands = spec.resources.filter((r) => r.kind === 'command')
+    for (const cmd of commands) expect(JSON.stringify(cmd)).not.toContain(c.turn.secret)
+  })
+  it('configures coturn, dovecot METADATA and the relay as Delta Chat needs them', async () => {
+    const c = config('chat.example.org')
+    const spec = await stack(c)
+    const turn = fileAt(spec.resources, '/etc/turnserver.conf')!.content
+    expect(turn).toMatch(/^use-auth-secret$/m)
+    expect(turn).toMatch(/^realm=chat\.example\.org$/m)
+    expect(turn).toMatch(/^no-multicast-peers$/m)
+    expect(turn).toMatch(/^denied-peer-ip=127\.0\.0\.0-127\.255\.255\.255$/m)
+    expect(turn).toMatch(/^tls-listening-port=5349$/m)
+    const dovecot = fileAt(spec.resources, '/etc/dovecot/dovecot.conf')!.content
+    expect(dovecot).toContain('mail_attribute_dict = proxy:/run/chatmail-metadata/metadata.socket:metadata')
+    expect(dovecot).toMatch(/imap_metadata = yes/)
+    const relay = fileAt(spec.resources, '/etc/iroh-relay.toml')!.content
+    expect(relay).toMatch(/^enable_stun = false$/m)
+    expect(relay).toMatch(/^enable_metrics = false$/m)
+    expect(relay).toContain('http_bind_addr = "127.0.0.1:3340"')
+    const nginx = fileAt(spec.resources, '/etc/nginx/conf.d/chatmail.conf')!.content
+    expect(nginx).toContain('location = /relay')
+    expect(nginx).toContain('proxy_set_header Upgrade $http_upgrade;')
+    const ip = await stack(config('203.0.113.5'))
+    expect(fileAt(ip.resources, '/etc/iroh-relay.toml')!.content).toContain('http_bind_addr = "[::]:3340"')
+    expect(JSON.stringify(ip.resources)).toContain('subjectAltName=IP:203.0.113.5')
+  })
+  it('renders the same files twice (a second deploy changes nothing)', async () => {
+    const c = config('chat.example.org')
+    const a = await stack(c)
+    const b = await stack(c)
+    expect(b).toEqual(a)
+  })
+  it('pins iroh-relay v0.35.0 by sha256 per arch', async () => {
+    const spec = await stack()
+    const bin = spec.resources.find((r) => r.kind === 'binary')
+    expect(bin).toMatchObject({
+      path: '/usr/local/bin/iroh-relay',
+      variants: {
+        x86_64: { sha256: '45c81199dbd70f8c4c30fef7f3b9727ca6e3cea8f2831333eeaf8aa71bf0fac1' },
+        aarch64: { sha256: 'f8ef27631fac213b3ef668d02acd5b3e215292746a3fc71d90c63115446008b1' },
+      },
+    })
+    expect(JSON.stringify(bin)).toContain('iroh-relay-v0.35.0-x86_64-unknown-linux-musl.tar.gz')
+  })
+  it('hashes the doctor password as dovecot SSHA512, stable per secret', () => {
+    const h = ssha512('pw', 'doctor@x.example', 'secret-1')
+    expect(h).toMatch(/^\{SSHA512\}[A-Za-z0-9+/]+=*$/)
+    expect(Buffer.from(h.slice(9), 'base64')).toHaveLength(64 + 16)
+    expect(ssha512('pw', 'doctor@x.example', 'secret-1')).toBe(h)
+    expect(ssha512('pw', 'doctor@x.example', 'secret-2')).not.toBe(h)
+  })
+  it('templates exist for every unit it restarts', () => {
+    expect(readFileSync('templates/iroh-relay/iroh-relay.service', 'utf8')).toContain(
+      'ExecStart=/usr/local/bin/iroh-relay --config-path /etc/iroh-relay.toml',
+    )
+  })
+})
