@@ -25,6 +25,7 @@ B=${BACKUP_ROOT}/$$
 rm -rf "$B"; mkdir -p "$B"
 : >"$B/.list"
 say() { printf '@@%s' "$1"; shift; for a in "$@"; do printf '\t%s' "$a"; done; printf '\n'; }
+ms() { date +%s%3N; }
 fail() { say fail "$*"; exit 1; }
 oneline() { tail -n "$2" "$1" 2>/dev/null | tr '\n\t' '  ' | cut -c1-1500; }
 backup() {
@@ -188,16 +189,18 @@ function serviceSteps(items: PlanItem[], unitsChanged: boolean): string[] {
 export function applyScript(plan: Plan): string {
   if (plan.changed === 0) return ''
   const items = plan.items
-  const body: string[] = [...packageSteps(items)]
+  const timed = (phase: string, lines: string[]): string[] =>
+    lines.length ? [`t0=$(ms)`, ...lines, `say timing ${phase} $(( $(ms) - t0 ))`] : []
+  const body: string[] = [...timed('packages', packageSteps(items))]
   for (const kind of ['user', 'directory', 'binary', 'file'] as const) {
     for (const i of items) if (i.resource.kind === kind) body.push(...resourceStep(i))
   }
   const unitsChanged = items.some(
     (i) => i.resource.kind === 'file' && i.action !== 'unchanged' && i.writeContent && isUnitPath(i.resource.path),
   )
-  body.push(...commandSteps(items, 'before-services'))
-  body.push(...serviceSteps(items, unitsChanged))
-  body.push(...commandSteps(items, 'after-services'))
+  body.push(...timed('commands', commandSteps(items, 'before-services')))
+  body.push(...timed('services', serviceSteps(items, unitsChanged)))
+  body.push(...timed('commands-after', commandSteps(items, 'after-services')))
   body.push('rm -rf "$B"', "say 'done'")
   return `${HEAD}${body.join('\n')}\n`
 }
@@ -211,6 +214,8 @@ export interface ApplyOutcome {
   reloaded: string[]
   stopped: string[]
   installed: number
+  /** Milliseconds spent on the host per phase: packages, commands, services, commands-after. */
+  timings: Record<string, number>
   log: string
 }
 
@@ -223,6 +228,7 @@ export function parseApplyOutput(stdout: string, stderr = ''): ApplyOutcome {
     reloaded: [],
     stopped: [],
     installed: 0,
+    timings: {},
     log: '',
   }
   const log: string[] = []
@@ -241,6 +247,7 @@ export function parseApplyOutput(stdout: string, stderr = ''): ApplyOutcome {
     else if (tag === 'start') out.started.push(value)
     else if (tag === 'stop') out.stopped.push(value)
     else if (tag === 'installed') out.installed = Number(value)
+    else if (tag === 'timing' && rest[0]) out.timings[rest[0]] = Number(rest[1])
   }
   if (!out.ok && !out.error)
     out.error = `the apply script ended early: ${stderr.trim().split('\n').slice(-3).join('; ') || 'no output'}`
