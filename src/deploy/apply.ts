@@ -13,6 +13,9 @@ import { shellQuote as q } from './ssh.js'
  * Result lines start with `@@` (see `parseApplyOutput`); everything else is log.
  */
 
+/** Marks the policy-rc.d the apply script writes, so a leftover of a killed run is recognised. */
+export const POLICY_MARK = 'chatmail deploy'
+
 export const BACKUP_ROOT = '/var/lib/chatmail-deploy/backup'
 
 /** Where a local binary is uploaded before the apply script runs (one per sha256). */
@@ -26,7 +29,8 @@ rm -rf "$B"; mkdir -p "$B"
 : >"$B/.list"
 say() { printf '@@%s' "$1"; shift; for a in "$@"; do printf '\t%s' "$a"; done; printf '\n'; }
 ms() { date +%s%3N; }
-fail() { say fail "$*"; exit 1; }
+prc=
+fail() { [ -z "$prc" ] || rm -f /usr/sbin/policy-rc.d; say fail "$*"; exit 1; }
 oneline() { tail -n "$2" "$1" 2>/dev/null | tr '\n\t' '  ' | cut -c1-1500; }
 backup() {
   if [ -e "$1" ]; then mkdir -p "$B$(dirname "$1")" && cp -p "$1" "$B$1" && printf 'r\t%s\n' "$1" >>"$B/.list"
@@ -75,16 +79,25 @@ function packageSteps(items: PlanItem[]): string[] {
     .map(q)
     .join(' ')
   const debconf = pkgs.flatMap((i) => (i.resource.kind === 'package' ? (i.resource.debconf ?? []) : []))
-  const lines: string[] = []
+  // A deploy killed during an earlier install leaves dpkg half-configured: finish that first.
+  const lines: string[] = [
+    'dpkg --configure -a </dev/null >"$B/dpkg.log" 2>&1 || true',
+    // Ours, left by a deploy killed during an install: replace it (it is removed below).
+    `if grep -qs '${POLICY_MARK}' /usr/sbin/policy-rc.d; then rm -f /usr/sbin/policy-rc.d; fi`,
+    `if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\\n# ${POLICY_MARK}: no daemon starts during its install\\nexit 101\\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && prc=1; else prc=; fi`,
+  ]
   if (debconf.length > 0) {
     lines.push(
-      `printf '%s\\n' ${debconf.map(q).join(' ')} | debconf-set-selections || fail 'debconf-set-selections failed'`,
+      // debconf's database is locked while another apt/dpkg runs (an interrupted deploy's): wait for it.
+      `n=0; until printf '%s\\n' ${debconf.map(q).join(' ')} | debconf-set-selections 2>"$B/debconf.log"; do n=$((n+1)); [ $n -lt 300 ] || fail "debconf-set-selections failed: $(oneline "$B/debconf.log" 3)"; sleep 1; done`,
     )
   }
+  // Daemons are not started by their packages (policy-rc.d): they start once, with our configuration.
   const install = `apt-get -q -y -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confold install --no-install-recommends ${names} </dev/null >"$B/apt.log" 2>&1`
   // A stale or missing package list: update once and retry.
   lines.push(
     `${install} || { apt-get -q -o DPkg::Lock::Timeout=300 update </dev/null >"$B/apt.log" 2>&1 && ${install}; } || fail "apt-get install ${names.replace(/'/g, '')} failed: $(oneline "$B/apt.log" 8)"`,
+    `[ -z "$prc" ] || rm -f /usr/sbin/policy-rc.d`,
     `say installed ${pkgs.length}`,
   )
   return lines
@@ -177,8 +190,11 @@ function serviceSteps(items: PlanItem[], unitsChanged: boolean): string[] {
     if (s.disable) lines.push(`systemctl disable --quiet ${u} || fail "cannot disable ${unit}"`)
     const verb = s.restart ? 'restart' : s.reload ? 'reload-or-restart' : s.start ? 'start' : s.stop ? 'stop' : ''
     if (!verb) continue
+    // "start" is done as a restart: a unit that was stopped when the facts were read may have been
+    // started since (a package's postinst) with the old configuration.
+    const command = verb === 'start' ? 'restart' : verb
     lines.push(
-      `systemctl ${verb} ${u} || fail "systemctl ${verb} ${unit} failed: $(journalctl -u ${u} -n 8 --no-pager -o cat 2>/dev/null | tr '\\n' ' ' | cut -c1-1500)"`,
+      `systemctl ${command} ${u} || fail "systemctl ${command} ${unit} failed: $(journalctl -u ${u} -n 8 --no-pager -o cat 2>/dev/null | tr '\\n' ' ' | cut -c1-1500)"`,
       `say ${verb} ${u}`,
     )
   }

@@ -110,7 +110,7 @@ describe.skipIf(skip)(`chatmail deploy host on a real Debian host${skip ? ` (ski
     expect(killed, 'the deploy reached apt-get and was killed there').toBe(true)
 
     const r = await cli(deployArgs('--yes', '--json'), dir)
-    expect(r.code, r.stderr).toBe(0)
+    expect(r.code, `${r.stderr}\n${r.stdout.slice(0, 4000)}`).toBe(0)
     const out = JSON.parse(r.stdout)
     expect(out.changed).toBeGreaterThan(0)
     const notOk = out.doctor.checks.filter((c: { status: string }) => c.status !== 'ok')
@@ -131,7 +131,7 @@ describe.skipIf(skip)(`chatmail deploy host on a real Debian host${skip ? ` (ski
       'systemctl show -p ActiveEnterTimestampMonotonic dovecot postfix coturn nginx iroh-relay chatmail-metadata',
     )
     const r = await cli(deployArgs('--yes', '--json'), dir)
-    expect(r.code, r.stderr).toBe(0)
+    expect(r.code, `${r.stderr}\n${r.stdout.slice(0, 4000)}`).toBe(0)
     const out = JSON.parse(r.stdout)
     expect(out.changed).toBe(0)
     expect(out.restarted).toEqual([])
@@ -151,7 +151,7 @@ describe.skipIf(skip)(`chatmail deploy host on a real Debian host${skip ? ` (ski
     writeFileSync(path, original.replace(/^ttl = "1d"/m, 'ttl = "2d"'))
     try {
       const r = await cli(deployArgs('--dry-run'), dir)
-      expect(r.code, r.stderr).toBe(0)
+      expect(r.code, `${r.stderr}\n${r.stdout.slice(0, 4000)}`).toBe(0)
       expect(r.stdout).toContain('~ file:/etc/chatmail/metadata.conf: content changed')
       expect(r.stdout).toMatch(/^\s+-turn_ttl = 1d$/m)
       expect(r.stdout).toMatch(/^\s+\+turn_ttl = 2d$/m)

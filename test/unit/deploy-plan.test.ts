@@ -237,7 +237,7 @@ describe('command resources', () => {
     const plan = computePlan({ resources: [cert, late, svc], ports: [] }, facts())
     const script = applyScript(plan)
     const a = script.indexOf('touch /etc/c.pem')
-    const b = script.indexOf('systemctl start')
+    const b = script.indexOf('systemctl restart')
     const c = script.indexOf('echo late')
     expect(a).toBeGreaterThan(0)
     expect(b).toBeGreaterThan(a)

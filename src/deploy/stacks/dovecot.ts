@@ -5,6 +5,7 @@
 import { isIP } from 'node:net'
 import type { Config } from '../../config/schema.js'
 import { formatDuration } from '../../protocols/duration.js'
+import { POLICY_MARK } from '../apply.js'
 import {
   binary,
   command,
@@ -95,6 +96,13 @@ export async function dovecotStack(inputs: StackInputs): Promise<DeploySpec> {
     pkg('openssl'),
     pkg('ca-certificates'),
     pkg('curl'),
+    // A deploy killed during its package install leaves the policy-rc.d that kept daemons from starting.
+    command(
+      'policy-rc-leftover',
+      'remove the policy-rc.d an interrupted deploy left behind',
+      `! grep -qs '${POLICY_MARK}' /usr/sbin/policy-rc.d`,
+      'rm -f /usr/sbin/policy-rc.d',
+    ),
     user('vmail', { home: '/home/vmail' }),
     user('chatmail-metadata'),
     user('iroh-relay'),
