@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs'
 import { ChatmailError, cannotRun, ExitCode } from '../lib/errors.js'
 import { type ApplyOutcome, applyScript, parseApplyOutput, uploadPath } from './apply.js'
 import { type Facts, factsScript, parseFacts } from './facts.js'
-import { AUDIT_LOG, HostLock } from './lock.js'
+import { APPLY_LOCK, AUDIT_LOG, HostLock } from './lock.js'
 import { computePlan, type Plan } from './plan.js'
 import { type PreflightProblem, preflightDns, preflightFacts, type Resolver } from './preflight.js'
 import { checkSpec, type DeploySpec } from './resources.js'
@@ -133,7 +133,12 @@ async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
     progress(`applying ${plan.changed} change(s)`)
     const script = applyScript(plan)
     // The script is read completely before it runs, so nothing it starts can eat its stdin.
-    const r = await session.exec('f=$(mktemp) && cat >"$f" && sh "$f"; rc=$?; rm -f "$f"; exit $rc', { stdin: script })
+    const r = await session.exec(
+      `f=$(mktemp) && cat >"$f" && flock ${APPLY_LOCK} sh "$f"; rc=$?; rm -f "$f"; exit $rc`,
+      {
+        stdin: script,
+      },
+    )
     applied = parseApplyOutput(r.stdout, r.stderr)
     if (!applied.ok) {
       result = 'failed'

@@ -6,6 +6,12 @@ import { collect, type SshSession } from './ssh.js'
 export const LOCK_FILE = '/run/lock/chatmail-deploy.lock'
 export const OWNER_FILE = '/run/lock/chatmail-deploy.owner'
 export const AUDIT_LOG = '/var/log/chatmail-deploy.log'
+/**
+ * Held by the apply script while it runs. A deploy killed mid-apply leaves its script running on
+ * the host (an SSH exec has no terminal to hang up); the next deploy waits for it before reading
+ * facts, so it plans from what that script finished.
+ */
+export const APPLY_LOCK = '/run/lock/chatmail-deploy.apply'
 
 /**
  * The host lock: one long-lived channel runs a shell that holds `flock` on LOCK_FILE for as long
@@ -35,13 +41,14 @@ export class HostLock {
     session: SshSession,
     script: string,
     owner = HostLock.owner(),
-    timeoutMs = 60_000,
+    timeoutMs = 900_000,
   ): Promise<HostLock> {
     const holder = [
       'mkdir -p /run/lock',
       `exec 9>>${LOCK_FILE}`,
       `if ! flock -n 9; then printf 'busy\\t%s\\n' "$(cat ${OWNER_FILE} 2>/dev/null)"; exit 75; fi`,
       `printf '%s\\n' '${owner.replace(/'/g, '')}' >${OWNER_FILE}`,
+      `flock -w ${Math.floor(timeoutMs / 1000) - 5} ${APPLY_LOCK} true 2>/dev/null || true`,
       script,
       `while IFS= read -r l; do printf '%s\\n' "$l" >>${AUDIT_LOG}; done`,
       `rm -f ${OWNER_FILE}`,
