@@ -155,6 +155,8 @@ print(json.dumps([len(s), s[0].get('name'), [[c.get('classname'), c.get('name')]
       `secret = "${SECRET}"`,
       '[imap]',
       `port = ${dovecot.imapsPort}`,
+      '[iroh]',
+      'relay_url = "https://relay.example.org"',
       '[doctor]',
       `user = "${dovecot.user}"`,
       `password = "${dovecot.password}"`,
@@ -162,11 +164,22 @@ print(json.dumps([len(s), s[0].get('name'), [[c.get('classname'), c.get('name')]
     ].join('\n')
     await writeFile(join(cfgDir, 'chatmail.toml'), toml, { mode: 0o600 })
     const r = await cli(['--ca', caFile, '--only', LOCAL, '--json'], cfgDir)
+    // A server that advertises another relay than the config names is caught.
+    await writeFile(
+      join(cfgDir, 'chatmail.toml'),
+      toml.replace('https://relay.example.org', 'https://other.example.org'),
+    )
+    const other = JSON.parse((await cli(['--ca', caFile, '--only', LOCAL, '--json'], cfgDir)).stdout)
     await rm(cfgDir, { recursive: true, force: true })
     const out = JSON.parse(r.stdout)
     expect(out.checks.find((c: { id: string }) => c.id === 'turn.credential.hmac').status).toBe('ok')
     expect(out.status).toBe('ok')
     expect(r.code).toBe(0)
+    const relay = other.checks.find((c: { id: string }) => c.id === 'metadata.irohrelay')
+    expect(relay.status).toBe('fail')
+    expect(relay.detail).toMatch(
+      /advertises https:\/\/relay\.example\.org\/, but the config's iroh\.relay_url is https:\/\/other\.example\.org\//,
+    )
   })
 
   it('exit 3 without a domain or config; in --json mode a {"status":"error"} envelope', async () => {
