@@ -470,3 +470,13 @@ export async function startMetadataService(opts: MetadataServiceOptions = {}): P
     },
   }
 }
+
+/**
+ * A service's log, once it contains `pattern` (or after `timeoutMs`): log lines arrive through a
+ * pipe, so they may land a moment after the reply that a test has already read.
+ */
+export async function logWith(logs: () => string, pattern: RegExp, timeoutMs = 5000): Promise<string> {
+  const until = Date.now() + timeoutMs
+  while (!pattern.test(logs()) && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
+  return logs()
+}

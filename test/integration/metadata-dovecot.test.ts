@@ -10,7 +10,14 @@ import { ImapFlow } from 'imapflow'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { METADATA_KEYS, parseTurnMetadata } from '../../src/protocols/metadata-values.js'
 import { verifyTurnCredential } from '../../src/protocols/turn-rest.js'
-import { type Dovecot, freePort, type MetadataService, startDovecot, startMetadataService } from '../helpers/dovecot.js'
+import {
+  type Dovecot,
+  freePort,
+  logWith,
+  type MetadataService,
+  startDovecot,
+  startMetadataService,
+} from '../helpers/dovecot.js'
 
 type Tok = { type: string; value: unknown } | null | Tok[]
 interface Exec {
@@ -205,8 +212,10 @@ describe('chatmail-metadata behind dovecot', () => {
 
   it('accepts a SETMETADATA transaction without storing it', async () => {
     await setMetadata(client, 'INBOX', '/private/vendor/deltachat/test', 'abc')
-    expect(service.logs()).toMatch(/transaction \S+: set \S*vendor\/deltachat\/test ignored/)
-    expect(service.logs()).toMatch(/transaction \S+: committed/)
+    expect(await logWith(service.logs, /transaction \S+: set \S*vendor\/deltachat\/test ignored/)).toMatch(
+      /transaction \S+: set \S*vendor\/deltachat\/test ignored/,
+    )
+    expect(await logWith(service.logs, /transaction \S+: committed/)).toMatch(/transaction \S+: committed/)
     const got = await getMetadata(client, 'INBOX', ['/private/vendor/deltachat/test'])
     expect(got['/private/vendor/deltachat/test']).toBeNull()
   })

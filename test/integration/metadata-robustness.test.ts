@@ -8,7 +8,7 @@ import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseTurnMetadata } from '../../src/protocols/metadata-values.js'
 import { verifyTurnCredential } from '../../src/protocols/turn-rest.js'
-import { type MetadataService, startMetadataService } from '../helpers/dovecot.js'
+import { logWith, type MetadataService, startMetadataService } from '../helpers/dovecot.js'
 
 const PREFIX = 'shared/0123456789abcdef0123456789abcdef/vendor/vendor.dovecot/pvt/server'
 const TURN = `L${PREFIX}/vendor/deltachat/turn\talice@example.org\n`
@@ -69,7 +69,9 @@ describe('chatmail-metadata robustness', () => {
   it('closes the connection on an unknown command, and keeps serving others', async () => {
     const bad = await converse(svc.socket, `${HELLO}Zgarbage\n${TURN}`)
     expect(bad).toEqual({ replies: [], closed: true })
-    expect(svc.logs()).toMatch(/closing a dict connection: unknown command "Z"/)
+    expect(await logWith(svc.logs, /closing a dict connection: unknown command "Z"/)).toMatch(
+      /closing a dict connection: unknown command "Z"/,
+    )
     expect(await turnValue(svc)).toMatch(/^O/)
   })
 
@@ -85,7 +87,7 @@ describe('chatmail-metadata robustness', () => {
   it('closes a connection whose line exceeds 64 KiB', async () => {
     const huge = await converse(svc.socket, `${HELLO}L${'x'.repeat(70_000)}`)
     expect(huge.closed).toBe(true)
-    expect(svc.logs()).toMatch(/line longer than 65536 bytes/)
+    expect(await logWith(svc.logs, /line longer than 65536 bytes/)).toMatch(/line longer than 65536 bytes/)
     expect(await turnValue(svc)).toMatch(/^O/)
   })
 
@@ -140,7 +142,9 @@ describe('chatmail-metadata without a readable secret', () => {
   it('logs a missing secret, answers TURN not-found, serves the rest, and recovers on SIGHUP', async () => {
     const svc = await startMetadataService({ secret: null, irohRelayUrl: 'https://relay.example.org' })
     services.push(svc)
-    expect(svc.logs()).toMatch(/TURN secret file \S+turn-secret does not exist: TURN lookups answer not-found/)
+    expect(
+      await logWith(svc.logs, /TURN secret file \S+turn-secret does not exist: TURN lookups answer not-found/),
+    ).toMatch(/TURN secret file \S+turn-secret does not exist: TURN lookups answer not-found/)
     const { replies } = await converse(svc.socket, HELLO + TURN + RELAY, 2)
     expect(replies).toEqual(['N', 'Ohttps://relay.example.org'])
     expect(svc.alive()).toBe(true)
@@ -161,7 +165,9 @@ describe('chatmail-metadata without a readable secret', () => {
     chmodSync(svc.secretFile, 0o000)
     if (asRoot) chownSync(svc.secretFile, 0, 0)
     await svc.reload()
-    expect(svc.logs()).toMatch(/TURN secret file \S+ is not readable by this user \(permission denied\)/)
+    expect(await logWith(svc.logs, /TURN secret file \S+ is not readable by this user \(permission denied\)/)).toMatch(
+      /TURN secret file \S+ is not readable by this user \(permission denied\)/,
+    )
     const { replies } = await converse(svc.socket, HELLO + TURN, 1)
     expect(replies).toEqual(['N'])
     expect(svc.alive()).toBe(true)
