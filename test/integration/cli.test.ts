@@ -174,3 +174,20 @@ describe('help', () => {
     expect(r.stdout).toContain('$ chatmail')
   })
 })
+
+describe('chatmail deploy host (before any connection)', () => {
+  it('needs --yes without a terminal, and a config', async () => {
+    expectOneLineError(await run(['deploy', 'host', 'root@192.0.2.1'], { cwd: dir }), 2, /no terminal to confirm.*--yes/)
+    expectOneLineError(
+      await run(['deploy', 'host', '--dry-run', '-c', 'missing.toml'], { cwd: dir }),
+      3,
+      /config file missing.toml does not exist.*chatmail init/,
+    )
+    expectOneLineError(await run(['deploy', 'host', 'root@', '--dry-run'], { cwd: dir }), 2, /invalid destination/)
+  })
+  it('has help with examples', async () => {
+    const r = await run(['deploy', 'host', '--help'], { cwd: dir })
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain('$ chatmail deploy host root@chat.example.org --dry-run')
+  })
+})

@@ -31,14 +31,18 @@ export interface StackInputs {
   templatesDir?: string
 }
 
-/** Self-signed mode: a certificate for the domain (or IP) made on the host once, kept 10 years. */
-function selfSignedCert(domain: string): Resource {
+/**
+ * Self-signed mode: a certificate for the domain (or IP) made on the host once, kept 10 years.
+ * As the ACME placeholder (`placeholder`), it is made only when there is no certificate at all:
+ * an ACME certificate in its last 30 days is certbot's to renew, never replaced by a self-signed one.
+ */
+function selfSignedCert(domain: string, placeholder = false): Resource {
   const san = isIP(domain) ? `IP:${domain}` : `DNS:${domain}`
   const { tlsCert: cert, tlsKey: key } = PATHS
   return command(
     'tls-self-signed',
-    `create a self-signed certificate for ${domain}`,
-    `test -s ${cert} && test -s ${key} && openssl x509 -in ${cert} -noout -checkend 2592000`,
+    `create a self-signed certificate for ${domain}${placeholder ? ' (placeholder until ACME issues one)' : ''}`,
+    `test -s ${cert} && test -s ${key}${placeholder ? '' : ` && openssl x509 -in ${cert} -noout -checkend 2592000`}`,
     [
       `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 -subj ${q(`/CN=${domain}`)} -addext ${q(`subjectAltName=${san}`)} -keyout ${key}.new -out ${cert}.new`,
       `chown root:turnserver ${key}.new && chmod 0640 ${key}.new && chmod 0644 ${cert}.new`,
@@ -56,7 +60,7 @@ function acmeResources(c: Config): Resource[] {
   const live = `/etc/letsencrypt/live/${c.domain}`
   return [
     pkg('certbot'),
-    selfSignedCert(c.domain),
+    selfSignedCert(c.domain, true),
     command(
       'acme-certificate',
       `obtain a certificate for ${c.domain} from ${c.tls.acmeDirectory}`,
@@ -67,6 +71,9 @@ function acmeResources(c: Config): Resource[] {
       ].join(' && '),
       'after-services',
     ),
+    // Renewals: Debian's certbot.timer runs `certbot renew`; the package enables it, but its start is
+    // held back during the install (policy-rc.d), so the deploy starts it.
+    service('certbot.timer'),
   ]
 }
 
