@@ -177,7 +177,11 @@ describe('help', () => {
 
 describe('chatmail deploy host (before any connection)', () => {
   it('needs --yes without a terminal, and a config', async () => {
-    expectOneLineError(await run(['deploy', 'host', 'root@192.0.2.1'], { cwd: dir }), 2, /no terminal to confirm.*--yes/)
+    expectOneLineError(
+      await run(['deploy', 'host', 'root@127.0.0.1'], { cwd: dir }),
+      2,
+      /no terminal to confirm.*--yes/,
+    )
     expectOneLineError(
       await run(['deploy', 'host', '--dry-run', '-c', 'missing.toml'], { cwd: dir }),
       3,
