@@ -86,31 +86,38 @@ failed, 2 usage error, 3 could not run (config, SSH connection, key refused).`
     const loaded = await loadConfig(flags.config)
     const { deployHost } = await import('../../deploy/host.js')
     const { formatPlan } = await import('../../deploy/plan.js')
-    const progress = (m: string) => {
-      if (!json) note(`chatmail: ${m}`)
-    }
-    const out = await deployHost({
-      loaded,
-      ...(args.destination ? { destination: args.destination } : {}),
-      ...(flags.identity ? { identity: flags.identity } : {}),
-      ...(flags['known-hosts'] ? { knownHosts: flags['known-hosts'] } : {}),
-      acceptNewHostKey: flags['accept-new-host-key'],
-      skipDnsCheck: flags['skip-dns-check'],
-      dryRun,
-      ...(flags['iroh-relay-source'] ? { irohRelaySource: flags['iroh-relay-source'] } : {}),
-      ...(flags['iroh-relay-sha256'] ? { irohRelaySha256: flags['iroh-relay-sha256'] } : {}),
-      doctor: !flags['no-doctor'],
-      onProgress: progress,
-      confirm: async (plan) => {
-        if (json) return true
-        process.stderr.write(`${formatPlan(plan, flags.verbose)}\n`)
-        if (flags.yes) return true
-        const rl = createInterface({ input: process.stdin, output: process.stderr })
-        const answer = await rl.question(`apply ${plan.changed} change(s)? [y/N] `)
-        rl.close()
-        return /^y(es)?$/i.test(answer.trim())
-      },
-    })
+    // A live line on a terminal when nothing will be asked; plain lines otherwise (and none with --json).
+    const { plainProgress, ttyProgress } = await import('../../deploy/progress.js')
+    const live = Boolean(process.stderr.isTTY) && !json && (flags.yes || dryRun)
+    const progress = json
+      ? plainProgress(() => {})
+      : live
+        ? ttyProgress(dryRun ? 'planning' : 'deploying')
+        : plainProgress(note)
+    const out = await progress.run(() =>
+      deployHost({
+        loaded,
+        ...(args.destination ? { destination: args.destination } : {}),
+        ...(flags.identity ? { identity: flags.identity } : {}),
+        ...(flags['known-hosts'] ? { knownHosts: flags['known-hosts'] } : {}),
+        acceptNewHostKey: flags['accept-new-host-key'],
+        skipDnsCheck: flags['skip-dns-check'],
+        dryRun,
+        ...(flags['iroh-relay-source'] ? { irohRelaySource: flags['iroh-relay-source'] } : {}),
+        ...(flags['iroh-relay-sha256'] ? { irohRelaySha256: flags['iroh-relay-sha256'] } : {}),
+        doctor: !flags['no-doctor'],
+        onProgress: (m) => progress.update(m),
+        confirm: async (plan) => {
+          if (json || live) return true // live: the changes are listed when the display is done
+          process.stderr.write(`${formatPlan(plan, flags.verbose)}\n`)
+          if (flags.yes) return true
+          const rl = createInterface({ input: process.stdin, output: process.stderr })
+          const answer = await rl.question(`apply ${plan.changed} change(s)? [y/N] `)
+          rl.close()
+          return /^y(es)?$/i.test(answer.trim())
+        },
+      }),
+    )
     const { plan, applied } = out.result
     const summary = {
       host: `${out.target.user}@${out.target.host}:${out.target.port}`,
@@ -134,6 +141,9 @@ failed, 2 usage error, 3 could not run (config, SSH connection, key refused).`
     if (declined) {
       this.log('nothing changed (not confirmed)')
       return undefined
+    }
+    if (live) {
+      for (const line of formatPlan(plan).split('\n')) if (/^[+~] /.test(line)) this.log(line)
     }
     this.log(
       `${summary.host}: ${plan.changed} changed, ${summary.unchanged} unchanged` +
