@@ -163,8 +163,9 @@ export function parseListener(line: string): Listener | undefined {
   return { proto, address, port, processes: [...new Set(processes)] }
 }
 
-export function parseFacts(output: string): Facts {
-  const facts: Facts = {
+/** Facts of a host about which nothing is known yet (the base that parseFacts fills). */
+export function emptyFacts(): Facts {
+  return {
     uid: -1,
     os: { id: '', versionId: '', codename: '' },
     arch: '',
@@ -178,6 +179,10 @@ export function parseFacts(output: string): Facts {
     units: new Map(),
     commands: new Map(),
   }
+}
+
+export function parseFacts(output: string): Facts {
+  const facts = emptyFacts()
   let ended = false
   for (const line of output.split('\n')) {
     if (line === '') continue

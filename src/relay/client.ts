@@ -6,9 +6,11 @@
  * every socket it opened (except the connection `relayUpgrade` hands back on a 101, which the caller closes).
  * Failures are `RelayError`s with a `kind` the doctor maps to a hint.
  */
+
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import tls from 'node:tls'
+import { raceAbort } from '../lib/abort.js'
 import {
   buildClientInfo,
   buildUpgradeRequest,
@@ -104,25 +106,7 @@ class Deadline {
   }
 
   race<T>(p: Promise<T>): Promise<T> {
-    const signal = this.controller.signal
-    if (signal.aborted) {
-      p.catch(() => {})
-      return Promise.reject(signal.reason)
-    }
-    return new Promise<T>((resolve, reject) => {
-      const onAbort = () => reject(signal.reason)
-      signal.addEventListener('abort', onAbort, { once: true })
-      p.then(
-        (v) => {
-          signal.removeEventListener('abort', onAbort)
-          resolve(v)
-        },
-        (e) => {
-          signal.removeEventListener('abort', onAbort)
-          reject(e)
-        },
-      )
-    })
+    return raceAbort(p, this.controller.signal)
   }
 
   track(socket: net.Socket): void {

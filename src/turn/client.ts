@@ -7,10 +7,12 @@
  * nonce → success: XOR-RELAYED-ADDRESS, XOR-MAPPED-ADDRESS, LIFETIME → Refresh LIFETIME=0.
  * Never hangs: timeoutMs and the signal abort everything and close the socket.
  */
+
 import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import { lookup } from 'node:dns/promises'
 import { isIP, type Socket, connect as tcpConnect } from 'node:net'
 import { checkServerIdentity, rootCertificates, type TLSSocket, connect as tlsConnect } from 'node:tls'
+import { raceAbort } from '../lib/abort.js'
 import {
   Attr,
   attr,
@@ -166,24 +168,6 @@ class Deadline {
     clearTimeout(this.timer)
     this.o.signal?.removeEventListener('abort', this.onOuterAbort)
   }
-}
-
-function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason)
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(v)
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(e)
-      },
-    )
-  })
 }
 
 function socketError(err: unknown, o: AllocateOptions): TurnError {

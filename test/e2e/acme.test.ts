@@ -1,20 +1,3 @@
-/**
- * `tls.mode = "acme"` end to end: `chatmail deploy host` on a real systemd Debian host
- * (scripts/testhost.sh) gets its certificate with certbot from Debian's `pebble`, which runs on
- * the runner side of the host's veth (test/helpers/pebble.ts) and really validates the HTTP-01
- * challenge against the host's port 80.
- *
- * Test environment, not code under test:
- * - the guest trusts the CA of pebble's own HTTPS (installed with update-ca-certificates), as a
- *   real server trusts Let's Encrypt's API;
- * - the runner resolves the test domain through a private mount namespace whose /etc/hosts has
- *   one more line (`unshare -m` + a bind mount, for the CLI process only: the runner's own
- *   /etc/hosts is never written), so the CLI connects to root@DOMAIN and checks the names in
- *   the certificates as an operator's machine would;
- * - the CLI trusts pebble's issuing root through NODE_EXTRA_CA_CERTS (the operator's machine
- *   trusting the public CA), or through the doctor's --ca.
- */
-import { execFile } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
@@ -22,12 +5,13 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { connect as tlsConnect } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { runCli } from '../helpers/cli.js'
 import { type Pebble, startPebble } from '../helpers/pebble.js'
 import { buildStandInTarball } from '../helpers/standin-tarball.js'
 import { guestShell, startTestHost, stopTestHost, type TestHost, testHostSkipReason } from '../helpers/testhost.js'
 
 const OPTS = { name: 'th-acme', index: 11 }
-const BIN = resolve('bin/run.js')
+const _BIN = resolve('bin/run.js')
 const hasPebble = ['/usr/bin/pebble', '/usr/bin/pebble-challtestsrv'].every((f) => existsSync(f))
 const skip = testHostSkipReason() ?? (hasPebble ? undefined : 'missing pebble (run: bash scripts/test-deps.sh)')
 
@@ -45,33 +29,18 @@ interface Check {
 
 /** The built CLI, in a private mount namespace whose /etc/hosts maps the test domain to the guest. */
 function cli(hostsFile: string, args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((done) => {
-    execFile(
-      'unshare',
-      [
-        '--mount',
-        '--propagation',
-        'private',
-        '--',
-        'sh',
-        '-c',
-        'mount --bind "$0" /etc/hosts && exec "$@"',
-        hostsFile,
-        process.execPath,
-        BIN,
-        ...args,
-      ],
-      { cwd, timeout: 600_000, maxBuffer: 32 << 20, env: { ...process.env, NO_COLOR: '1', ...env } },
-      (err, stdout, stderr) => {
-        const code = err
-          ? typeof (err as { code?: unknown }).code === 'number'
-            ? (err as { code: number }).code
-            : 1
-          : 0
-        done({ code, stdout, stderr })
-      },
-    )
-  })
+  const wrap = [
+    'unshare',
+    '--mount',
+    '--propagation',
+    'private',
+    '--',
+    'sh',
+    '-c',
+    'mount --bind "$0" /etc/hosts && exec "$@"',
+    hostsFile,
+  ]
+  return runCli(args, { cwd, env, timeoutMs: 600_000, wrap })
 }
 
 /** The certificate a TLS port serves, and whether it verifies against `ca` for `servername`. */

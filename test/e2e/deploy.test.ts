@@ -4,12 +4,13 @@
  * binary cannot be downloaded here: the test serves a tarball holding the STAND-IN relay
  * (test/helpers/standin-tarball.ts) from a local HTTP server, with its own sha256.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { runCli } from '../helpers/cli.js'
 import { buildStandInTarball } from '../helpers/standin-tarball.js'
 import { guestShell, startTestHost, stopTestHost, type TestHost, testHostSkipReason } from '../helpers/testhost.js'
 
@@ -23,23 +24,7 @@ interface Run {
   stderr: string
 }
 
-function cli(args: string[], cwd: string, timeoutMs = 600_000): Promise<Run> {
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { cwd, timeout: timeoutMs, maxBuffer: 32 << 20, env: { ...process.env, NO_COLOR: '1' } },
-      (err, stdout, stderr) => {
-        const code = err
-          ? typeof (err as { code?: unknown }).code === 'number'
-            ? (err as { code: number }).code
-            : 1
-          : 0
-        done({ code, stdout, stderr })
-      },
-    )
-  })
-}
+const cli = (args: string[], cwd: string, timeoutMs = 600_000): Promise<Run> => runCli(args, { cwd, timeoutMs })
 
 describe.skipIf(skip)(`chatmail deploy host on a real Debian host${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let host: TestHost

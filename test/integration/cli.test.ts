@@ -1,11 +1,10 @@
-// The built CLI as users run it: exit codes, one-line errors, file modes.
-import { execFile } from 'node:child_process'
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runCli } from '../helpers/cli.js'
 
-const BIN = resolve('bin/run.js')
+const _BIN = resolve('bin/run.js')
 
 interface Run {
   code: number
@@ -13,19 +12,7 @@ interface Run {
   stderr: string
 }
 
-function run(args: string[], opts: { cwd: string; env?: Record<string, string> }): Promise<Run> {
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { cwd: opts.cwd, env: { ...process.env, NO_COLOR: '1', ...opts.env } },
-      (err, stdout, stderr) => {
-        const code = err ? ((err as { code?: number }).code ?? 1) : 0
-        done({ code: typeof code === 'number' ? code : 1, stdout, stderr })
-      },
-    )
-  })
-}
+const run = (args: string[], opts: { cwd: string; env?: Record<string, string> }): Promise<Run> => runCli(args, opts)
 
 function expectOneLineError(r: Run, code: number, pattern: RegExp) {
   expect(r.code).toBe(code)

@@ -10,9 +10,10 @@ import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { METADATA_KEYS } from '../../src/protocols/metadata-values.js'
 import { mintTurnCredential } from '../../src/protocols/turn-rest.js'
+import { runCli } from '../helpers/cli.js'
 import { type Dovecot, startDovecot } from '../helpers/dovecot.js'
 
-const BIN = resolve('bin/run.js')
+const _BIN = resolve('bin/run.js')
 const SECRET = 'cli-test-secret-0123456789abcdef'
 const LOCAL = ['imap', 'discovery', 'credentials'].join(',')
 const IDS = [
@@ -32,23 +33,8 @@ interface Run {
   stderr: string
 }
 
-function cli(args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      [BIN, 'doctor', ...args],
-      {
-        cwd,
-        env: { ...process.env, NO_COLOR: '1', CHATMAIL_USER: '', CHATMAIL_PASSWORD: '', ...env },
-        timeout: 60_000,
-      },
-      (err, stdout, stderr) => {
-        const code = err ? (err as { code?: unknown }).code : 0
-        done({ code: typeof code === 'number' ? code : -1, stdout, stderr })
-      },
-    )
-  })
-}
+const cli = (args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> =>
+  runCli(['doctor', ...args], { cwd, env: { CHATMAIL_USER: '', CHATMAIL_PASSWORD: '', ...env }, timeoutMs: 60_000 })
 
 let dovecot: Dovecot
 let dir: string

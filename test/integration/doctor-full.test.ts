@@ -5,7 +5,6 @@
  * the same secret S, and the iroh-relay stand-in. First every check must pass; then one fault at a
  * time, each caught by the right check id with a hint while the unrelated checks stay ok.
  */
-import { execFile } from 'node:child_process'
 import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import { once } from 'node:events'
 import { existsSync } from 'node:fs'
@@ -14,11 +13,11 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runCli } from '../helpers/cli.js'
 import { type Coturn, startCoturn } from '../helpers/coturn.js'
 import { type Dovecot, type MetadataService, startDovecot, startMetadataService } from '../helpers/dovecot.js'
 import { type StandInFault, type StandInRelay, startStandInRelay } from '../helpers/relay.js'
 
-const BIN = resolve('bin/run.js')
 const SECRET = 'full-doctor-secret-0123456789abcdef'
 const OTHER_SECRET = 'another-coturn-secret-fedcba9876543210'
 /** The name on dovecot's certificate (plus IP:127.0.0.1, the address we connect to). */
@@ -109,27 +108,17 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true })
 })
 
-function cli(args: string[]): Promise<Run> {
-  return new Promise((done, fail) => {
-    execFile(
-      process.execPath,
-      [BIN, 'doctor', ...args, '--json'],
-      {
-        cwd: dir,
-        env: { ...process.env, NO_COLOR: '1', CHATMAIL_USER: '', CHATMAIL_PASSWORD: '' },
-        timeout: 60_000,
-      },
-      (err, stdout, stderr) => {
-        const code = err ? (err as { code?: unknown }).code : 0
-        try {
-          const report = JSON.parse(stdout) as Report
-          done({ code: typeof code === 'number' ? code : -1, stdout, stderr, report })
-        } catch {
-          fail(new Error(`doctor printed no JSON (exit ${String(code)}):\n${stdout}\n${stderr}`))
-        }
-      },
-    )
+async function cli(args: string[]): Promise<Run> {
+  const r = await runCli(['doctor', ...args, '--json'], {
+    cwd: dir,
+    env: { CHATMAIL_USER: '', CHATMAIL_PASSWORD: '' },
+    timeoutMs: 60_000,
   })
+  try {
+    return { ...r, report: JSON.parse(r.stdout) as Report }
+  } catch {
+    throw new Error(`doctor printed no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`)
+  }
 }
 
 /** The server under test, over implicit TLS, with the account, the TURN secret and the CA. */

@@ -2,22 +2,13 @@
  * chatmail-metadata behind a real dovecot: an IMAP client logs in, asks GETMETADATA, and gets fresh
  * TURN credentials that verify with the secret and that a real coturn accepts.
  */
-import { execFile, spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { execFile } from 'node:child_process'
 import { ImapFlow } from 'imapflow'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { METADATA_KEYS, parseTurnMetadata } from '../../src/protocols/metadata-values.js'
 import { verifyTurnCredential } from '../../src/protocols/turn-rest.js'
-import {
-  type Dovecot,
-  freePort,
-  logWith,
-  type MetadataService,
-  startDovecot,
-  startMetadataService,
-} from '../helpers/dovecot.js'
+import { type Coturn, startCoturn } from '../helpers/coturn.js'
+import { type Dovecot, logWith, type MetadataService, startDovecot, startMetadataService } from '../helpers/dovecot.js'
 
 type Tok = { type: string; value: unknown } | null | Tok[]
 interface Exec {
@@ -75,57 +66,6 @@ async function login(d: Dovecot): Promise<ImapFlow> {
   return client
 }
 
-interface Coturn {
-  port: number
-  stop(): void
-  dir: string
-}
-
-async function startCoturn(secret: string): Promise<Coturn> {
-  const dir = mkdtempSync(join(tmpdir(), 'chatmail-coturn-'))
-  const port = await freePort()
-  const conf = join(dir, 'turnserver.conf')
-  const lines = [
-    'listening-ip=127.0.0.1',
-    'relay-ip=127.0.0.1',
-    `listening-port=${port}`,
-    'use-auth-secret',
-    `static-auth-secret=${secret}`,
-    'realm=example.org',
-    'no-cli',
-    'no-tls',
-    'no-dtls',
-    'allow-loopback-peers',
-    'fingerprint',
-    'simple-log',
-    `log-file=${dir}/turn.log`,
-    `pidfile=${dir}/turn.pid`,
-    `userdb=${dir}/turndb`,
-  ]
-  writeFileSync(conf, `${lines.join('\n')}\n`, { mode: 0o600 })
-  const child = spawn('turnserver', ['-c', conf], { stdio: 'ignore' })
-  const logText = (): string => {
-    try {
-      return readFileSync(join(dir, 'turn.log'), 'utf8')
-    } catch {
-      return ''
-    }
-  }
-  const deadline = Date.now() + 15_000
-  while (!/Total General servers/.test(logText())) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`coturn did not start:\n${logText()}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  return {
-    port,
-    dir,
-    stop: () => {
-      child.kill('SIGTERM')
-      rmSync(dir, { recursive: true, force: true })
-    },
-  }
-}
-
 function uclient(port: number, user: string, pass: string): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
     execFile(
@@ -150,7 +90,7 @@ describe('chatmail-metadata behind dovecot', () => {
   beforeAll(async () => {
     service = await startMetadataService({ turnHost: '127.0.0.1', ttl: '1d', irohRelayUrl: relay, verbose: true })
     dovecot = await startDovecot({ metadata: { kind: 'proxy', socket: service.socket } })
-    coturn = await startCoturn(service.secret)
+    coturn = await startCoturn({ secret: service.secret })
     service.writeConfig({ turnPort: coturn.port })
     await service.reload()
     client = await login(dovecot)
@@ -159,7 +99,7 @@ describe('chatmail-metadata behind dovecot', () => {
   afterAll(async () => {
     await client?.logout().catch(() => {})
     await dovecot?.stop()
-    coturn?.stop()
+    await coturn?.stop()
     await service?.stop()
   })
 

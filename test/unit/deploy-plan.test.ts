@@ -1,6 +1,6 @@
 import { describe, expect, it, test } from 'vitest'
 import { applyScript, parseApplyOutput } from '../../src/deploy/apply.js'
-import { type Facts, factsScript } from '../../src/deploy/facts.js'
+import { emptyFacts, type Facts, factsScript } from '../../src/deploy/facts.js'
 import { computePlan, formatPlan } from '../../src/deploy/plan.js'
 import {
   binary,
@@ -17,18 +17,11 @@ import {
 
 function facts(over: Partial<Facts> = {}): Facts {
   return {
+    ...emptyFacts(),
     uid: 0,
     os: { id: 'debian', versionId: '12', codename: 'bookworm' },
     arch: 'x86_64',
     diskFreeKb: 10_000_000,
-    addresses: [],
-    listeners: [],
-    files: new Map(),
-    dirs: new Map(),
-    packages: new Map(),
-    users: new Map(),
-    units: new Map(),
-    commands: new Map(),
     ...over,
   }
 }

@@ -1,8 +1,9 @@
 import { describe, expect, test } from 'vitest'
-import type { Facts } from '../../src/deploy/facts.js'
+import { emptyFacts, type Facts } from '../../src/deploy/facts.js'
 import { preflightDns, preflightFacts } from '../../src/deploy/preflight.js'
 
 const base: Facts = {
+  ...emptyFacts(),
   uid: 0,
   os: { id: 'debian', versionId: '12', codename: 'bookworm' },
   arch: 'x86_64',
@@ -14,12 +15,6 @@ const base: Facts = {
     { proto: 'tcp', address: '0.0.0.0', port: 80, processes: ['nginx'] },
     { proto: 'udp', address: '0.0.0.0', port: 3478, processes: [] },
   ],
-  files: new Map(),
-  dirs: new Map(),
-  packages: new Map(),
-  users: new Map(),
-  units: new Map(),
-  commands: new Map(),
 }
 
 describe('preflight', () => {
