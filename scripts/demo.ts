@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { join, resolve } from 'node:path'
-import { buildStandInTarball } from '../test/helpers/standin-tarball.js'
+import { serveStandInMirror } from '../test/helpers/standin-tarball.js'
 import { parseEnvOutput } from '../test/helpers/testhost.js'
 
 const name = process.env.TESTHOST_NAME ?? 'chatmail-demo'
@@ -28,13 +28,7 @@ const host = parseEnvOutput(up)
 const ip = host.TESTHOST_HOST as string
 
 mkdirSync(dir, { recursive: true })
-const tarball = buildStandInTarball(join(dir, 'iroh-relay-standin'))
-const server = createServer((req, res) => {
-  const file = join(tarball.dir, (req.url ?? '').replace(/^\//, ''))
-  if (!/\.tar\.gz$/.test(file) || !existsSync(file)) return res.writeHead(404).end()
-  res.end(readFileSync(file))
-})
-await new Promise<void>((ok) => server.listen(8099, host.TESTHOST_RUNNER_IP, ok))
+const mirror = await serveStandInMirror(join(dir, 'iroh-relay-standin'), host.TESTHOST_RUNNER_IP as string, 8099)
 
 const cli = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: dir, stdio: 'inherit', env: process.env })
 if (!existsSync(join(dir, 'chatmail.toml'))) cli(['init', ip])
@@ -48,11 +42,11 @@ const r = cli([
   '--known-hosts',
   host.TESTHOST_KNOWN_HOSTS as string,
   '--iroh-relay-source',
-  `http://${host.TESTHOST_RUNNER_IP}:8099/`,
+  mirror.source,
   '--iroh-relay-sha256',
-  tarball.sha256,
+  mirror.sha256,
 ])
-server.close()
+mirror.close()
 const stop = `TESTHOST_NAME=${name} TESTHOST_INDEX=${index} bash scripts/testhost.sh stop --purge`
 process.stdout.write(`
 The chatmail server runs in a local Debian host at ${ip} (only this machine can reach it).

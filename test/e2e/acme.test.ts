@@ -1,14 +1,20 @@
 import { X509Certificate } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { connect as tlsConnect } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { runCli } from '../helpers/cli.js'
 import { type Pebble, startPebble } from '../helpers/pebble.js'
-import { buildStandInTarball } from '../helpers/standin-tarball.js'
-import { guestShell, startTestHost, stopTestHost, type TestHost, testHostSkipReason } from '../helpers/testhost.js'
+import { type StandInMirror, serveStandInMirror } from '../helpers/standin-tarball.js'
+import {
+  deployHostArgs,
+  guestShell,
+  startTestHost,
+  stopTestHost,
+  type TestHost,
+  testHostSkipReason,
+} from '../helpers/testhost.js'
 
 const OPTS = { name: 'th-acme', index: 11 }
 const _BIN = resolve('bin/run.js')
@@ -69,31 +75,20 @@ describe.skipIf(skip)(`chatmail deploy host with ACME from pebble${skip ? ` (ski
   let host: TestHost
   let pebble: Pebble | undefined
   let dir: string
-  let server: Server | undefined
-  let relaySha: string
-  let relaySource: string
+  let mirror: StandInMirror | undefined
   let hostsFile: string
   let rootFile: string
   let rootPem: string
-  const deployArgs = (...extra: string[]) => [
-    'deploy',
-    'host',
-    `root@${host.domain}`,
-    '-c',
-    'chatmail.toml',
-    '-i',
-    host.keyFile,
-    '--known-hosts',
-    host.knownHostsFile,
-    '--iroh-relay-source',
-    relaySource,
-    '--iroh-relay-sha256',
-    relaySha,
-    '--skip-dns-check',
-    '--yes',
-    '--json',
-    ...extra,
-  ]
+  const deployArgs = (...extra: string[]) =>
+    deployHostArgs(
+      host,
+      `root@${host.domain}`,
+      mirror as StandInMirror,
+      '--skip-dns-check',
+      '--yes',
+      '--json',
+      ...extra,
+    )
   const deploy = (...extra: string[]) => cli(hostsFile, deployArgs(...extra), dir, { NODE_EXTRA_CA_CERTS: rootFile })
   const guestCert = async (path: string) => new X509Certificate(await guestShell(host, `cat ${path}`))
 
@@ -108,20 +103,7 @@ describe.skipIf(skip)(`chatmail deploy host with ACME from pebble${skip ? ` (ski
     writeFileSync(hostsFile, `${readFileSync('/etc/hosts', 'utf8').trimEnd()}\n${host.host} ${host.domain}\n`)
 
     // The stand-in iroh-relay, served like a release mirror (see deploy.test.ts).
-    const tarball = buildStandInTarball(dir)
-    relaySha = tarball.sha256
-    server = createServer((req, res) => {
-      const name = (req.url ?? '').replace(/^\//, '')
-      if (!/^[\w.-]+\.tar\.gz$/.test(name)) return res.writeHead(404).end()
-      try {
-        res.end(readFileSync(join(tarball.dir, name)))
-      } catch {
-        res.writeHead(404).end()
-      }
-    })
-    const port = 8000 + Math.floor(Math.random() * 900)
-    await new Promise<void>((ok) => server?.listen(port, host.runnerIp, ok))
-    relaySource = `http://${host.runnerIp}:${port}/`
+    mirror = await serveStandInMirror(dir, host.runnerIp)
 
     // Environment: the guest trusts pebble's API certificate, as a real host trusts Let's Encrypt's.
     await guestShell(
@@ -143,7 +125,7 @@ describe.skipIf(skip)(`chatmail deploy host with ACME from pebble${skip ? ` (ski
   }, 300_000)
 
   afterAll(async () => {
-    server?.close()
+    mirror?.close()
     await pebble?.stop().catch(() => {})
     await stopTestHost(OPTS).catch(() => {})
   }, 120_000)

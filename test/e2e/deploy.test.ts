@@ -6,13 +6,19 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
-import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { runCli } from '../helpers/cli.js'
-import { buildStandInTarball } from '../helpers/standin-tarball.js'
-import { guestShell, startTestHost, stopTestHost, type TestHost, testHostSkipReason } from '../helpers/testhost.js'
+import { type StandInMirror, serveStandInMirror } from '../helpers/standin-tarball.js'
+import {
+  deployHostArgs,
+  guestShell,
+  startTestHost,
+  stopTestHost,
+  type TestHost,
+  testHostSkipReason,
+} from '../helpers/testhost.js'
 
 const OPTS = { name: 'th-deploy', index: 6 }
 const BIN = resolve('bin/run.js')
@@ -29,50 +35,21 @@ const cli = (args: string[], cwd: string, timeoutMs = 600_000): Promise<Run> => 
 describe.skipIf(skip)(`chatmail deploy host on a real Debian host${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let host: TestHost
   let dir: string
-  let server: Server
-  let relaySha: string
-  let relaySource: string
-  const deployArgs = (...extra: string[]) => [
-    'deploy',
-    'host',
-    `root@${host.host}`,
-    '-c',
-    'chatmail.toml',
-    '-i',
-    host.keyFile,
-    '--known-hosts',
-    host.knownHostsFile,
-    '--iroh-relay-source',
-    relaySource,
-    '--iroh-relay-sha256',
-    relaySha,
-    ...extra,
-  ]
+  let mirror: StandInMirror | undefined
+  const deployArgs = (...extra: string[]) =>
+    deployHostArgs(host, `root@${host.host}`, mirror as StandInMirror, ...extra)
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'chatmail-deploy-'))
     host = await startTestHost(OPTS)
-    const tarball = buildStandInTarball(dir)
-    relaySha = tarball.sha256
-    server = createServer((req, res) => {
-      const name = (req.url ?? '').replace(/^\//, '')
-      if (!/^[\w.-]+\.tar\.gz$/.test(name)) return res.writeHead(404).end()
-      try {
-        res.end(readFileSync(join(tarball.dir, name)))
-      } catch {
-        res.writeHead(404).end()
-      }
-    })
-    const port = 8000 + Math.floor(Math.random() * 900)
-    await new Promise<void>((ok) => server.listen(port, host.runnerIp, ok))
-    relaySource = `http://${host.runnerIp}:${port}/`
+    mirror = await serveStandInMirror(dir, host.runnerIp)
     // An IP-only server: self-signed TLS, everything addressable without DNS.
     const init = await cli(['init', host.host], dir)
     expect(init.code, init.stderr).toBe(0)
   }, 300_000)
 
   afterAll(async () => {
-    server?.close()
+    mirror?.close()
     await stopTestHost(OPTS).catch(() => {})
   }, 120_000)
 

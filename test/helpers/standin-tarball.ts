@@ -8,6 +8,7 @@
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -43,4 +44,35 @@ export function buildStandInTarball(workDir: string): StandInTarball {
     execFileSync('tar', ['-czf', join(out, name), '-C', member, './iroh-relay'])
   }
   return { dir: out, sha256: createHash('sha256').update(wrapper).digest('hex') }
+}
+
+export interface StandInMirror {
+  /** `--iroh-relay-source`: the mirror directory URL. */
+  source: string
+  /** `--iroh-relay-sha256`. */
+  sha256: string
+  close(): void
+}
+
+/**
+ * Serves the stand-in tarballs like a release mirror, on the runner's side of a test host's veth
+ * (a port from the 8000-8999 range testhost.sh lets the guest reach; `port` picks one).
+ */
+export async function serveStandInMirror(workDir: string, listenIp: string, port?: number): Promise<StandInMirror> {
+  const tarball = buildStandInTarball(workDir)
+  const server = createServer((req, res) => {
+    const name = (req.url ?? '').replace(/^\//, '')
+    if (!/^[\w.-]+\.tar\.gz$/.test(name)) return res.writeHead(404).end()
+    try {
+      res.end(readFileSync(join(tarball.dir, name)))
+    } catch {
+      res.writeHead(404).end()
+    }
+  })
+  const p = port ?? 8000 + Math.floor(Math.random() * 900)
+  await new Promise<void>((ok, fail) => {
+    server.once('error', fail)
+    server.listen(p, listenIp, ok)
+  })
+  return { source: `http://${listenIp}:${p}/`, sha256: tarball.sha256, close: () => server.close() }
 }

@@ -116,3 +116,28 @@ export async function guestShell(host: TestHost, command: string): Promise<strin
   const { stdout } = await run('bash', [TESTHOST_SCRIPT, 'ssh', command], { env: { ...process.env, ...host.env } })
   return stdout
 }
+
+/** `chatmail deploy host` arguments for a test host: its key, known_hosts and a relay mirror. */
+export function deployHostArgs(
+  host: TestHost,
+  target: string,
+  relay: { source: string; sha256: string },
+  ...extra: string[]
+): string[] {
+  return [
+    'deploy',
+    'host',
+    target,
+    '-c',
+    'chatmail.toml',
+    '-i',
+    host.keyFile,
+    '--known-hosts',
+    host.knownHostsFile,
+    '--iroh-relay-source',
+    relay.source,
+    '--iroh-relay-sha256',
+    relay.sha256,
+    ...extra,
+  ]
+}

@@ -11,21 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { METADATA_KEYS } from '../../src/protocols/metadata-values.js'
 import { mintTurnCredential } from '../../src/protocols/turn-rest.js'
 import { runCli } from '../helpers/cli.js'
+import { LOCAL_CHECK_IDS } from '../helpers/doctor-contract.js'
 import { type Dovecot, startDovecot } from '../helpers/dovecot.js'
 
-const _BIN = resolve('bin/run.js')
 const SECRET = 'cli-test-secret-0123456789abcdef'
 const LOCAL = ['imap', 'discovery', 'credentials'].join(',')
-const IDS = [
-  'imap.tls',
-  'imap.login',
-  'imap.metadata.capability',
-  'metadata.irohrelay',
-  'metadata.turn',
-  'metadata.turns',
-  'turn.credential.hmac',
-  'turn.credential.expiry',
-]
+const IDS = LOCAL_CHECK_IDS
 
 interface Run {
   code: number

@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli } from '../helpers/cli.js'
 import { type Coturn, startCoturn } from '../helpers/coturn.js'
+import { CHECK_IDS } from '../helpers/doctor-contract.js'
 import { type Dovecot, type MetadataService, startDovecot, startMetadataService } from '../helpers/dovecot.js'
 import { type StandInFault, type StandInRelay, startStandInRelay } from '../helpers/relay.js'
 
@@ -23,26 +24,7 @@ const OTHER_SECRET = 'another-coturn-secret-fedcba9876543210'
 /** The name on dovecot's certificate (plus IP:127.0.0.1, the address we connect to). */
 const IMAP_CERT_NAME = 'imap.doctor-full.test'
 
-/** Every check id, in the contract order (DESIGN.md "How doctor works"; `chatmail doctor --help`). */
-const IDS = [
-  'imap.tls',
-  'imap.login',
-  'imap.metadata.capability',
-  'metadata.irohrelay',
-  'metadata.turn',
-  'metadata.turns',
-  'turn.credential.hmac',
-  'turn.credential.expiry',
-  'turn.allocate.udp',
-  'turn.allocate.tcp',
-  'turn.allocate.tls',
-  'turn.rejects-bad-credentials',
-  'relay.ping',
-  'relay.generate204',
-  'relay.upgrade',
-  'relay.handshake',
-  'relay.forward',
-]
+const IDS = CHECK_IDS
 const TURN_ALLOCATE = ['turn.allocate.udp', 'turn.allocate.tcp', 'turn.allocate.tls']
 const RELAY = IDS.filter((id) => id.startsWith('relay.'))
 
