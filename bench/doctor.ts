@@ -15,14 +15,14 @@
  * is the runner's own overhead, while wall / slowest also contains the chain the checks form
  * (imap.login → metadata.turn → turn.allocate.tls).
  */
+
 import { runDoctor } from '../src/doctor/index.js'
 import type { CheckDef, DoctorOptions, DoctorReport } from '../src/doctor/model.js'
 import { loadChecks } from '../src/doctor/registry.js'
 import { METADATA_KEYS } from '../src/protocols/metadata-values.js'
 import { mintTurnCredential } from '../src/protocols/turn-rest.js'
-import { type Coturn, startCoturn } from '../test/helpers/coturn.js'
-import { type Dovecot, type MetadataService, startDovecot, startMetadataService } from '../test/helpers/dovecot.js'
-import { type StandInRelay, startStandInRelay } from '../test/helpers/relay.js'
+import { startDovecot } from '../test/helpers/dovecot.js'
+import { startLoopbackServer } from '../test/helpers/loopback-server.js'
 
 const SECRET = 'bench-secret-0123456789abcdef'
 const runs = Number(process.argv[2] ?? 20)
@@ -120,27 +120,9 @@ async function localGroups(): Promise<void> {
 
 /** 2. Every group against dovecot + chatmail-metadata + coturn + the relay stand-in. */
 async function wholeDoctor(): Promise<void> {
-  let coturn: Coturn | undefined
-  let relay: StandInRelay | undefined
-  let metadata: MetadataService | undefined
-  let dovecot: Dovecot | undefined
+  const server = await startLoopbackServer({ secret: SECRET })
+  const { dovecot, relay } = server
   try {
-    ;[coturn, relay] = await Promise.all([
-      startCoturn({ secret: SECRET, certName: '127.0.0.1' }),
-      startStandInRelay({ pingMs: 0 }),
-    ])
-    metadata = await startMetadataService({
-      secret: SECRET,
-      turnHost: '127.0.0.1',
-      turnPort: coturn.port,
-      turnsPort: coturn.tlsPort,
-      irohRelayUrl: relay.url,
-      ttl: '1d',
-    })
-    dovecot = await startDovecot({
-      metadata: { kind: 'proxy', socket: metadata.socket },
-      cert: { name: 'localhost', altNames: ['IP:127.0.0.1'] },
-    })
     const options: DoctorOptions = {
       domain: '127.0.0.1',
       imapHost: dovecot.host,
@@ -148,7 +130,7 @@ async function wholeDoctor(): Promise<void> {
       user: dovecot.user,
       password: dovecot.password,
       turnSecret: SECRET,
-      ca: `${dovecot.certPem}\n${coturn.caPem}`,
+      ca: server.caPem,
       insecure: false,
       timeoutMs: 5000,
     }
@@ -158,8 +140,7 @@ async function wholeDoctor(): Promise<void> {
     // Without a config, the relay URL comes from discovery: login → GETMETADATA → relay checks.
     await measure('all groups, discovery only (no config)', options)
   } finally {
-    await Promise.allSettled([dovecot?.stop(), coturn?.stop(), relay?.stop()])
-    await metadata?.stop()
+    await server.stop()
   }
 }
 

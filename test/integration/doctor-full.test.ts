@@ -16,7 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli } from '../helpers/cli.js'
 import { type Coturn, startCoturn } from '../helpers/coturn.js'
 import { CHECK_IDS } from '../helpers/doctor-contract.js'
-import { type Dovecot, type MetadataService, startDovecot, startMetadataService } from '../helpers/dovecot.js'
+import type { Dovecot, MetadataService } from '../helpers/dovecot.js'
+import { type LoopbackServer, startLoopbackServer } from '../helpers/loopback-server.js'
 import { type StandInFault, type StandInRelay, startStandInRelay } from '../helpers/relay.js'
 
 const SECRET = 'full-doctor-secret-0123456789abcdef'
@@ -48,6 +49,7 @@ interface Run {
   report: Report
 }
 
+let loopback: LoopbackServer | undefined
 let coturn: Coturn
 let relay: StandInRelay
 let metadata: MetadataService
@@ -60,33 +62,16 @@ let secretFile: string
 beforeAll(async () => {
   if (!existsSync(resolve('dist/cli.js'))) throw new Error('build the CLI first: npm run build')
   dir = await mkdtemp(join(tmpdir(), 'chatmail-doctor-full-'))
-  // coturn's certificate is for 127.0.0.1 (IP SAN): the TURN host the metadata hands out.
-  ;[coturn, relay] = await Promise.all([
-    startCoturn({ secret: SECRET, certName: '127.0.0.1' }),
-    startStandInRelay({ pingMs: 0 }),
-  ])
-  metadata = await startMetadataService({
-    secret: SECRET,
-    domain: 'doctor-full.test',
-    turnHost: '127.0.0.1',
-    turnPort: coturn.port,
-    turnsPort: coturn.tlsPort,
-    irohRelayUrl: relay.url,
-    ttl: '1d',
-  })
-  dovecot = await startDovecot({
-    metadata: { kind: 'proxy', socket: metadata.socket },
-    cert: { name: IMAP_CERT_NAME, altNames: ['IP:127.0.0.1'] },
-  })
+  loopback = await startLoopbackServer({ secret: SECRET, domain: 'doctor-full.test', imapCertName: IMAP_CERT_NAME })
+  ;({ coturn, relay, metadata, dovecot } = loopback)
   caFile = join(dir, 'ca.pem')
   secretFile = join(dir, 'turn-secret')
-  await writeFile(caFile, `${dovecot.certPem}\n${coturn.caPem}`)
+  await writeFile(caFile, loopback.caPem)
   await writeFile(secretFile, `${SECRET}\n`, { mode: 0o600 })
 })
 
 afterAll(async () => {
-  await Promise.allSettled([dovecot?.stop(), coturn?.stop(), relay?.stop()])
-  await metadata?.stop()
+  await loopback?.stop()
   if (dir) await rm(dir, { recursive: true, force: true })
 })
 
