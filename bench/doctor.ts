@@ -135,8 +135,13 @@ async function wholeDoctor(): Promise<void> {
       timeoutMs: 5000,
     }
     // As `chatmail doctor` runs with a chatmail.toml: the relay URL is known, so the relay checks
-    // start at once and metadata.irohrelay only compares the advertised value with it.
-    await measure('all groups, with chatmail.toml (the usual run)', { ...options, expectedRelayUrl: relay.url })
+    // start at once and metadata.irohrelay only compares the advertised value with it; and the
+    // TURN connections (with their nonces) are made while discovery runs.
+    await measure('all groups, with chatmail.toml (the usual run)', {
+      ...options,
+      expectedRelayUrl: relay.url,
+      expectedTurn: { host: '127.0.0.1', port: server.coturn.port, tlsPort: server.coturn.tlsPort },
+    })
     // Without a config, the relay URL comes from discovery: login → GETMETADATA → relay checks.
     await measure('all groups, discovery only (no config)', options)
   } finally {

@@ -132,6 +132,7 @@ export async function deployHost(o: DeployHostOptions): Promise<DeployHostResult
       insecure: false,
       turnTlsPort: c.turn.tlsPort,
       ...(c.iroh.relayUrl ? { expectedRelayUrl: c.iroh.relayUrl } : {}),
+      expectedTurn: { host: c.turn.host, port: c.turn.port, tlsPort: c.turn.tlsPort },
       timeoutMs: o.doctorTimeoutMs ?? 10_000,
     })
     return { target, result, doctor }

@@ -7,7 +7,7 @@ import { isIP } from 'node:net'
 import { ImapFlow } from 'imapflow'
 import { getMetadata, type MetadataValues } from './imap-metadata.js'
 import type { DoctorOptions, Facts } from './model.js'
-import { trustedCas, usesStarttls } from './tls-probe.js'
+import { trustingOptions, usesStarttls } from './tls-probe.js'
 
 export interface ImapSession {
   client: ImapFlow
@@ -28,7 +28,7 @@ export function imapClientOptions(options: DoctorOptions, user: string, pass: st
     tls: {
       rejectUnauthorized: !options.insecure,
       ...(isIP(options.imapHost) ? {} : { servername: options.imapHost }),
-      ...(options.ca ? { ca: trustedCas(options.ca) } : {}),
+      ...trustingOptions(options.ca),
     },
     logger: false as const,
     connectionTimeout: options.timeoutMs,

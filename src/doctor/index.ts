@@ -6,6 +6,7 @@ import { seedFacts } from './overrides.js'
 import { loadChecks } from './registry.js'
 import { type RunOptions, runChecks } from './runner.js'
 import { planChecks } from './select.js'
+import { closeTurnPrefetch, startTurnPrefetch } from './turn-prefetch.js'
 
 export interface DoctorRun extends Omit<RunOptions, 'facts'> {
   /** The checks to run (default: the registry). */
@@ -20,11 +21,14 @@ export async function runDoctor(options: DoctorOptions, run: DoctorRun = {}): Pr
   const plan = planChecks(defs, run, facts)
   run.onPlan?.(defs.filter((d) => plan.has(d.id)))
   const started = performance.now()
+  if (plan.has('turn.allocate.udp') || plan.has('turn.allocate.tcp') || plan.has('turn.allocate.tls')) {
+    startTurnPrefetch(facts, options)
+  }
   try {
     const checks = await runChecks(defs, options, { ...run, facts })
     return { status: overallStatus(checks), checks, durationMs: Math.round(performance.now() - started) }
   } finally {
-    await closeImapSession(facts)
+    await Promise.all([closeImapSession(facts), closeTurnPrefetch(facts)])
   }
 }
 

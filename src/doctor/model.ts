@@ -48,6 +48,11 @@ export interface DoctorOptions {
    * advertises another.
    */
   expectedRelayUrl?: string
+  /**
+   * Where the config says TURN runs. The doctor connects there while discovery runs; the TURN
+   * checks still allocate with the discovered credentials, at the discovered server.
+   */
+  expectedTurn?: { host: string; port: number; tlsPort: number }
   turnOverride?: { host: string; port: number }
   /** TLS port of TURN when metadata has no /turns (default 5349). */
   turnTlsPort?: number

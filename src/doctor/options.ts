@@ -111,6 +111,7 @@ export async function resolveDoctorOptions(flags: DoctorFlags): Promise<Resolved
     ...(turnOverride ? { turnOverride } : {}),
     ...(cfg ? { turnTlsPort: cfg.turn.tlsPort } : {}),
     ...(cfg?.iroh.relayUrl ? { expectedRelayUrl: cfg.iroh.relayUrl } : {}),
+    ...(cfg ? { expectedTurn: { host: cfg.turn.host, port: cfg.turn.port, tlsPort: cfg.turn.tlsPort } } : {}),
   }
   return { options, warnings }
 }

@@ -3,14 +3,16 @@
  * greeting (143). The handshake never rejects the certificate, so the doctor can say what is
  * wrong with it; validation against the trusted CAs and the host name is reported instead.
  */
+
 import { isIP, Socket } from 'node:net'
 import {
   checkServerIdentity,
   type PeerCertificate,
-  rootCertificates,
+  type SecureContext,
   type TLSSocket,
   connect as tlsConnect,
 } from 'node:tls'
+import { contextTrusting } from '../lib/tls.js'
 
 export interface CertificateReport {
   /** Names the certificate is for (subjectAltName DNS/IP entries, else the CN). */
@@ -37,8 +39,9 @@ export const STARTTLS_PORT = 143
 export const usesStarttls = (o: { imapPort: number; imapStarttls?: boolean | undefined }): boolean =>
   o.imapStarttls ?? o.imapPort === STARTTLS_PORT
 
-export function trustedCas(extra?: string): string[] | undefined {
-  return extra ? [...rootCertificates, extra] : undefined
+/** TLS options that also trust `extra` (PEM), with a context built once per CA (see lib/tls.ts). */
+export function trustingOptions(extra?: string): { secureContext?: SecureContext } {
+  return extra ? { secureContext: contextTrusting(extra) } : {}
 }
 
 function certificateNames(cert: PeerCertificate): string[] {
@@ -136,7 +139,7 @@ export async function probeImapTls(host: string, port: number, opts: ProbeOption
       ...(plain ? { socket: plain } : {}),
       ...(isIP(host) ? {} : { servername: host }),
       rejectUnauthorized: false,
-      ca: trustedCas(opts.ca),
+      ...trustingOptions(opts.ca),
     })
     sockets.push(socket)
     await new Promise<void>((resolve, reject) => {

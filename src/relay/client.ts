@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import tls from 'node:tls'
 import { raceAbort } from '../lib/abort.js'
+import { contextTrusting } from '../lib/tls.js'
 import {
   buildClientInfo,
   buildUpgradeRequest,
@@ -198,7 +199,7 @@ function connect(ep: Endpoint, opts: RelayProbeOptions, d: Deadline): Promise<{ 
         host: ep.host,
         port: ep.port,
         ...(net.isIP(ep.host) ? {} : { servername: ep.host }),
-        ...(opts.ca ? { ca: [...tls.rootCertificates, opts.ca] } : {}),
+        ...(opts.ca ? { secureContext: contextTrusting(opts.ca) } : {}),
         rejectUnauthorized: !opts.insecure,
         ALPNProtocols: ['http/1.1'],
       })

@@ -11,8 +11,9 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import { lookup } from 'node:dns/promises'
 import { isIP, type Socket, connect as tcpConnect } from 'node:net'
-import { checkServerIdentity, rootCertificates, type TLSSocket, connect as tlsConnect } from 'node:tls'
+import { checkServerIdentity, type TLSSocket, connect as tlsConnect } from 'node:tls'
 import { raceAbort } from '../lib/abort.js'
+import { contextTrusting } from '../lib/tls.js'
 import {
   Attr,
   attr,
@@ -109,13 +110,72 @@ export async function allocate(o: AllocateOptions): Promise<AllocateResult> {
   try {
     const server = await deadline.race(resolve(o.host, o.port))
     conn = await deadline.race(open(o, server, deadline.signal))
-    const session = new Session(conn, o, deadline.signal)
+    const session = new Session(conn, deadline.signal, o)
     const result = await session.allocate()
     return { ...result, server, ...(conn.tls ? { tls: conn.tls } : {}) }
   } catch (err) {
     throw deadline.explain(err, conn)
   } finally {
     conn?.close()
+    deadline.dispose()
+  }
+}
+
+export interface Credentials {
+  username: string
+  password: string
+}
+
+/** An Allocate begun before the credentials are known: connected, and challenged (401, REALM, NONCE). */
+export interface PendingAllocation {
+  /** Sends the authenticated Allocate (and the release); `timeoutMs` and `signal` count from here. */
+  complete(creds: Credentials, limits: { timeoutMs: number; signal?: AbortSignal }): Promise<AllocateResult>
+  /** Drops the connection (nothing was allocated yet). */
+  close(): void
+}
+
+export type BeginOptions = Omit<AllocateOptions, 'username' | 'password'>
+
+/**
+ * Does what an Allocate needs before credentials: DNS, the connection (the TLS handshake too) and
+ * the unauthenticated request that brings REALM and NONCE. A caller that learns the credentials
+ * later (the doctor, from IMAP METADATA) then needs one round trip, not three.
+ */
+export async function beginAllocation(o: BeginOptions): Promise<PendingAllocation> {
+  const noCreds = { ...o, username: '', password: '' }
+  checkOptions(noCreds)
+  const deadline = new Deadline(noCreds)
+  let conn: Connection | undefined
+  try {
+    const server = await deadline.race(resolve(o.host, o.port))
+    conn = await deadline.race(open(noCreds, server, deadline.signal))
+    const session = new Session(conn, deadline.signal, noCreds)
+    const first = await session.challengeFirst()
+    const opened = conn
+    return {
+      close: () => opened.close(),
+      complete: async (creds, limits) => {
+        const finish = new Deadline({
+          ...noCreds,
+          timeoutMs: limits.timeoutMs,
+          ...(limits.signal ? { signal: limits.signal } : {}),
+        })
+        finish.signal.addEventListener('abort', () => opened.close(), { once: true })
+        try {
+          const result = await session.continueWith(first, creds, finish.signal)
+          return { ...result, server, ...(opened.tls ? { tls: opened.tls } : {}) }
+        } catch (err) {
+          throw finish.explain(err, opened)
+        } finally {
+          opened.close()
+          finish.dispose()
+        }
+      },
+    }
+  } catch (err) {
+    conn?.close()
+    throw deadline.explain(err, conn)
+  } finally {
     deadline.dispose()
   }
 }
@@ -348,7 +408,7 @@ function openTls(o: AllocateOptions, server: TransportAddress, signal: AbortSign
     host: server.address,
     port: o.port,
     ...(servername ? { servername } : {}),
-    ...(o.tls?.ca ? { ca: [...rootCertificates, o.tls.ca] } : {}),
+    ...(o.tls?.ca ? { secureContext: contextTrusting(o.tls.ca) } : {}),
     rejectUnauthorized: false,
     checkServerIdentity: (_address, cert) => checkServerIdentity(servername ?? o.host, cert),
   })
@@ -397,17 +457,38 @@ interface Auth {
   key: Buffer
 }
 
+const allocateAttributes = (): StunAttribute[] => [attr.requestedTransport(), attr.software(SOFTWARE)]
+
 class Session {
   private rtts = 0
   constructor(
     private readonly conn: Connection,
-    private readonly o: AllocateOptions,
-    private readonly signal: AbortSignal,
+    private signal: AbortSignal,
+    private creds: Credentials,
   ) {}
 
   async allocate(): Promise<Omit<AllocateResult, 'tls' | 'server'>> {
-    const allocateAttrs = [attr.requestedTransport(), attr.software(SOFTWARE)]
-    const first = await this.transact(Method.Allocate, allocateAttrs)
+    return this.finish(await this.challengeFirst())
+  }
+
+  /** The unauthenticated Allocate; its answer is normally 401 with REALM and NONCE. */
+  challengeFirst(): Promise<StunMessage> {
+    return this.transact(Method.Allocate, allocateAttributes())
+  }
+
+  /** Goes on after `challengeFirst` with credentials learnt since, under a new signal. */
+  continueWith(
+    first: StunMessage,
+    creds: Credentials,
+    signal: AbortSignal,
+  ): Promise<Omit<AllocateResult, 'tls' | 'server'>> {
+    this.creds = creds
+    this.signal = signal
+    return this.finish(first)
+  }
+
+  private async finish(first: StunMessage): Promise<Omit<AllocateResult, 'tls' | 'server'>> {
+    const allocateAttrs = allocateAttributes()
     if (isSuccess(first)) return this.allocated(first, undefined)
     const challenge = this.challenge(first)
     let auth = this.authFrom(challenge)
@@ -463,7 +544,7 @@ class Session {
     if (realm === undefined || nonce === undefined) {
       throw new TurnError('protocol', `${errorCode(res)} response without ${realm === undefined ? 'REALM' : 'NONCE'}`)
     }
-    return { realm, nonce, key: longTermKey(this.o.username, realm, this.o.password) }
+    return { realm, nonce, key: longTermKey(this.creds.username, realm, this.creds.password) }
   }
 
   private rejected(res: StunMessage, what: string, authenticated: boolean): TurnError {
@@ -477,7 +558,7 @@ class Session {
 
   private async transact(method: number, attributes: StunAttribute[], auth?: Auth): Promise<StunMessage> {
     const transactionId = newTransactionId()
-    const authAttrs = auth ? [attr.username(this.o.username), attr.realm(auth.realm), attr.nonce(auth.nonce)] : []
+    const authAttrs = auth ? [attr.username(this.creds.username), attr.realm(auth.realm), attr.nonce(auth.nonce)] : []
     const request = encodeMessage(
       { type: messageType(method, 'request'), transactionId, attributes: [...attributes, ...authAttrs] },
       { ...(auth ? { integrityKey: auth.key } : {}), fingerprint: true },

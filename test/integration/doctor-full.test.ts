@@ -165,6 +165,30 @@ describe('the whole doctor against a healthy loopback server', () => {
     expect(xml).not.toContain('<failure')
   })
 
+  it('with a chatmail.toml for this server, every check passes, whether or not it names the TURN ports right', async () => {
+    // With the config the doctor connects to TURN while discovery runs; a config naming another
+    // port must change nothing: the checks allocate where discovery points.
+    for (const tlsPort of [coturn.tlsPort, 1]) {
+      const cfg = join(dir, `chatmail-${tlsPort}.toml`)
+      const toml = [
+        'domain = "127.0.0.1"',
+        '[turn]',
+        `secret = "${SECRET}"`,
+        'host = "127.0.0.1"',
+        `port = ${coturn.port}`,
+        `tls_port = ${tlsPort}`,
+        '[iroh]',
+        `relay_url = "${relay.url}"`,
+        '',
+      ].join('\n')
+      await writeFile(cfg, toml, { mode: 0o600 })
+      const r = await cli([...server(), '-c', cfg])
+      const notOk = r.report.checks.filter((c) => c.status !== 'ok')
+      expect(notOk, `config with tls_port ${tlsPort}: ${JSON.stringify(notOk)}`).toEqual([])
+      expect(r.code).toBe(0)
+    }
+  })
+
   it('without --ca the self-signed IMAP certificate fails imap.tls, with a hint naming --ca', async () => {
     const r = await cli([...server().filter((a, i, all) => a !== '--ca' && all[i - 1] !== '--ca'), '--only', 'imap'])
     expect(r.code).toBe(1)

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { tamperPassword, turnChecks } from '../../src/doctor/checks/turn.js'
 import type { CheckContext, CheckOutcome, DoctorOptions, Facts } from '../../src/doctor/model.js'
 import { mintTurnCredential } from '../../src/protocols/turn-rest.js'
-import { type AllocateOptions, allocate, TurnError } from '../../src/turn/client.js'
+import { type AllocateOptions, allocate, beginAllocation, TurnError } from '../../src/turn/client.js'
 import { type Coturn, startCoturn } from '../helpers/coturn.js'
 
 let coturn: Coturn
@@ -306,5 +306,51 @@ describe('rejects-bad-credentials against a server without authentication', () =
     expect(out?.status).toBe('fail')
     expect(out?.detail).toMatch(/allocated with a forged password/)
     expect(out?.hint).toMatch(/use-auth-secret/)
+  })
+})
+
+describe('beginAllocation(): connect and get the nonce first, credentials later', () => {
+  for (const transport of ['udp', 'tcp', 'tls'] as const) {
+    it(`completes over ${transport} with credentials given afterwards`, async () => {
+      const pending = await beginAllocation({
+        host: coturn.host,
+        port: transport === 'tls' ? coturn.tlsPort : coturn.port,
+        transport,
+        timeoutMs: 5000,
+        tls: { ca: coturn.caPem, servername: coturn.certName },
+      })
+      const cred = fresh()
+      const r = await pending.complete({ username: cred.username, password: cred.password }, { timeoutMs: 5000 })
+      expect(r.relayed.address).toBe('127.0.0.1')
+      expect(r.realm).toBe(coturn.realm)
+      expect(r.released).toBe(true)
+      if (transport === 'tls') expect(r.tls?.authorized).toBe(true)
+    })
+  }
+  it('refuses forged credentials with kind auth', async () => {
+    const pending = await beginAllocation({ host: coturn.host, port: coturn.port, transport: 'udp', timeoutMs: 5000 })
+    const cred = fresh()
+    const err = await pending
+      .complete({ username: cred.username, password: tamperPassword(cred.password) }, { timeoutMs: 5000 })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+    expect(err).toBeInstanceOf(TurnError)
+    expect((err as TurnError).kind).toBe('auth')
+  })
+  it('fails with a timeout on a black-holed UDP port', async () => {
+    const hole = createSocket('udp4')
+    await new Promise<void>((ok) => hole.bind(0, '127.0.0.1', ok))
+    try {
+      const port = (hole.address() as { port: number }).port
+      const err = await beginAllocation({ host: '127.0.0.1', port, transport: 'udp', timeoutMs: 1200 }).then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      expect((err as TurnError).kind).toBe('timeout')
+    } finally {
+      hole.close()
+    }
   })
 })

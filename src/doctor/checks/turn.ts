@@ -6,6 +6,7 @@ import { isIP } from 'node:net'
 import type { TurnMetadata } from '../../protocols/metadata-values.js'
 import { type AllocateResult, allocate, TurnError, type TurnTransport } from '../../turn/client.js'
 import { type CheckContext, type CheckDef, type CheckOutcome, fail, ok, skip, warn } from '../model.js'
+import { takeTurnPrefetch } from '../turn-prefetch.js'
 
 const DEFAULT_TLS_PORT = 5349
 const NO_CREDENTIALS = 'discovery found no TURN credentials (metadata.turn), so there is nothing to allocate with'
@@ -27,7 +28,17 @@ async function tryAllocate(
   transport: TurnTransport,
   password = t.password,
 ): Promise<AllocateResult | TurnError> {
+  const timeoutMs = Math.max(ctx.timeoutMs - 250, Math.ceil(ctx.timeoutMs * 0.9))
   try {
+    const early = password === t.password ? await takeTurnPrefetch(ctx.facts, transport, t.host, t.port) : undefined
+    if (early) {
+      try {
+        return await early.complete({ username: t.username, password }, { timeoutMs, signal: ctx.signal })
+      } catch (err) {
+        // The early connection went away while discovery ran: allocate from scratch below.
+        if (!(err instanceof TurnError && (err.kind === 'unreachable' || err.kind === 'refused'))) throw err
+      }
+    }
     return await allocate({
       host: t.host,
       port: t.port,
@@ -35,7 +46,7 @@ async function tryAllocate(
       username: t.username,
       password,
       // A little under the check's own timeout, so the report says what did not answer.
-      timeoutMs: Math.max(ctx.timeoutMs - 250, Math.ceil(ctx.timeoutMs * 0.9)),
+      timeoutMs,
       signal: ctx.signal,
       ...(transport === 'tls'
         ? {
