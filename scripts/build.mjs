@@ -1,8 +1,9 @@
 // Builds the CLI into dist/: one ESM entry with every command (oclif "explicit" discovery), so
 // start-up reads a handful of files instead of scanning a tree. Heavy libraries used by only
 // some commands stay external and are imported lazily by those commands.
-import { build } from 'esbuild'
+
 import { rm } from 'node:fs/promises'
+import { build } from 'esbuild'
 
 await rm('dist', { recursive: true, force: true })
 await build({

@@ -2,9 +2,8 @@
 // into it, the doctor's verdict, and how to reach and remove it. Needs root (nspawn, netns).
 // The real iroh-relay release cannot be downloaded in this sandbox: the demo serves a tarball
 // holding the iroh-relay STAND-IN (test/stand-in-relay), with its own sha256.
-import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync } from 'node:fs'
-import { createServer } from 'node:http'
+import { execFileSync, spawn } from 'node:child_process'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { serveStandInMirror } from '../test/helpers/standin-tarball.js'
 import { parseEnvOutput } from '../test/helpers/testhost.js'
@@ -23,16 +22,25 @@ if (process.getuid?.() !== 0) {
 say('installing what the test host needs (scripts/test-deps.sh)')
 execFileSync('bash', ['scripts/test-deps.sh'], { stdio: 'inherit' })
 say(`starting the local Debian host ${name}`)
-const up = execFileSync('bash', ['scripts/testhost.sh', 'up'], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+const up = execFileSync('bash', ['scripts/testhost.sh', 'up'], {
+  env,
+  encoding: 'utf8',
+  stdio: ['ignore', 'pipe', 'inherit'],
+})
 const host = parseEnvOutput(up)
 const ip = host.TESTHOST_HOST as string
 
 mkdirSync(dir, { recursive: true })
 const mirror = await serveStandInMirror(join(dir, 'iroh-relay-standin'), host.TESTHOST_RUNNER_IP as string, 8099)
 
-const cli = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: dir, stdio: 'inherit', env: process.env })
-if (!existsSync(join(dir, 'chatmail.toml'))) cli(['init', ip])
-const r = cli([
+// Asynchronous: this process also serves the relay tarball the host downloads while the CLI runs.
+const cli = (args: string[]): Promise<number> =>
+  new Promise((done) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: dir, stdio: 'inherit', env: process.env })
+    child.on('exit', (code) => done(code ?? 1))
+  })
+if (!existsSync(join(dir, 'chatmail.toml'))) await cli(['init', ip])
+const status = await cli([
   'deploy',
   'host',
   `root@${ip}`,
@@ -47,13 +55,22 @@ const r = cli([
   mirror.sha256,
 ])
 mirror.close()
+// The server's self-signed certificate, for running the doctor by hand.
+const caFile = join(dir, 'server-ca.pem')
+if (status === 0) {
+  const pem = execFileSync('bash', ['scripts/testhost.sh', 'ssh', 'cat /etc/chatmail/tls/fullchain.pem'], {
+    env,
+    encoding: 'utf8',
+  })
+  writeFileSync(caFile, pem)
+}
 const stop = `TESTHOST_NAME=${name} TESTHOST_INDEX=${index} bash scripts/testhost.sh stop --purge`
 process.stdout.write(`
 The chatmail server runs in a local Debian host at ${ip} (only this machine can reach it).
   config:      ${join(dir, 'chatmail.toml')}
-  check it:    (cd ${dir} && node ${bin} doctor --imap-host ${ip} --ca <(ssh … cat /etc/chatmail/tls/fullchain.pem))
-               or simply deploy again: nothing changes, and the doctor runs at the end
+  check it:    (cd ${dir} && node ${bin} doctor --ca ${caFile})
+               or deploy again (npm run demo): nothing changes, and the doctor runs at the end
   log in:      ${host.TESTHOST_SSH}
   remove it:   ${stop}
 `)
-process.exit(r.status ?? 1)
+process.exit(status)
