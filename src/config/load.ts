@@ -11,6 +11,18 @@ export class ConfigError extends ChatmailError {
   }
 }
 
+/** The config file is not there (every other problem with it is a ConfigError or an fs error). */
+export class ConfigMissingError extends ChatmailError {
+  constructor(path: string) {
+    super(
+      `config file ${path} does not exist`,
+      ExitCode.cannotRun,
+      'run `chatmail init DOMAIN` first, or pass --config FILE',
+    )
+    this.name = 'ConfigMissingError'
+  }
+}
+
 export interface LoadedConfig {
   path: string
   config: Config
@@ -83,13 +95,7 @@ export async function loadConfig(path: string): Promise<LoadedConfig> {
   try {
     text = await readFile(path, 'utf8')
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new ChatmailError(
-        `config file ${path} does not exist`,
-        ExitCode.cannotRun,
-        'run `chatmail init DOMAIN` first, or pass --config FILE',
-      )
-    }
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ConfigMissingError(path)
     throw describeFsError(err, path, 'config file')
   }
   const config = parseConfigText(text, path)
@@ -103,8 +109,7 @@ export async function loadConfigIfPresent(path: string): Promise<LoadedConfig | 
   try {
     return await loadConfig(path)
   } catch (err) {
-    if (err instanceof ChatmailError && /does not exist$/.test(err.message) && !(err instanceof ConfigError))
-      return undefined
+    if (err instanceof ConfigMissingError) return undefined
     throw err
   }
 }

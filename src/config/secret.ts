@@ -1,7 +1,7 @@
 /** Where the TURN secret comes from: a file, an environment variable, or the config. Never argv. */
 import { readFile, stat } from 'node:fs/promises'
 import { ChatmailError, describeFsError, ExitCode } from '../lib/errors.js'
-import { type LoadedConfig, loadConfig } from './load.js'
+import type { LoadedConfig } from './load.js'
 
 export interface SecretSource {
   secretFile?: string | undefined
@@ -29,7 +29,8 @@ export async function readSecretFile(path: string): Promise<ResolvedSecret> {
   return { secret, from: `file ${path}`, ...(warning ? { warning } : {}) }
 }
 
-export async function resolveSecret(src: SecretSource, loaded?: LoadedConfig): Promise<ResolvedSecret> {
+/** The secret from a file, an env var, or `loaded` (the config, undefined when there is none). */
+export async function resolveSecret(src: SecretSource, loaded: LoadedConfig | undefined): Promise<ResolvedSecret> {
   if (src.secretFile) return readSecretFile(src.secretFile)
   if (src.secretEnv) {
     const value = process.env[src.secretEnv]
@@ -42,20 +43,13 @@ export async function resolveSecret(src: SecretSource, loaded?: LoadedConfig): P
     }
     return { secret: value, from: `environment variable ${src.secretEnv}` }
   }
-  let cfg = loaded
+  const cfg = loaded
   if (!cfg) {
-    try {
-      cfg = await loadConfig(src.configPath)
-    } catch (err) {
-      if (err instanceof ChatmailError && /does not exist$/.test(err.message)) {
-        throw new ChatmailError(
-          `no TURN secret: ${src.configPath} does not exist`,
-          ExitCode.cannotRun,
-          'pass --secret-file FILE or --secret-env VAR, or run `chatmail init DOMAIN`',
-        )
-      }
-      throw err
-    }
+    throw new ChatmailError(
+      `no TURN secret: ${src.configPath} does not exist`,
+      ExitCode.cannotRun,
+      'pass --secret-file FILE or --secret-env VAR, or run `chatmail init DOMAIN`',
+    )
   }
   const warning =
     cfg.looseMode !== undefined
