@@ -46,11 +46,14 @@ export class RelayError extends Error {
   readonly kind: RelayErrorKind
   /** For timeouts: what the probe was waiting for (e.g. "waiting for the Pong to the probe's Ping"). */
   readonly stage: string | undefined
-  constructor(kind: RelayErrorKind, message: string, stage?: string) {
+  /** For 'http': the status the relay answered instead of 101. */
+  readonly status: number | undefined
+  constructor(kind: RelayErrorKind, message: string, stage?: string, status?: number) {
     super(message)
     this.name = 'RelayError'
     this.kind = kind
     this.stage = stage
+    this.status = status
   }
 }
 
@@ -506,7 +509,12 @@ export function relayUpgrade(url: URL | string, o: UpgradeOptions): Promise<Upgr
 async function openRelay(url: URL | string, o: UpgradeOptions, d: Deadline): Promise<RelayConnection> {
   const r = await upgradeWithin(url, o, d)
   if (!r.connection) {
-    throw new RelayError('http', `GET /relay (${o.variant} upgrade) answered ${r.status} ${r.reason}, expected 101`)
+    throw new RelayError(
+      'http',
+      `GET /relay (${o.variant} upgrade) answered ${r.status} ${r.reason}, expected 101`,
+      undefined,
+      r.status,
+    )
   }
   return r.connection
 }
@@ -540,7 +548,9 @@ export function relayHandshake(url: URL | string, o: HandshakeOptions): Promise<
   return withDeadline(o, `relay handshake (${variant})`, async (d) => {
     const keys = o.keys ?? generateKeyPair()
     const r = await upgradeWithin(url, { ...o, variant }, d)
-    if (!r.connection) throw new RelayError('http', `GET /relay answered ${r.status} ${r.reason}, expected 101`)
+    if (!r.connection) {
+      throw new RelayError('http', `GET /relay answered ${r.status} ${r.reason}, expected 101`, undefined, r.status)
+    }
     const conn = r.connection
     const started = performance.now()
     try {

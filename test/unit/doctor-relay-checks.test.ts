@@ -88,9 +88,12 @@ describe('relay checks against the stand-in', () => {
   })
 
   it('v1: relay.upgrade says 1.x and gives the pin-0.35 hint', async () => {
-    const up = (await relay('v1')).get('relay.upgrade') as CheckResult
+    const results = await relay('v1')
+    const up = results.get('relay.upgrade') as CheckResult
     expect(up.detail).toMatch(/1\.x/)
     expect(up.hint).toBe(V1_HINT)
+    // The derp upgrade is answered 400: the handshake's hint names that, from the error's status.
+    expect((results.get('relay.handshake') as CheckResult).hint).toMatch(/rejected Upgrade: iroh derp http \(400\)/)
   })
 
   it('timeouts name the stage, not the generic hint: the Pong, the forwarded packet', async () => {

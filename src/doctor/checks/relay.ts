@@ -63,7 +63,7 @@ export function hintForError(err: RelayError, url: URL): string {
     case 'tls':
       return `give nginx a valid certificate for ${url.hostname} (chatmail deploy gets one via ACME), or pass --ca FILE when it is signed by a private CA`
     case 'http':
-      if (/answered 400/.test(err.message)) {
+      if (err.status === 400) {
         return `the relay rejected Upgrade: iroh derp http (400): a proxy drops the Upgrade header, or the relay is 1.x (see relay.upgrade); ${nginxHint(url)}`
       }
       return nginxHint(url)
