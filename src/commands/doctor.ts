@@ -7,10 +7,7 @@ import { toJUnit } from '../doctor/report/junit.js'
 import { plainProgress, renderText } from '../doctor/report/plain.js'
 import { BaseCommand, commonFlags, configFlag, normalizeError } from '../lib/base-command.js'
 import { describeFsError, ExitCode } from '../lib/errors.js'
-import { note } from '../lib/output.js'
-
-const colourOn = (stream: NodeJS.WriteStream): boolean =>
-  Boolean(stream.isTTY) && !process.env.NO_COLOR && process.env.TERM !== 'dumb'
+import { colourOn, note } from '../lib/output.js'
 
 export default class Doctor extends BaseCommand {
   static override summary = 'Check from the outside that a chatmail server gives Delta Chat everything it needs.'

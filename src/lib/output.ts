@@ -1,10 +1,12 @@
 import chalk from 'chalk'
 
 /** Colours only on a TTY, never with NO_COLOR (https://no-color.org) or TERM=dumb. */
+export function colourOn(stream: NodeJS.WriteStream): boolean {
+  return Boolean(stream.isTTY) && !process.env.NO_COLOR && process.env.TERM !== 'dumb'
+}
+
 export function configureColour(stream: NodeJS.WriteStream = process.stderr): void {
-  const noColour =
-    ('NO_COLOR' in process.env && process.env.NO_COLOR !== '') || process.env.TERM === 'dumb' || !stream.isTTY
-  if (noColour && !process.env.FORCE_COLOR) chalk.level = 0
+  if (!colourOn(stream) && !process.env.FORCE_COLOR) chalk.level = 0
 }
 
 /** Progress and notes go to stderr; stdout carries only data. */

@@ -4,7 +4,7 @@ import { loadConfig } from '../../config/load.js'
 import type { DoctorReport } from '../../doctor/model.js'
 import { BaseCommand, commonFlags, configFlag } from '../../lib/base-command.js'
 import { ExitCode, usageError } from '../../lib/errors.js'
-import { note } from '../../lib/output.js'
+import { colourOn, note } from '../../lib/output.js'
 
 export default class DeployHost extends BaseCommand {
   static override summary = 'Install and configure the whole chatmail stack on a Debian host over SSH.'
@@ -156,7 +156,7 @@ failed, 2 usage error, 3 could not run (config, SSH connection, key refused).`
 
   private async printDoctor(report: DoctorReport): Promise<void> {
     const { renderText } = await import('../../doctor/report/plain.js')
-    const colour = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR
+    const colour = colourOn(process.stdout)
     process.stdout.write(renderText(report, { colour }))
   }
 }
