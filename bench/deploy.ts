@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { buildConfig } from '../src/config/init.js'
 import { deploy } from '../src/deploy/engine.js'
 import { buildSpec } from '../src/deploy/host.js'
-import { SshSession } from '../src/deploy/ssh.js'
+import { SshSession } from '../src/ssh/index.js'
 import { buildStandInTarball } from '../test/helpers/standin-tarball.js'
 import { startTestHost, stopTestHost } from '../test/helpers/testhost.js'
 

@@ -1,6 +1,6 @@
+import { shellQuote as q } from '../ssh/quote.js'
 import type { Plan, PlanItem } from './plan.js'
 import type { BinaryResource, FileResource, ServiceResource } from './resources.js'
-import { shellQuote as q } from './ssh.js'
 
 /**
  * The apply script: one POSIX shell script, run as root in ONE round trip, that performs the

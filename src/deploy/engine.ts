@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { ChatmailError, cannotRun, ExitCode } from '../lib/errors.js'
+import { collect, type SshSession } from '../ssh/index.js'
 import { type ApplyOutcome, applyScript, parseApplyOutput, uploadPath } from './apply.js'
 import { type Facts, factsScript, parseFacts } from './facts.js'
 import { APPLY_LOCK, AUDIT_LOG, HostLock } from './lock.js'
 import { computePlan, type Plan } from './plan.js'
 import { type PreflightProblem, preflightDns, preflightFacts, type Resolver } from './preflight.js'
 import { checkSpec, type DeploySpec } from './resources.js'
-import { collect, type SshSession } from './ssh.js'
 
 export interface DeployOptions {
   session: SshSession

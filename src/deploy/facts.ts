@@ -1,5 +1,5 @@
+import { shellQuote } from '../ssh/quote.js'
 import type { Resource } from './resources.js'
-import { shellQuote } from './ssh.js'
 
 /**
  * Facts: everything the plan and the preflight need, gathered by ONE remote shell script whose

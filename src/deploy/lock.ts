@@ -1,7 +1,7 @@
 import { hostname, userInfo } from 'node:os'
 import type { ClientChannel } from 'ssh2'
 import { ChatmailError, cannotRun, ExitCode } from '../lib/errors.js'
-import { collect, type SshSession } from './ssh.js'
+import { collect, type SshSession } from '../ssh/index.js'
 
 export const LOCK_FILE = '/run/lock/chatmail-deploy.lock'
 export const OWNER_FILE = '/run/lock/chatmail-deploy.owner'

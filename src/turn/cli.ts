@@ -5,6 +5,7 @@ import { usageError } from '../lib/errors.js'
 import { formatDuration, parseDuration } from '../protocols/duration.js'
 import { formatTurnMetadata, isBareIpv6, parseTurnMetadata } from '../protocols/metadata-values.js'
 import { mintTurnCredential, verifyTurnCredential } from '../protocols/turn-rest.js'
+import { shellQuote } from '../ssh/quote.js'
 
 export const FORMATS = ['line', 'json', 'ice', 'uclient'] as const
 export type Format = (typeof FORMATS)[number]
@@ -18,8 +19,6 @@ export interface MintOptions {
   format: Format
   nowMs: number
 }
-
-const shellQuote = (s: string): string => (/^[A-Za-z0-9_.:/=+@-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`)
 
 export async function mintForCli(
   source: SecretSource,

@@ -13,7 +13,7 @@ import { deploy } from '../../src/deploy/engine.js'
 import { factsScript, parseFacts } from '../../src/deploy/facts.js'
 import { HostLock } from '../../src/deploy/lock.js'
 import { binary, type DeploySpec, directory, file, pkg, service, templateFile } from '../../src/deploy/resources.js'
-import { SshSession } from '../../src/deploy/ssh.js'
+import { SshSession } from '../../src/ssh/index.js'
 import { guestShell, startTestHost, stopTestHost, type TestHost, testHostSkipReason } from '../helpers/testhost.js'
 
 const OPTS = { name: 'th-engine', index: 5 }

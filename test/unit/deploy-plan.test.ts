@@ -178,15 +178,15 @@ describe('apply script', () => {
     }
     const order = [
       at('debconf-set-selections'),
-      at("install --no-install-recommends 'x'"),
-      at("w '/etc/x/x.conf' 'root' 'x' '0640'"),
-      at("w '/etc/systemd/system/x.service'"),
+      at('install --no-install-recommends x'),
+      at('w /etc/x/x.conf root x 0640'),
+      at('w /etc/systemd/system/x.service'),
       at('systemctl daemon-reload'),
       at('( x --check )'),
-      at("systemctl restart 'x.service'"),
+      at('systemctl restart x.service'),
     ]
     expect([...order].sort((a, b) => a - b)).toEqual(order)
-    expect(script).not.toContain("'/etc/x/secret'")
+    expect(script).not.toContain('/etc/x/secret')
     expect(script).toContain(Buffer.from(CONF).toString('base64'))
   })
 

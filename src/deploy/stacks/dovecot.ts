@@ -5,6 +5,7 @@
 import { isIP } from 'node:net'
 import type { Config } from '../../config/schema.js'
 import { formatDuration } from '../../protocols/duration.js'
+import { shellQuote as q } from '../../ssh/quote.js'
 import { POLICY_MARK } from '../apply.js'
 import {
   binary,
@@ -18,7 +19,6 @@ import {
   templateFile,
   user,
 } from '../resources.js'
-import { shellQuote as q } from '../ssh.js'
 import { doctorAddress, type IrohRelaySource, irohRelayVariants, MANAGED_BY, PATHS, ssha512 } from './common.js'
 
 export interface StackInputs {

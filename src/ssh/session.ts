@@ -2,7 +2,7 @@ import { appendFile, readFile } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import type { ClientChannel, ConnectConfig } from 'ssh2'
 import ssh2 from 'ssh2'
-import { ChatmailError, cannotRun } from '../lib/errors.js'
+import { cannotRun } from '../lib/errors.js'
 import {
   formatKnownHostLine,
   type HostKeyVerdict,
@@ -11,15 +11,11 @@ import {
   parseKnownHosts,
   verifyHostKey,
 } from './known-hosts.js'
+import { sudoNeedsPassword, sudoWrap } from './sudo.js'
+import type { SshTarget } from './target.js'
 
 // Named ESM imports of ssh2 break (it is CommonJS); take Client from the default export.
 const { Client } = ssh2
-
-export interface SshTarget {
-  host: string
-  port?: number
-  user?: string
-}
 
 export interface SshOptions extends SshTarget {
   /** Private key file; without it the agent in SSH_AUTH_SOCK is used. */
@@ -44,25 +40,6 @@ export interface ExecOptions {
   stdin?: string | Buffer
   /** Run as root through `sudo -n` when the login user is not root (default true). */
   sudo?: boolean
-}
-
-/** Parses `user@host[:port]` (an IPv6 address in brackets: `root@[2001:db8::1]:2222`). */
-export function parseDestination(dest: string): SshTarget {
-  const at = dest.lastIndexOf('@')
-  const user = at >= 0 ? dest.slice(0, at) : undefined
-  const rest = at >= 0 ? dest.slice(at + 1) : dest
-  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(rest) ?? /^([^:]+)(?::(\d+))?$/.exec(rest)
-  if (!m?.[1] || (user !== undefined && user === '')) {
-    throw new ChatmailError(`invalid destination '${dest}'`, 2, 'use user@host or user@host:port')
-  }
-  const port = m[2] ? Number(m[2]) : undefined
-  if (port !== undefined && (port < 1 || port > 65535)) throw new ChatmailError(`invalid port in '${dest}'`, 2)
-  return { host: m[1], port, user }
-}
-
-/** Single-quotes a string for a POSIX shell. */
-export function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`
 }
 
 const HOST_KEY_ALGORITHMS: Record<string, string[]> = {
@@ -199,7 +176,7 @@ export class SshSession {
 
   /** Wraps a command in `sudo -n` when needed. */
   wrap(command: string, sudo = true): string {
-    return sudo && !this.isRoot ? `sudo -n sh -c ${shellQuote(command)}` : command
+    return sudoWrap(command, this.isRoot, sudo)
   }
 
   /** Opens a channel without waiting for it to end (for long-lived helpers such as the lock). */
@@ -215,7 +192,7 @@ export class SshSession {
       throw cannotRun(`SSH exec on ${this.target.host} failed: ${err.message}`)
     })
     return collect(stream, opts.stdin).then((r) => {
-      if (r.code !== 0 && /sudo: (a password is required|a terminal is required)/.test(r.stderr)) {
+      if (r.code !== 0 && sudoNeedsPassword(r.stderr)) {
         throw cannotRun(
           `sudo on ${this.target.host} needs a password`,
           `log in as root, or allow ${this.target.user} passwordless sudo (NOPASSWD)`,

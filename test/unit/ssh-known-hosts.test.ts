@@ -8,7 +8,7 @@ import {
   knownKeyTypes,
   parseKnownHosts,
   verifyHostKey,
-} from '../../src/deploy/known-hosts.js'
+} from '../../src/ssh/known-hosts.js'
 
 /** A fake SSH key blob: string type + string payload, as on the wire. */
 function blob(type: string, payload: string): Buffer {

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { parseDestination, SshSession, shellQuote } from '../../src/deploy/ssh.js'
+import { parseDestination, SshSession, shellQuote } from '../../src/ssh/index.js'
 
 describe('ssh helpers', () => {
   test('parses destinations', () => {

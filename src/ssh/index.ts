@@ -1,0 +1,6 @@
+/** The SSH layer: sessions, known_hosts, sudo and shell quoting, used by deploy and the doctor. */
+export * from './known-hosts.js'
+export * from './quote.js'
+export * from './session.js'
+export * from './sudo.js'
+export * from './target.js'
