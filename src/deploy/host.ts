@@ -119,22 +119,22 @@ export async function deployHost(o: DeployHostOptions): Promise<DeployHostResult
     if (!o.doctor || !applied) return { target, result }
     progress('running the doctor against the deployed host')
     const ca = await hostCertificate(session, o.loaded)
-    const { runDoctor } = await import('../doctor/index.js')
+    const { doctorOptions, runDoctor } = await import('../doctor/index.js')
     const c = o.loaded.config
-    const doctor = await runDoctor({
-      domain: c.domain,
-      imapHost: target.host,
-      imapPort: c.imap.port,
-      user: doctorAddress(c),
-      password,
-      turnSecret: c.turn.secret,
-      ...(ca ? { ca } : {}),
-      insecure: false,
-      turnTlsPort: c.turn.tlsPort,
-      ...(c.iroh.relayUrl ? { expectedRelayUrl: c.iroh.relayUrl } : {}),
-      expectedTurn: { host: c.turn.host, port: c.turn.port, tlsPort: c.turn.tlsPort },
-      timeoutMs: o.doctorTimeoutMs ?? 10_000,
-    })
+    const doctor = await runDoctor(
+      doctorOptions(
+        {
+          domain: c.domain,
+          imapHost: target.host,
+          user: doctorAddress(c),
+          password,
+          ca,
+          insecure: false,
+          timeoutMs: o.doctorTimeoutMs ?? 10_000,
+        },
+        c,
+      ),
+    )
     return { target, result, doctor }
   } finally {
     session.close()

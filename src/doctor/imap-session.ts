@@ -1,12 +1,12 @@
 /**
  * The doctor's one IMAP session per run: opened and logged in by imap.login, reused by the
  * capability and metadata checks, closed at the end of the run or as soon as a check using it
- * is aborted. Sessions are kept per run (keyed by the run's facts object), never globally.
+ * is aborted. The slot holding it belongs to the run (CheckContext.state), never to the module.
  */
 import { isIP } from 'node:net'
 import { ImapFlow } from 'imapflow'
 import { getMetadata, type MetadataValues } from './imap-metadata.js'
-import type { DoctorOptions, Facts } from './model.js'
+import type { DoctorOptions } from './model.js'
 import { trustingOptions, usesStarttls } from './tls-probe.js'
 
 export interface ImapSession {
@@ -14,8 +14,6 @@ export interface ImapSession {
   /** One GETMETADATA "" for every key any check asks for, shared by all callers. */
   metadata(keys: readonly string[], signal: AbortSignal): Promise<MetadataValues>
 }
-
-const sessions = new WeakMap<Facts, ImapSession>()
 
 export function imapClientOptions(options: DoctorOptions, user: string, pass: string) {
   const implicitTls = !usesStarttls(options)
@@ -51,45 +49,49 @@ async function closingOnAbort<T>(client: ImapFlow, signal: AbortSignal, work: ()
   }
 }
 
-export async function openImapSession(
-  facts: Facts,
-  options: DoctorOptions,
-  auth: { user: string; password: string },
-  signal: AbortSignal,
-): Promise<ImapSession> {
-  const client = new ImapFlow(imapClientOptions(options, auth.user, auth.password))
-  client.on('error', () => undefined) // failures surface through the pending command instead
-  await closingOnAbort(client, signal, () => client.connect())
-  let pending: Promise<MetadataValues> | undefined
-  const session: ImapSession = {
-    client,
-    metadata: (keys, sig) => {
-      pending ??= closingOnAbort(client, sig, () => getMetadata(client, '', keys))
-      return pending
-    },
-  }
-  sessions.set(facts, session)
-  return session
-}
+/** The run's IMAP session: empty until imap.login opens it. */
+export class ImapSessionSlot {
+  #session: ImapSession | undefined
 
-export function imapSession(facts: Facts): ImapSession | undefined {
-  return sessions.get(facts)
-}
-
-/** Ends the run's session, if any: a polite LOGOUT, cut short when the server does not answer. */
-export async function closeImapSession(facts: Facts, timeoutMs = 1000): Promise<void> {
-  const session = sessions.get(facts)
-  sessions.delete(facts)
-  if (!session?.client.usable) {
-    session?.client.close()
-    return
+  /** The logged-in session, when imap.login opened one. */
+  get current(): ImapSession | undefined {
+    return this.#session
   }
-  const timer = setTimeout(() => session.client.close(), timeoutMs)
-  try {
-    await session.client.logout()
-  } catch {
-    session.client.close()
-  } finally {
-    clearTimeout(timer)
+
+  async open(
+    options: DoctorOptions,
+    auth: { user: string; password: string },
+    signal: AbortSignal,
+  ): Promise<ImapSession> {
+    const client = new ImapFlow(imapClientOptions(options, auth.user, auth.password))
+    client.on('error', () => undefined) // failures surface through the pending command instead
+    await closingOnAbort(client, signal, () => client.connect())
+    let pending: Promise<MetadataValues> | undefined
+    this.#session = {
+      client,
+      metadata: (keys, sig) => {
+        pending ??= closingOnAbort(client, sig, () => getMetadata(client, '', keys))
+        return pending
+      },
+    }
+    return this.#session
+  }
+
+  /** Ends the session, if any: a polite LOGOUT, cut short when the server does not answer. */
+  async close(timeoutMs = 1000): Promise<void> {
+    const session = this.#session
+    this.#session = undefined
+    if (!session?.client.usable) {
+      session?.client.close()
+      return
+    }
+    const timer = setTimeout(() => session.client.close(), timeoutMs)
+    try {
+      await session.client.logout()
+    } catch {
+      session.client.close()
+    } finally {
+      clearTimeout(timer)
+    }
   }
 }

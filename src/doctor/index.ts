@@ -1,14 +1,13 @@
 /** The doctor as a library: options in, a report out. Commands and deploy call runDoctor. */
 import { performance } from 'node:perf_hooks'
-import { closeImapSession } from './imap-session.js'
 import { type CheckDef, type DoctorOptions, type DoctorReport, overallStatus } from './model.js'
-import { seedFacts } from './overrides.js'
+import { seedFindings } from './overrides.js'
 import { loadChecks } from './registry.js'
+import { RunState } from './run-state.js'
 import { type RunOptions, runChecks } from './runner.js'
 import { planChecks } from './select.js'
-import { closeTurnPrefetch, startTurnPrefetch } from './turn-prefetch.js'
 
-export interface DoctorRun extends Omit<RunOptions, 'facts'> {
+export interface DoctorRun extends Omit<RunOptions, 'findings' | 'plan' | 'state'> {
   /** The checks to run (default: the registry). */
   checks?: readonly CheckDef[]
   /** Called once, before anything runs, with the checks that will be reported, in order. */
@@ -17,19 +16,18 @@ export interface DoctorRun extends Omit<RunOptions, 'facts'> {
 
 export async function runDoctor(options: DoctorOptions, run: DoctorRun = {}): Promise<DoctorReport> {
   const defs = run.checks ?? (await loadChecks())
-  const facts = seedFacts(options, Date.now())
-  const plan = planChecks(defs, run, facts)
+  const findings = seedFindings(options, Date.now())
+  const plan = planChecks(defs, run, findings)
   run.onPlan?.(defs.filter((d) => plan.has(d.id)))
   const started = performance.now()
-  if (plan.has('turn.allocate.udp') || plan.has('turn.allocate.tcp') || plan.has('turn.allocate.tls')) {
-    startTurnPrefetch(facts, options)
-  }
+  const state = RunState.start(options, plan)
   try {
-    const checks = await runChecks(defs, options, { ...run, facts })
+    const checks = await runChecks(defs, options, { ...run, findings, plan, state })
     return { status: overallStatus(checks), checks, durationMs: Math.round(performance.now() - started) }
   } finally {
-    await Promise.all([closeImapSession(facts), closeTurnPrefetch(facts)])
+    await state.close()
   }
 }
 
+export { doctorOptions } from './options.js'
 export { loadChecks } from './registry.js'

@@ -1,10 +1,11 @@
 /**
  * The doctor's check model. A check is a small async function with a stable id; it declares the
- * checks it needs (`after`), reads shared facts that earlier checks found, and returns an outcome.
+ * checks it needs (`after`), reads shared findings that earlier checks found, and returns an outcome.
  * The runner (runner.ts) starts every check as soon as what it needs exists, applies one timeout
  * per check, and prints results in a fixed order.
  */
 import type { TurnMetadata } from '../protocols/metadata-values.js'
+import type { RunState } from './run-state.js'
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip'
 
@@ -59,8 +60,8 @@ export interface DoctorOptions {
   timeoutMs: number
 }
 
-/** Facts found by checks and read by later ones. Written once by the check that owns them. */
-export interface Facts {
+/** What checks found and later ones read. Each is written once, by the check that owns it. */
+export interface Findings {
   capabilities?: Set<string>
   /** Raw GETMETADATA answers, key → value (null = NIL / absent). */
   metadata?: Record<string, string | null>
@@ -70,13 +71,15 @@ export interface Facts {
   turns?: TurnMetadata
   /** The relay URL clients are told about (metadata, or --relay-url). */
   relayUrl?: URL
-  /** Where facts.turn came from: the server's metadata, or minted here for --turn with a known secret. */
+  /** Where findings.turn came from: the server's metadata, or minted here for --turn with a known secret. */
   turnSource?: 'metadata' | 'minted'
 }
 
 export interface CheckContext {
   options: DoctorOptions
-  facts: Facts
+  findings: Findings
+  /** What this run holds open for its checks (the IMAP session, early TURN connections). */
+  state: RunState
   /** Aborted when the check's timeout passes; pass it to every socket and request. */
   signal: AbortSignal
   timeoutMs: number
@@ -88,14 +91,14 @@ export interface CheckDef {
   id: string
   group: string
   title: string
-  /** Ids of checks that must finish first (their facts are then available). */
+  /** Ids of checks that must finish first (their findings are then available). */
   after?: string[]
   /**
    * The fact this check discovers. When an override (--turn, --relay-url) already supplied it, checks
    * that wait for this one still run if it fails or is skipped, and selecting a dependent with --only
    * does not pull this check in.
    */
-  provides?: keyof Facts
+  provides?: keyof Findings
   /** The hint of a timeout failure, when the runner's generic one would not say what to change. */
   timeoutHint?: string
   run(ctx: CheckContext): Promise<CheckOutcome>

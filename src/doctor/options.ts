@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { type LoadedConfig, loadConfig, loadConfigIfPresent } from '../config/load.js'
+import type { Config } from '../config/schema.js'
 import { readSecretFile } from '../config/secret.js'
 import { cannotRun, describeFsError, usageError } from '../lib/errors.js'
 import { parseIrohRelayUrl } from '../protocols/metadata-values.js'
@@ -93,25 +94,66 @@ export async function resolveDoctorOptions(flags: DoctorFlags): Promise<Resolved
   if (secretFile?.warning) warnings.push(secretFile.warning)
   if (cfg && loaded?.looseMode !== undefined)
     warnings.push(`${loaded.path} has mode ${loaded.looseMode.toString(8)}; run chmod 600 ${loaded.path}`)
-  const user = flags.user ?? cfg?.doctor.user
-  const password = flags.password ?? cfg?.doctor.password
-  const turnSecret = secretFile?.secret ?? cfg?.turn.secret
   const ca = await readCa(flags.ca)
-  const options: DoctorOptions = {
-    domain,
-    imapHost: flags.imapHost ?? domain,
-    imapPort: flags.imapPort ?? cfg?.imap.port ?? DEFAULT_IMAP_PORT,
-    insecure: flags.insecure,
-    timeoutMs,
+  const options = doctorOptions(
+    {
+      domain,
+      imapHost: flags.imapHost,
+      imapPort: flags.imapPort,
+      user: flags.user,
+      password: flags.password,
+      turnSecret: secretFile?.secret,
+      ca,
+      insecure: flags.insecure,
+      relayUrl,
+      turnOverride,
+      timeoutMs,
+    },
+    cfg,
+  )
+  return { options, warnings }
+}
+
+/** What a run names itself: the server, the account, trust and overrides. Unset values come from the config. */
+export interface DoctorTarget {
+  domain: string
+  imapHost?: string | undefined
+  imapPort?: number | undefined
+  user?: string | undefined
+  password?: string | undefined
+  turnSecret?: string | undefined
+  ca?: string | undefined
+  insecure: boolean
+  relayUrl?: string | undefined
+  turnOverride?: { host: string; port: number } | undefined
+  timeoutMs: number
+}
+
+/**
+ * The one mapping from a config to DoctorOptions, used by `doctor` and by `deploy host`: what
+ * the target names wins, the config (when it is about this domain) fills in the rest.
+ */
+export function doctorOptions(target: DoctorTarget, config?: Config): DoctorOptions {
+  const user = target.user ?? config?.doctor.user
+  const password = target.password ?? config?.doctor.password
+  const turnSecret = target.turnSecret ?? config?.turn.secret
+  const { ca, relayUrl, turnOverride } = target
+  return {
+    domain: target.domain,
+    imapHost: target.imapHost ?? target.domain,
+    imapPort: target.imapPort ?? config?.imap.port ?? DEFAULT_IMAP_PORT,
+    insecure: target.insecure,
+    timeoutMs: target.timeoutMs,
     ...(user ? { user } : {}),
     ...(password ? { password } : {}),
     ...(turnSecret ? { turnSecret } : {}),
     ...(ca ? { ca } : {}),
     ...(relayUrl ? { relayUrl } : {}),
     ...(turnOverride ? { turnOverride } : {}),
-    ...(cfg ? { turnTlsPort: cfg.turn.tlsPort } : {}),
-    ...(cfg?.iroh.relayUrl ? { expectedRelayUrl: cfg.iroh.relayUrl } : {}),
-    ...(cfg ? { expectedTurn: { host: cfg.turn.host, port: cfg.turn.port, tlsPort: cfg.turn.tlsPort } } : {}),
+    ...(config ? { turnTlsPort: config.turn.tlsPort } : {}),
+    ...(config?.iroh.relayUrl ? { expectedRelayUrl: config.iroh.relayUrl } : {}),
+    ...(config
+      ? { expectedTurn: { host: config.turn.host, port: config.turn.port, tlsPort: config.turn.tlsPort } }
+      : {}),
   }
-  return { options, warnings }
 }

@@ -4,7 +4,7 @@
  */
 import type { TurnMetadata } from '../protocols/metadata-values.js'
 import { mintTurnCredential } from '../protocols/turn-rest.js'
-import type { DoctorOptions, Facts } from './model.js'
+import type { DoctorOptions, Findings } from './model.js'
 
 export const DEFAULT_TURN_TLS_PORT = 5349
 /** Lifetime of credentials minted for --turn: long enough for one run. */
@@ -21,17 +21,17 @@ export function turnsFromTurn(turn: TurnMetadata, options: DoctorOptions): TurnM
   return { ...turn, port: options.turnTlsPort ?? DEFAULT_TURN_TLS_PORT }
 }
 
-/** Facts known before any check runs. */
-export function seedFacts(options: DoctorOptions, nowMs: number): Facts {
-  const facts: Facts = {}
+/** Findings known before any check runs. */
+export function seedFindings(options: DoctorOptions, nowMs: number): Findings {
+  const findings: Findings = {}
   const relay = options.relayUrl ?? options.expectedRelayUrl
-  if (relay) facts.relayUrl = new URL(relay)
+  if (relay) findings.relayUrl = new URL(relay)
   const o = options.turnOverride
   if (o && options.turnSecret) {
     const cred = mintTurnCredential(options.turnSecret, { ttlSeconds: MINTED_TTL_SECONDS, nowMs })
-    facts.turn = { host: o.host, port: o.port, ...cred }
-    facts.turns = turnsFromTurn(facts.turn, options)
-    facts.turnSource = 'minted'
+    findings.turn = { host: o.host, port: o.port, ...cred }
+    findings.turns = turnsFromTurn(findings.turn, options)
+    findings.turnSource = 'minted'
   }
-  return facts
+  return findings
 }

@@ -4,12 +4,17 @@
  * back in registry order, and `onResult` sees each one as soon as it is known.
  */
 import { performance } from 'node:perf_hooks'
-import type { CheckContext, CheckDef, CheckOutcome, CheckResult, DoctorOptions, Facts } from './model.js'
-import { type Plan, planChecks, type Selection } from './select.js'
+import type { CheckContext, CheckDef, CheckOutcome, CheckResult, DoctorOptions, Findings } from './model.js'
+import { RunState } from './run-state.js'
+import { type CheckPlan, planChecks, type Selection } from './select.js'
 
 export interface RunOptions extends Selection {
-  /** Facts known before any check runs (from overrides). */
-  facts?: Facts
+  /** Findings known before any check runs (from overrides). */
+  findings?: Findings
+  /** The plan made from the selection, when the caller made it already (it is made once per run). */
+  plan?: CheckPlan
+  /** The run's open resources; without one, the runner makes its own and closes it at the end. */
+  state?: RunState
   onStart?(def: CheckDef): void
   onResult?(result: CheckResult): void
 }
@@ -87,15 +92,15 @@ async function runTimed(def: CheckDef, ctx: Omit<CheckContext, 'signal'>): Promi
 async function blockedBy(
   def: CheckDef,
   byId: Map<string, CheckDef>,
-  plan: Plan,
+  plan: CheckPlan,
   results: Map<string, Promise<CheckResult>>,
-  facts: Facts,
+  findings: Findings,
 ): Promise<string | undefined> {
   const reasons = await Promise.all(
     (def.after ?? []).map(async (depId) => {
       const dep = byId.get(depId)
       if (!dep) return `needs ${depId}, which is not a known check`
-      const providedByOverride = dep.provides !== undefined && facts[dep.provides] !== undefined
+      const providedByOverride = dep.provides !== undefined && findings[dep.provides] !== undefined
       // What the dependency would discover is known already: start now, in parallel with it.
       if (providedByOverride) return undefined
       const pending = results.get(depId)
@@ -114,13 +119,15 @@ export async function runChecks(
   run: RunOptions = {},
 ): Promise<CheckResult[]> {
   assertNoCycles(defs)
-  const facts = run.facts ?? {}
-  const plan = planChecks(defs, run, facts)
+  const findings = run.findings ?? {}
+  const plan = run.plan ?? planChecks(defs, run, findings)
+  const state = run.state ?? new RunState()
   const byId = new Map(defs.map((d) => [d.id, d]))
   const results = new Map<string, Promise<CheckResult>>()
   const base = {
     options,
-    facts,
+    findings,
+    state,
     timeoutMs: options.timeoutMs,
     result: (id: string): Promise<CheckResult> =>
       results.get(id) ?? Promise.reject(new Error(`check ${id} is not part of this run`)),
@@ -128,7 +135,7 @@ export async function runChecks(
   const execute = async (def: CheckDef): Promise<CheckResult> => {
     await Promise.resolve() // let every check be registered before any looks another up
     if (plan.get(def.id) === 'skipped') return toResult(def, { status: 'skip', detail: 'skipped (--skip)' }, 0)
-    const reason = await blockedBy(def, byId, plan, results, facts)
+    const reason = await blockedBy(def, byId, plan, results, findings)
     if (reason) return toResult(def, { status: 'skip', detail: reason }, 0)
     run.onStart?.(def)
     return runTimed(def, base)
@@ -139,5 +146,9 @@ export async function runChecks(
     results.set(def.id, pending)
     pending.then((r) => run.onResult?.(r))
   }
-  return Promise.all(planned.map((d) => results.get(d.id) as Promise<CheckResult>))
+  try {
+    return await Promise.all(planned.map((d) => results.get(d.id) as Promise<CheckResult>))
+  } finally {
+    if (!run.state) await state.close()
+  }
 }

@@ -4,7 +4,7 @@
  * override already supplied the fact that dependency would discover.
  */
 import { usageError } from '../lib/errors.js'
-import type { CheckDef, Facts } from './model.js'
+import type { CheckDef, Findings } from './model.js'
 
 export interface Selection {
   only?: readonly string[] | undefined
@@ -12,7 +12,7 @@ export interface Selection {
 }
 
 /** What happens to each reported check; checks absent from the map are not run nor reported. */
-export type Plan = Map<string, 'run' | 'skipped'>
+export type CheckPlan = Map<string, 'run' | 'skipped'>
 
 export function selectorMatches(def: CheckDef, selector: string): boolean {
   return def.id === selector || def.group === selector || def.id.startsWith(`${selector}.`)
@@ -35,7 +35,7 @@ export function parseSelectors(defs: readonly CheckDef[], values: readonly strin
   return selectors
 }
 
-function withDependencies(defs: readonly CheckDef[], chosen: Set<string>, facts: Facts): Set<string> {
+function withDependencies(defs: readonly CheckDef[], chosen: Set<string>, findings: Findings): Set<string> {
   const byId = new Map(defs.map((d) => [d.id, d]))
   const todo = [...chosen]
   while (todo.length > 0) {
@@ -43,7 +43,7 @@ function withDependencies(defs: readonly CheckDef[], chosen: Set<string>, facts:
     for (const depId of def?.after ?? []) {
       const dep = byId.get(depId)
       if (!dep || chosen.has(depId)) continue
-      if (dep.provides && facts[dep.provides] !== undefined) continue
+      if (dep.provides && findings[dep.provides] !== undefined) continue
       chosen.add(depId)
       todo.push(depId)
     }
@@ -51,7 +51,7 @@ function withDependencies(defs: readonly CheckDef[], chosen: Set<string>, facts:
   return chosen
 }
 
-export function planChecks(defs: readonly CheckDef[], selection: Selection, facts: Facts = {}): Plan {
+export function planChecks(defs: readonly CheckDef[], selection: Selection, findings: Findings = {}): CheckPlan {
   const only = parseSelectors(defs, selection.only, '--only')
   const skip = parseSelectors(defs, selection.skip, '--skip')
   const chosen =
@@ -59,10 +59,10 @@ export function planChecks(defs: readonly CheckDef[], selection: Selection, fact
       ? withDependencies(
           defs,
           new Set(defs.filter((d) => only.some((s) => selectorMatches(d, s))).map((d) => d.id)),
-          facts,
+          findings,
         )
       : new Set(defs.map((d) => d.id))
-  const plan: Plan = new Map()
+  const plan: CheckPlan = new Map()
   for (const def of defs) {
     if (!chosen.has(def.id)) continue
     plan.set(def.id, skip.some((s) => selectorMatches(def, s)) ? 'skipped' : 'run')

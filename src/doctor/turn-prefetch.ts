@@ -7,57 +7,51 @@
  */
 import { isIP } from 'node:net'
 import { beginAllocation, type PendingAllocation, type TurnTransport } from '../turn/client.js'
-import type { DoctorOptions, Facts } from './model.js'
-
-type Early = Map<string, Promise<PendingAllocation | undefined>>
-const runs = new WeakMap<Facts, Early>()
+import type { DoctorOptions } from './model.js'
 
 const key = (transport: TurnTransport, host: string, port: number) => `${transport} ${host}:${port}`
 
-export function startTurnPrefetch(facts: Facts, options: DoctorOptions): void {
-  const e = options.expectedTurn
-  if (!e || options.turnOverride) return
-  const early: Early = new Map()
-  for (const transport of ['udp', 'tcp', 'tls'] as const) {
-    const port = transport === 'tls' ? e.tlsPort : e.port
-    const pending = beginAllocation({
-      host: e.host,
-      port,
-      transport,
-      timeoutMs: options.timeoutMs,
-      ...(transport === 'tls'
-        ? {
-            tls: {
-              ...(options.ca ? { ca: options.ca } : {}),
-              rejectUnauthorized: !options.insecure,
-              ...(isIP(e.host) ? {} : { servername: e.host }),
-            },
-          }
-        : {}),
-    }).catch(() => undefined)
-    early.set(key(transport, e.host, port), pending)
+/** The early TURN connections of one run (none unless started). */
+export class TurnPrefetch {
+  readonly #early = new Map<string, Promise<PendingAllocation | undefined>>()
+
+  /** Connects to the config's TURN server on every transport (nothing without one or with --turn). */
+  start(options: DoctorOptions): void {
+    const e = options.expectedTurn
+    if (!e || options.turnOverride) return
+    for (const transport of ['udp', 'tcp', 'tls'] as const) {
+      const port = transport === 'tls' ? e.tlsPort : e.port
+      const pending = beginAllocation({
+        host: e.host,
+        port,
+        transport,
+        timeoutMs: options.timeoutMs,
+        ...(transport === 'tls'
+          ? {
+              tls: {
+                ...(options.ca ? { ca: options.ca } : {}),
+                rejectUnauthorized: !options.insecure,
+                ...(isIP(e.host) ? {} : { servername: e.host }),
+              },
+            }
+          : {}),
+      }).catch(() => undefined)
+      this.#early.set(key(transport, e.host, port), pending)
+    }
   }
-  runs.set(facts, early)
-}
 
-/** The early allocation for this server, taken (each is used once), or undefined. */
-export async function takeTurnPrefetch(
-  facts: Facts,
-  transport: TurnTransport,
-  host: string,
-  port: number,
-): Promise<PendingAllocation | undefined> {
-  const early = runs.get(facts)
-  const k = key(transport, host, port)
-  const pending = early?.get(k)
-  if (!pending) return undefined
-  early?.delete(k)
-  return pending
-}
+  /** The early allocation for this server, taken (each is used once), or undefined. */
+  async take(transport: TurnTransport, host: string, port: number): Promise<PendingAllocation | undefined> {
+    const k = key(transport, host, port)
+    const pending = this.#early.get(k)
+    this.#early.delete(k)
+    return pending
+  }
 
-/** Closes what no check used (discovery named another server, or the check did not run). */
-export async function closeTurnPrefetch(facts: Facts): Promise<void> {
-  const early = runs.get(facts)
-  runs.delete(facts)
-  for (const pending of early?.values() ?? []) (await pending)?.close()
+  /** Closes what no check used (discovery named another server, or the check did not run). */
+  async close(): Promise<void> {
+    const left = [...this.#early.values()]
+    this.#early.clear()
+    for (const pending of left) (await pending)?.close()
+  }
 }

@@ -3,7 +3,7 @@ import { judgeExpiry, judgeHmac } from '../../src/doctor/checks/credentials.js'
 import { judgeCertificate } from '../../src/doctor/checks/imap.js'
 import { bareIpv6Host, judgeTurnValue } from '../../src/doctor/checks/metadata.js'
 import { parseHostPort, parseTimeout } from '../../src/doctor/options.js'
-import { seedFacts } from '../../src/doctor/overrides.js'
+import { seedFindings } from '../../src/doctor/overrides.js'
 import { mintTurnCredential, turnPassword } from '../../src/protocols/turn-rest.js'
 
 const NOW = 1_800_000_000_000
@@ -95,10 +95,10 @@ describe('options and overrides', () => {
   })
   it('mints TURN credentials for --turn when the secret is known, and only then', () => {
     const o = { domain: 'd', imapHost: 'd', imapPort: 993, insecure: false, timeoutMs: 1000 }
-    expect(seedFacts({ ...o, turnOverride: { host: 't', port: 3478 } }, NOW).turn).toBeUndefined()
-    const facts = seedFacts({ ...o, turnOverride: { host: 't', port: 3478 }, turnSecret: SECRET }, NOW)
-    expect(facts.turnSource).toBe('minted')
-    expect(facts.turn?.password).toBe(turnPassword(SECRET, facts.turn?.username ?? ''))
-    expect(facts.turns).toMatchObject({ host: 't', port: 5349 })
+    expect(seedFindings({ ...o, turnOverride: { host: 't', port: 3478 } }, NOW).turn).toBeUndefined()
+    const findings = seedFindings({ ...o, turnOverride: { host: 't', port: 3478 }, turnSecret: SECRET }, NOW)
+    expect(findings.turnSource).toBe('minted')
+    expect(findings.turn?.password).toBe(turnPassword(SECRET, findings.turn?.username ?? ''))
+    expect(findings.turns).toMatchObject({ host: 't', port: 5349 })
   })
 })

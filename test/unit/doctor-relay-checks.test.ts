@@ -8,6 +8,7 @@ import { metadataChecks } from '../../src/doctor/checks/metadata.js'
 import { relayChecks, V1_HINT } from '../../src/doctor/checks/relay.js'
 import { runDoctor } from '../../src/doctor/index.js'
 import type { CheckResult, DoctorOptions } from '../../src/doctor/model.js'
+import { RunState } from '../../src/doctor/run-state.js'
 import { GENERIC_TIMEOUT_HINT } from '../../src/doctor/runner.js'
 import { type StandInFault, type StandInRelay, startStandInRelay } from '../helpers/relay.js'
 
@@ -112,7 +113,8 @@ describe('relay checks against the stand-in', () => {
     for (const def of relayChecks) {
       const outcome = await def.run({
         options: { ...options(''), relayUrl: undefined } as unknown as DoctorOptions,
-        facts: {},
+        findings: {},
+        state: new RunState(),
         signal: new AbortController().signal,
         timeoutMs: 1000,
         result: () => Promise.reject(new Error('unused')),

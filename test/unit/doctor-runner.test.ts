@@ -30,12 +30,12 @@ describe('runChecks', () => {
     expect(finished).toEqual(['b.fast', 'a.slow'])
   })
 
-  it('runs a check after its dependency, with the facts it wrote', async () => {
+  it('runs a check after its dependency, with the findings it wrote', async () => {
     const first = def('a.first', async (ctx) => {
-      ctx.facts.relayUrl = new URL('https://r.example')
+      ctx.findings.relayUrl = new URL('https://r.example')
       return ok('found')
     })
-    const second = def('a.second', async (ctx) => ok(ctx.facts.relayUrl?.href ?? 'none'), { after: ['a.first'] })
+    const second = def('a.second', async (ctx) => ok(ctx.findings.relayUrl?.href ?? 'none'), { after: ['a.first'] })
     const [, r] = await runChecks([first, second], options)
     expect(r?.detail).toBe('https://r.example/')
   })
@@ -52,8 +52,8 @@ describe('runChecks', () => {
 
   it('still runs a dependent when an override already supplied the fact the dependency provides', async () => {
     const discover = def('a.discover', async () => fail('not found', 'fix'), { provides: 'relayUrl' })
-    const use = def('b.use', async (ctx) => ok(ctx.facts.relayUrl?.host ?? ''), { after: ['a.discover'] })
-    const results = await runChecks([discover, use], options, { facts: { relayUrl: new URL('https://o.example') } })
+    const use = def('b.use', async (ctx) => ok(ctx.findings.relayUrl?.host ?? ''), { after: ['a.discover'] })
+    const results = await runChecks([discover, use], options, { findings: { relayUrl: new URL('https://o.example') } })
     expect(results[1]).toMatchObject({ status: 'ok', detail: 'o.example' })
   })
 
@@ -116,8 +116,8 @@ describe('--only / --skip', () => {
   })
 
   it('does not pull in a dependency whose fact an override supplies', () => {
-    const facts = { turn: { host: 'h', port: 1, username: '1', expires: 1, password: 'p' } }
-    expect([...planChecks(defs, { only: ['turn'] }, facts).keys()]).toEqual(['turn.allocate.udp'])
+    const findings = { turn: { host: 'h', port: 1, username: '1', expires: 1, password: 'p' } }
+    expect([...planChecks(defs, { only: ['turn'] }, findings).keys()]).toEqual(['turn.allocate.udp'])
   })
 
   it('reports --skip checks as skipped, and their dependents name them', async () => {

@@ -51,9 +51,9 @@ export function judgeExpiry(expires: number, nowMs: number): CheckOutcome {
 
 /** The credentials the server handed out, or why there are none to judge. */
 function serverTurn(ctx: CheckContext): TurnMetadata | CheckOutcome {
-  if (!ctx.facts.turn) return skip('no TURN credentials found')
-  if (ctx.facts.turnSource === 'minted') return skip(MINTED)
-  return ctx.facts.turn
+  if (!ctx.findings.turn) return skip('no TURN credentials found')
+  if (ctx.findings.turnSource === 'minted') return skip(MINTED)
+  return ctx.findings.turn
 }
 
 const isOutcome = (v: TurnMetadata | CheckOutcome): v is CheckOutcome => 'status' in v

@@ -1,6 +1,5 @@
 /** The imap group: the certificate, logging in, and whether METADATA (discovery) is offered. */
 
-import { imapSession, openImapSession } from '../imap-session.js'
 import { type CheckContext, type CheckDef, type CheckOutcome, fail, ok, skip, warn } from '../model.js'
 import { type CertificateReport, probeImapTls, usesStarttls } from '../tls-probe.js'
 
@@ -102,8 +101,8 @@ async function loginCheck(ctx: CheckContext): Promise<CheckOutcome> {
     return skip('no account to log in with: pass --user and --password (or CHATMAIL_USER/CHATMAIL_PASSWORD)')
   }
   try {
-    const session = await openImapSession(ctx.facts, ctx.options, { user, password }, ctx.signal)
-    ctx.facts.capabilities = new Set(session.client.capabilities.keys())
+    const session = await ctx.state.imap.open(ctx.options, { user, password }, ctx.signal)
+    ctx.findings.capabilities = new Set(session.client.capabilities.keys())
     return ok(`logged in as ${user} at ${ctx.options.imapHost}:${ctx.options.imapPort}`)
   } catch (err) {
     return loginFailure(err, ctx)
@@ -111,10 +110,10 @@ async function loginCheck(ctx: CheckContext): Promise<CheckOutcome> {
 }
 
 async function capabilityCheck(ctx: CheckContext): Promise<CheckOutcome> {
-  const session = imapSession(ctx.facts)
-  const capabilities = session ? new Set(session.client.capabilities.keys()) : ctx.facts.capabilities
+  const session = ctx.state.imap.current
+  const capabilities = session ? new Set(session.client.capabilities.keys()) : ctx.findings.capabilities
   if (!capabilities) return skip('no IMAP session')
-  ctx.facts.capabilities = capabilities
+  ctx.findings.capabilities = capabilities
   if (capabilities.has('METADATA')) return ok('METADATA is advertised after login')
   return fail(
     'the server does not advertise METADATA: Delta Chat gets no TURN server and no iroh relay from it',

@@ -10,7 +10,6 @@ import {
   type TurnMetadata,
 } from '../../protocols/metadata-values.js'
 import type { MetadataValues } from '../imap-metadata.js'
-import { imapSession } from '../imap-session.js'
 import { type CheckContext, type CheckDef, type CheckOutcome, fail, ok, skip, warn } from '../model.js'
 import { applyTurnOverride, turnsFromTurn } from '../overrides.js'
 
@@ -20,11 +19,11 @@ const FIX_SERVICE =
 
 /** The server's answers for every key, fetched once per run. */
 async function metadataValues(ctx: CheckContext): Promise<MetadataValues | CheckOutcome> {
-  const session = imapSession(ctx.facts)
+  const session = ctx.state.imap.current
   if (!session) return skip('no IMAP session')
   try {
     const values = await session.metadata(ALL_KEYS, ctx.signal)
-    ctx.facts.metadata = values
+    ctx.findings.metadata = values
     return values
   } catch (err) {
     const e = err as Error & { responseText?: string }
@@ -91,7 +90,7 @@ async function irohRelayCheck(ctx: CheckContext): Promise<CheckOutcome> {
       'deploy again so the server advertises the configured relay, or fix iroh.relay_url in chatmail.toml',
     )
   }
-  ctx.facts.relayUrl ??= parsed.value
+  ctx.findings.relayUrl ??= parsed.value
   const overridden = ctx.options.relayUrl ? ` (checking ${ctx.options.relayUrl} instead, from --relay-url)` : ''
   return ok(`${parsed.value.href}${overridden}`)
 }
@@ -108,9 +107,11 @@ async function turnCheck(ctx: CheckContext): Promise<CheckOutcome> {
   }
   const judged = judgeTurnValue(METADATA_KEYS.turn, raw)
   if ('outcome' in judged) return judged.outcome
-  ctx.facts.turn = applyTurnOverride(judged.turn, ctx.options)
-  ctx.facts.turnSource = 'metadata'
-  const overridden = ctx.options.turnOverride ? ` (TURN checks use ${describeTurn(ctx.facts.turn)}, from --turn)` : ''
+  ctx.findings.turn = applyTurnOverride(judged.turn, ctx.options)
+  ctx.findings.turnSource = 'metadata'
+  const overridden = ctx.options.turnOverride
+    ? ` (TURN checks use ${describeTurn(ctx.findings.turn)}, from --turn)`
+    : ''
   return ok(`${describeTurn(judged.turn)}${overridden}`)
 }
 
@@ -118,7 +119,7 @@ async function turnCheck(ctx: CheckContext): Promise<CheckOutcome> {
 function fallbackTurns(ctx: CheckContext, values: MetadataValues): TurnMetadata | undefined {
   const raw = values[METADATA_KEYS.turn]
   const judged = raw ? judgeTurnValue(METADATA_KEYS.turn, raw) : undefined
-  const turn = judged && 'turn' in judged ? applyTurnOverride(judged.turn, ctx.options) : ctx.facts.turn
+  const turn = judged && 'turn' in judged ? applyTurnOverride(judged.turn, ctx.options) : ctx.findings.turn
   return turn ? turnsFromTurn(turn, ctx.options) : undefined
 }
 
@@ -128,13 +129,13 @@ async function turnsCheck(ctx: CheckContext): Promise<CheckOutcome> {
   const raw = values[METADATA_KEYS.turns]
   if (raw === null || raw === undefined || raw === '') {
     const turns = fallbackTurns(ctx, values)
-    if (turns) ctx.facts.turns = turns
+    if (turns) ctx.findings.turns = turns
     return skip(`${METADATA_KEYS.turns} is not set (Delta Chat never asks for it)`)
   }
   const judged = judgeTurnValue(METADATA_KEYS.turns, raw)
   if ('outcome' in judged) return judged.outcome
   const host = ctx.options.turnOverride?.host
-  ctx.facts.turns = host ? { ...judged.turn, host } : judged.turn
+  ctx.findings.turns = host ? { ...judged.turn, host } : judged.turn
   return ok(describeTurn(judged.turn))
 }
 

@@ -27,7 +27,7 @@ const nginxHint = (url: URL) =>
   `make ${url.origin}/relay reach iroh-relay: in nginx, \`location /relay { proxy_pass http://127.0.0.1:3340; proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade"; }\` (and the same proxy for /ping and /generate_204)`
 
 function relayUrl(ctx: CheckContext): URL | undefined {
-  if (ctx.facts.relayUrl) return ctx.facts.relayUrl
+  if (ctx.findings.relayUrl) return ctx.findings.relayUrl
   if (!ctx.options.relayUrl) return undefined
   try {
     return new URL(ctx.options.relayUrl)

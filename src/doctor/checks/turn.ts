@@ -6,7 +6,6 @@ import { isIP } from 'node:net'
 import type { TurnMetadata } from '../../protocols/metadata-values.js'
 import { type AllocateResult, allocate, TurnError, type TurnTransport } from '../../turn/client.js'
 import { type CheckContext, type CheckDef, type CheckOutcome, fail, ok, skip, warn } from '../model.js'
-import { takeTurnPrefetch } from '../turn-prefetch.js'
 
 const DEFAULT_TLS_PORT = 5349
 const NO_CREDENTIALS = 'discovery found no TURN credentials (metadata.turn), so there is nothing to allocate with'
@@ -16,10 +15,10 @@ const SECRET_MISMATCH =
 
 /** Where and with what to allocate for a transport, or why the check cannot run. */
 function target(ctx: CheckContext, transport: TurnTransport): TurnMetadata | undefined {
-  const turn = ctx.facts.turn
+  const turn = ctx.findings.turn
   if (!turn) return undefined
   if (transport !== 'tls') return turn
-  return ctx.facts.turns ?? { ...turn, port: ctx.options.turnTlsPort ?? DEFAULT_TLS_PORT }
+  return ctx.findings.turns ?? { ...turn, port: ctx.options.turnTlsPort ?? DEFAULT_TLS_PORT }
 }
 
 async function tryAllocate(
@@ -30,7 +29,7 @@ async function tryAllocate(
 ): Promise<AllocateResult | TurnError> {
   const timeoutMs = Math.max(ctx.timeoutMs - 250, Math.ceil(ctx.timeoutMs * 0.9))
   try {
-    const early = password === t.password ? await takeTurnPrefetch(ctx.facts, transport, t.host, t.port) : undefined
+    const early = password === t.password ? await ctx.state.turnPrefetch.take(transport, t.host, t.port) : undefined
     if (early) {
       try {
         return await early.complete({ username: t.username, password }, { timeoutMs, signal: ctx.signal })

@@ -1,0 +1,26 @@
+/**
+ * What one doctor run holds open for its checks: the IMAP session and the early TURN
+ * connections. It travels in the check context (ctx.state) and is closed when the run ends.
+ */
+import { ImapSessionSlot } from './imap-session.js'
+import type { DoctorOptions } from './model.js'
+import type { CheckPlan } from './select.js'
+import { TurnPrefetch } from './turn-prefetch.js'
+
+const ALLOCATION_CHECKS = ['turn.allocate.udp', 'turn.allocate.tcp', 'turn.allocate.tls']
+
+export class RunState {
+  readonly imap = new ImapSessionSlot()
+  readonly turnPrefetch = new TurnPrefetch()
+
+  /** The state of a run about to start: TURN connections begin now when an allocation will run. */
+  static start(options: DoctorOptions, plan: CheckPlan): RunState {
+    const state = new RunState()
+    if (ALLOCATION_CHECKS.some((id) => plan.get(id) === 'run')) state.turnPrefetch.start(options)
+    return state
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.imap.close(), this.turnPrefetch.close()])
+  }
+}
