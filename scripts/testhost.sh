@@ -166,13 +166,22 @@ EOF
   rm -f "$ROOT/etc/resolv.conf"
   echo 'nameserver 127.0.0.1' >"$ROOT/etc/resolv.conf"
 
-  # apt: the runner's sources (a snapshot mirror, hence no Valid-Until check).
+  # apt: the runner's sources (a snapshot mirror, hence no Valid-Until check). Another suite gets
+  # the runner's Debian mirror with the suite names swapped (bookworm-security -> trixie-security):
+  # the guest reaches no other host (mmdebstrap's default security.debian.org is not in its hosts).
   if [ -f /etc/apt/sources.list.d/debian.sources ] && grep -qw "$SUITE" /etc/apt/sources.list.d/debian.sources; then
     rm -f "$ROOT/etc/apt/sources.list" "$ROOT"/etc/apt/sources.list.d/*
     [ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$ROOT/etc/apt/"
     for f in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list; do
       [ -f "$f" ] && cp "$f" "$ROOT/etc/apt/sources.list.d/"
     done
+  elif [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    local runner_suite
+    runner_suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    [ -n "$runner_suite" ] || die "cannot tell the runner's Debian suite from /etc/os-release"
+    rm -f "$ROOT/etc/apt/sources.list" "$ROOT"/etc/apt/sources.list.d/*
+    sed -E "s/\b$runner_suite(-[a-z]+)?\b/$SUITE\1/g" /etc/apt/sources.list.d/debian.sources \
+      >"$ROOT/etc/apt/sources.list.d/debian.sources"
   fi
   cat >"$ROOT/etc/apt/apt.conf.d/99chatmail-testhost" <<'EOF'
 Acquire::Check-Valid-Until "false";

@@ -37,6 +37,18 @@ export interface TestHostOptions {
   /** TESTHOST_RUNNER_PORTS, e.g. '8000:8999 14000'. */
   runnerPorts?: string
   cacheDir?: string
+  /** TESTHOST_SUITE: the Debian release of the guest (default bookworm). */
+  suite?: DebianSuite
+}
+
+/** The Debian releases the deploy supports, by suite and by major version. */
+export const DEBIAN_SUITES = { bookworm: '12', trixie: '13' } as const
+export type DebianSuite = keyof typeof DEBIAN_SUITES
+
+/** `12` / `13` / `bookworm` / `trixie` → the suite; undefined for anything else. */
+export function debianSuite(release: string): DebianSuite | undefined {
+  if (release in DEBIAN_SUITES) return release as DebianSuite
+  return (Object.keys(DEBIAN_SUITES) as DebianSuite[]).find((s) => DEBIAN_SUITES[s] === release)
 }
 
 const hasCommand = (cmd: string) =>
@@ -69,6 +81,7 @@ function scriptEnv(opts: TestHostOptions): Record<string, string> {
   if (opts.name) env.TESTHOST_NAME = opts.name
   if (opts.index !== undefined) env.TESTHOST_INDEX = String(opts.index)
   if (opts.runnerPorts) env.TESTHOST_RUNNER_PORTS = opts.runnerPorts
+  if (opts.suite) env.TESTHOST_SUITE = opts.suite
   return env
 }
 
