@@ -46,6 +46,13 @@ describe('dict protocol codec', () => {
     expect(parseCommand('R7')).toEqual({ kind: 'rollback', id: '7' })
   })
 
+  it('parses what dovecot 2.4 sends (protocol 4.0)', () => {
+    expect(parseCommand('H4\t0\t0\t\tmetadata')).toMatchObject({ kind: 'hello', major: 4, minor: 0 })
+    expect(parseCommand('B1\talice@example.org\t0')).toEqual({ kind: 'begin', id: '1', user: 'alice@example.org' })
+    expect(parseCommand('V1\tyes')).toEqual({ kind: 'change', op: 'hide-log-values', id: '1', key: '' })
+    expect(replyFor(parseCommand('V1\tno'), () => 'v')).toBeUndefined()
+  })
+
   it('never throws on what it does not expect', () => {
     expect(parseCommand('')).toEqual({ kind: 'empty' })
     expect(parseCommand('Z')).toEqual({ kind: 'unknown', command: 'Z' })

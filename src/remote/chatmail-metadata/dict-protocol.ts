@@ -1,15 +1,18 @@
 /**
- * Dovecot's dict protocol, server side, as dovecot 2.3's dict-client speaks it (lib-dict/dict-client.h,
- * protocol 3.2). One command per line, arguments separated by TAB, each argument tab-escaped.
+ * Dovecot's dict protocol, server side, as the dict client (`proxy` dict) of dovecot 2.3 (protocol
+ * 3.2, lib-dict/dict-client.h) and 2.4 (protocol 4.0, lib-dict-extra/dict-client.h) speak it. One
+ * command per line, arguments separated by TAB, each argument tab-escaped.
  *
- *   H<major>\t<minor>\t<value type>\t<user>\t<dict name>    hello, no reply
+ *   H<major>\t<minor>\t<value type>\t<user>\t<dict name>    hello, no reply (2.3: H3\t2, 2.4: H4\t0)
  *   L<key>\t<user>                                          lookup → O<value> | N | F<error>
  *   I<flags>\t<max rows>\t<path>\t<user>                    iterate → O<key>\t<value>… then an empty line
- *   B<id>\t<user>, S<id>\t<key>\t<value>, U<id>\t<key>,
- *   A<id>\t<key>\t<diff>, T<id>\t<secs>\t<nsecs>, R<id>     transaction steps, no reply
- *   C<id> / D<id>                                           commit → O<id> (D: AO<id>)
+ *   B<id>\t<user>[\t<expire secs>], S<id>\t<key>\t<value>,  transaction steps, no reply
+ *   U<id>\t<key>, A<id>\t<key>\t<diff>, T<id>\t<secs>\t<nsecs>,
+ *   V<id>\t<yes|no> (2.4: hide values in logs), R<id>
+ *   C<id> / D<id> (2.3 only: async)                         commit → O<id> (D: AO<id>)
  *
- * Pure functions, no I/O.
+ * What changed from 2.3 to 2.4 (both captured in test/fixtures/dict/): the hello's version, BEGIN's
+ * expire argument, V added, D gone. Replies are the same. Pure functions, no I/O.
  */
 
 /** Longest line dovecot's dict client and server accept (DICT_CLIENT_MAX_LINE_LENGTH). */
@@ -27,7 +30,7 @@ export type DictCommand =
   | { kind: 'lookup'; key: string; user: string }
   | { kind: 'iterate'; flags: string; path: string; user: string }
   | { kind: 'begin'; id: string; user: string }
-  | { kind: 'change'; op: 'set' | 'unset' | 'atomic-inc' | 'timestamp'; id: string; key: string }
+  | { kind: 'change'; op: 'set' | 'unset' | 'atomic-inc' | 'timestamp' | 'hide-log-values'; id: string; key: string }
   | { kind: 'commit'; id: string; async: boolean }
   | { kind: 'rollback'; id: string }
   | { kind: 'empty' }
@@ -59,7 +62,7 @@ function toInt(text: string): number {
   return /^\d{1,9}$/.test(text) ? Number(text) : 0
 }
 
-const CHANGE_OPS = { S: 'set', U: 'unset', A: 'atomic-inc', T: 'timestamp' } as const
+const CHANGE_OPS = { S: 'set', U: 'unset', A: 'atomic-inc', T: 'timestamp', V: 'hide-log-values' } as const
 
 /** Parse one line (without its newline). Never throws: what it does not know is `unknown`. */
 export function parseCommand(line: string): DictCommand {
@@ -86,7 +89,13 @@ export function parseCommand(line: string): DictCommand {
     case 'U':
     case 'A':
     case 'T':
-      return { kind: 'change', op: CHANGE_OPS[letter], id: arg(args, 0), key: letter === 'T' ? '' : arg(args, 1) }
+    case 'V':
+      return {
+        kind: 'change',
+        op: CHANGE_OPS[letter],
+        id: arg(args, 0),
+        key: letter === 'T' || letter === 'V' ? '' : arg(args, 1),
+      }
     case 'C':
     case 'D':
       return { kind: 'commit', id: arg(args, 0), async: letter === 'D' }
