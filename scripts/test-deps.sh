@@ -8,6 +8,8 @@ PKGS=(coturn dovecot-imapd dovecot-lmtpd openssl iproute2 iptables util-linux pr
 # The end-to-end deploy test also needs a systemd host and an ACME server:
 if [ "${CHATMAIL_E2E:-1}" != 0 ]; then
   PKGS+=(systemd-container mmdebstrap pebble openssh-client)
+  # The Delta Chat core e2e: a resolver on the fenced core's loopback (test/helpers/deltachat.ts).
+  PKGS+=(dnsmasq-base)
 fi
 
 missing=()

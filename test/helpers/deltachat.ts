@@ -1,0 +1,324 @@
+/**
+ * The REAL Delta Chat core (`deltachat-rpc-server` from @deltachat/stdio-rpc-server-linux-x64,
+ * driven with @deltachat/jsonrpc-client), FENCED so it reaches nothing but the test hosts:
+ *
+ *   const fence = await createFence({ name: 'dc-e2e', index: 81, hosts: [{ ip: host.host, names: [host.domain] }] })
+ *   const core = await startCore(fence)
+ *   const id = await core.rpc.addAccount()
+ *   ...
+ *   await core.close(); await fence.close()
+ *
+ * The fence is a network namespace made for the test (`cmdc-NAME`): a veth pair to the runner
+ * (runner 10.213.INDEX.1, namespace 10.213.INDEX.2, a /30 in the caller's test-host range), a
+ * route to each allowed test host and no default route (any other address: "network
+ * unreachable" at once), an OUTPUT filter in the namespace and FORWARD/INPUT rules on the
+ * runner that drop everything else. DNS: a dnsmasq on 127.0.0.1 inside the namespace answers
+ * the test hosts' names and NXDOMAIN for every other name (core is static musl: an unanswered
+ * query costs it 5 s), and the namespace's /etc/resolv.conf and /etc/hosts point only there.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { type DcEvent, type RawClient, StdioDeltaChat, type T } from '@deltachat/jsonrpc-client'
+import { testHostSkipReason } from './testhost.js'
+
+const run = promisify(execFile)
+
+export const CORE_BIN = fileURLToPath(
+  new URL('../../node_modules/@deltachat/stdio-rpc-server-linux-x64/deltachat-rpc-server', import.meta.url),
+)
+const DNSMASQ = '/usr/sbin/dnsmasq'
+
+/** Why the fenced core cannot run here, or undefined when it can. */
+export function coreSkipReason(): string | undefined {
+  const host = testHostSkipReason()
+  if (host) return host
+  if (process.arch !== 'x64') return 'the core binary in the devDependencies is linux-x64 only'
+  if (!existsSync(CORE_BIN)) return `missing ${CORE_BIN} (npm install)`
+  if (!existsSync(DNSMASQ)) return 'missing dnsmasq (run: bash scripts/test-deps.sh)'
+  return undefined
+}
+
+export interface FenceHost {
+  ip: string
+  /** Names the namespace's resolver answers with ip (e.g. the host's domain). */
+  names?: string[]
+}
+
+export interface FenceOptions {
+  /** Short name: the namespace is cmdc-NAME. */
+  name: string
+  /** 10.213.INDEX.0/30 between runner and namespace; take it from your own test-host range. */
+  index: number
+  /** The only destinations the core may reach. */
+  hosts: FenceHost[]
+}
+
+export interface Fence {
+  netns: string
+  /** The namespace's own address and the runner's end of the veth. */
+  ip: string
+  runnerIp: string
+  hosts: FenceHost[]
+  /** Runs a command inside the namespace (for the fence proof); resolves with its output. */
+  exec(cmd: string[], timeoutMs?: number): Promise<{ code: number; stdout: string; stderr: string }>
+  close(): Promise<void>
+}
+
+const ipv4 = /^\d{1,3}(\.\d{1,3}){3}$/
+
+async function sh(cmd: string, args: string[]): Promise<string> {
+  const { stdout } = await run(cmd, args, { timeout: 30_000 })
+  return stdout
+}
+
+/** Removes every runner rule carrying the tag, the veth, the namespace and its /etc/netns files. */
+async function teardown(netns: string, veth: string, tag: string): Promise<void> {
+  for (const table of ['filter', 'nat']) {
+    const rules = await sh('iptables-save', ['-t', table]).catch(() => '')
+    for (const line of rules.split('\n')) {
+      if (!line.startsWith('-A ') || !line.includes(tag)) continue
+      // iptables-save quotes the comment; re-split it the way the shell would.
+      const args = (line.slice(3).match(/"[^"]*"|\S+/g) ?? []).map((a) => a.replace(/^"(.*)"$/, '$1'))
+      await run('iptables', ['-t', table, '-D', ...args]).catch(() => {})
+    }
+  }
+  await run('ip', ['link', 'del', veth]).catch(() => {})
+  await run('ip', ['netns', 'del', netns]).catch(() => {})
+  rmSync(`/etc/netns/${netns}`, { recursive: true, force: true })
+  rmSync(`/run/chatmail-dc-fence/${netns.slice('cmdc-'.length)}`, { recursive: true, force: true })
+}
+
+export async function createFence(opts: FenceOptions): Promise<Fence> {
+  if (!/^[a-z0-9][a-z0-9-]{0,9}$/.test(opts.name)) throw new Error(`fence name too long or not lowercase: ${opts.name}`)
+  if (!Number.isInteger(opts.index) || opts.index < 1 || opts.index > 249) throw new Error('fence index: 1..249')
+  for (const h of opts.hosts) if (!ipv4.test(h.ip)) throw new Error(`fence host must be an IPv4 address: ${h.ip}`)
+  const netns = `cmdc-${opts.name}`
+  const veth = `cmdc${opts.index}`
+  const tag = `chatmail-dc-fence:${opts.name}`
+  const runnerIp = `10.213.${opts.index}.1`
+  const ip = `10.213.${opts.index}.2`
+  await teardown(netns, veth, tag) // leftovers of a crashed run
+
+  const ipn = (...a: string[]) => sh('ip', ['-n', netns, ...a])
+  await sh('ip', ['netns', 'add', netns])
+  await sh('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', `${veth}g`])
+  await sh('ip', ['link', 'set', `${veth}g`, 'netns', netns])
+  await ipn('link', 'set', `${veth}g`, 'name', 'eth0')
+  await sh('ip', ['addr', 'add', `${runnerIp}/30`, 'dev', veth])
+  await sh('ip', ['link', 'set', veth, 'up'])
+  await ipn('link', 'set', 'lo', 'up')
+  await ipn('addr', 'add', `${ip}/30`, 'dev', 'eth0')
+  await ipn('link', 'set', 'eth0', 'up')
+  // A route to each test host, and nothing else: no default route, no IPv6 address.
+  for (const h of opts.hosts) await ipn('route', 'add', `${h.ip}/32`, 'via', runnerIp)
+  await run('ip', ['netns', 'exec', netns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1']).catch(() => {})
+
+  // Second layer, in the namespace: loopback and the test hosts; everything else rejected at once.
+  const nsRule = (...a: string[]) => sh('ip', ['netns', 'exec', netns, 'iptables', ...a])
+  await nsRule('-A', 'OUTPUT', '-o', 'lo', '-j', 'ACCEPT')
+  for (const h of opts.hosts) await nsRule('-A', 'OUTPUT', '-d', `${h.ip}/32`, '-j', 'ACCEPT')
+  await nsRule('-A', 'OUTPUT', '-p', 'tcp', '-j', 'REJECT', '--reject-with', 'tcp-reset')
+  await nsRule('-A', 'OUTPUT', '-j', 'REJECT')
+
+  // Third layer, on the runner: from the veth only to the test hosts; nothing to the runner itself.
+  const c = ['-m', 'comment', '--comment', tag]
+  const rules: string[][] = [
+    ['INPUT', '-i', veth, '-j', 'DROP'],
+    ['FORWARD', '-o', veth, '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT'],
+    ...opts.hosts.map((h) => ['FORWARD', '-i', veth, '-d', `${h.ip}/32`, '-j', 'ACCEPT']),
+    ['FORWARD', '-i', veth, '-j', 'DROP'],
+    ['FORWARD', '-o', veth, '-j', 'DROP'],
+  ]
+  // Inserted at the top in reverse, so they keep this order and precede every other rule.
+  for (const r of [...rules].reverse()) await sh('iptables', ['-I', r[0]!, '1', ...r.slice(1), ...c])
+
+  // DNS: dnsmasq on the namespace's loopback; the test hosts' names, NXDOMAIN for all else.
+  const etc = `/etc/netns/${netns}`
+  mkdirSync(etc, { recursive: true })
+  const hostLines = opts.hosts.filter((h) => h.names?.length).map((h) => `${h.ip} ${h.names!.join(' ')}\n`)
+  writeFileSync(`${etc}/resolv.conf`, 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n')
+  writeFileSync(`${etc}/hosts`, `127.0.0.1 localhost\n${hostLines.join('')}`)
+  const state = `/run/chatmail-dc-fence/${opts.name}`
+  mkdirSync(state, { recursive: true })
+  writeFileSync(`${state}/dnsmasq.hosts`, hostLines.join(''))
+  const dns = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      netns,
+      DNSMASQ,
+      '--keep-in-foreground',
+      '--conf-file=/dev/null',
+      '--no-resolv',
+      '--no-hosts',
+      `--addn-hosts=${state}/dnsmasq.hosts`,
+      '--listen-address=127.0.0.1',
+      '--bind-interfaces',
+      '--address=/#/',
+      '--user=root',
+      '--group=root',
+      '--pid-file=',
+      '--log-facility=/dev/null',
+    ],
+    { stdio: 'ignore' },
+  )
+  // Ready when it answers.
+  const exec: Fence['exec'] = (cmd, timeoutMs = 30_000) =>
+    new Promise((done) => {
+      execFile('ip', ['netns', 'exec', netns, ...cmd], { timeout: timeoutMs }, (err, stdout, stderr) => {
+        const code = err ? (err as { code?: unknown }).code : 0
+        done({ code: typeof code === 'number' ? code : -1, stdout, stderr })
+      })
+    })
+  let ready = false
+  for (let i = 0; i < 50 && !ready && dns.exitCode === null; i++) {
+    const r = await exec([process.execPath, '-e', RESOLVE_JS, 'localhost.invalid'], 5_000)
+    ready = r.stdout.includes('ENOTFOUND')
+    if (!ready) await new Promise((res) => setTimeout(res, 100))
+  }
+  const close = async () => {
+    if (dns.exitCode === null) {
+      dns.kill('SIGTERM')
+      await new Promise((res) => dns.once('exit', res))
+    }
+    await teardown(netns, veth, tag)
+  }
+  if (!ready) {
+    await close()
+    throw new Error('the fence resolver (dnsmasq) did not start')
+  }
+  return { netns, ip, runnerIp, hosts: opts.hosts, exec, close }
+}
+
+/** A node one-liner for the fence proof: resolves argv[1] with the namespace's resolver, prints the result. */
+export const RESOLVE_JS = `
+const r = new (require('node:dns').promises.Resolver)({ timeout: 2000, tries: 1 }); r.setServers(['127.0.0.1']);
+r.resolve4(process.argv[1]).then((a) => console.log(JSON.stringify(a)), (e) => console.log(e.code))`
+
+/** A node one-liner: connects to argv[1]:argv[2], prints "connected" or the error code (3 s limit). */
+export const CONNECT_JS = `
+const s = require('node:net').connect({ host: process.argv[1], port: Number(process.argv[2]), timeout: 3000 })
+s.on('connect', () => { console.log('connected'); s.destroy() })
+s.on('timeout', () => { console.log('ETIMEDOUT'); s.destroy() })
+s.on('error', (e) => console.log(e.code))`
+
+export interface Core {
+  dc: StdioDeltaChat
+  rpc: RawClient
+  proc: ChildProcess
+  /** The accounts directory (removed on close unless kept). */
+  dir: string
+  /** The core's stderr so far (its log with RUST_LOG). */
+  log(): string
+  close(): Promise<void>
+}
+
+export interface CoreOptions {
+  /** An accounts directory to use (and keep); default a fresh temp dir removed on close. */
+  dir?: string
+  /** RUST_LOG for the core, e.g. 'info' or 'iroh=debug'. */
+  rustLog?: string
+}
+
+/** Starts deltachat-rpc-server inside the fence, talking JSON-RPC over its stdio. */
+export async function startCore(fence: Fence, opts: CoreOptions = {}): Promise<Core> {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'chatmail-dc-'))
+  const proc = spawn('ip', ['netns', 'exec', fence.netns, CORE_BIN], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      DC_ACCOUNTS_PATH: join(dir, 'accounts'),
+      RUST_LOG: opts.rustLog ?? 'warn',
+    },
+  })
+  let stderr = ''
+  proc.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString()
+    if (stderr.length > 4 << 20) stderr = stderr.slice(-(2 << 20))
+  })
+  const dc = new StdioDeltaChat(proc.stdin!, proc.stdout!, true)
+  const exited = new Promise<void>((res) => proc.once('exit', () => res()))
+  try {
+    await Promise.race([
+      dc.rpc.getSystemInfo(),
+      exited.then(() => {
+        throw new Error(`deltachat-rpc-server exited at start: ${stderr.slice(-2000)}`)
+      }),
+    ])
+  } catch (err) {
+    proc.kill('SIGKILL')
+    throw err
+  }
+  return {
+    dc,
+    rpc: dc.rpc,
+    proc,
+    dir,
+    log: () => stderr,
+    close: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.stdin!.end() // the server exits when its input closes
+        const t = setTimeout(() => proc.kill('SIGKILL'), 5_000)
+        await exited
+        clearTimeout(t)
+      }
+      if (!opts.dir) rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** Waits for an event of this kind (on this account) that satisfies the predicate. */
+export function waitForEvent<K extends DcEvent['kind']>(
+  core: Core,
+  accountId: number,
+  kind: K,
+  pred: (e: Extract<DcEvent, { kind: K }>) => boolean = () => true,
+  timeoutMs = 30_000,
+): Promise<Extract<DcEvent, { kind: K }>> {
+  return new Promise((resolve, reject) => {
+    const emitter = core.dc.getContextEvents(accountId)
+    const on = (e: Extract<DcEvent, { kind: K }>) => {
+      if (!pred(e)) return
+      clearTimeout(t)
+      emitter.off(kind, on as never)
+      resolve(e)
+    }
+    const t = setTimeout(() => {
+      emitter.off(kind, on as never)
+      reject(new Error(`no ${kind} event on account ${accountId} within ${timeoutMs} ms`))
+    }, timeoutMs)
+    emitter.on(kind, on as never)
+  })
+}
+
+/** EnteredLoginParam with only address and password (core finds the rest), optionally accepting self-signed TLS. */
+export function loginParam(addr: string, password: string, acceptInvalidCertificates = false): T.EnteredLoginParam {
+  return {
+    addr,
+    password,
+    imapServer: null,
+    imapPort: null,
+    imapFolder: null,
+    imapSecurity: null,
+    imapUser: null,
+    smtpServer: null,
+    smtpPort: null,
+    smtpSecurity: null,
+    smtpUser: null,
+    smtpPassword: null,
+    certificateChecks: acceptInvalidCertificates ? 'acceptInvalidCertificates' : null,
+  }
+}
+
+/** The TURN servers core hands to its WebRTC stack (`iceServers()`), parsed. */
+export async function iceServers(
+  core: Core,
+  accountId: number,
+): Promise<{ urls: string[]; username?: string; credential?: string }[]> {
+  return JSON.parse(await core.rpc.iceServers(accountId))
+}
