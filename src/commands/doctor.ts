@@ -29,9 +29,14 @@ prefix (metadata selects metadata.*).
 Output: a live tree on a terminal, else one line per finished check on stderr; the report on
 stdout. --json prints only {"status","checks":[{"id","group","title","status","detail","hint","durationMs"}]}.
 
+Verdicts: fail when something a Delta Chat client uses is broken, or something this server offers
+(or, with chatmail.toml for DOMAIN, something chatmail deployed) is broken; warn when something
+useful is missing; skip, with the reason, when the server does not offer it and Delta Chat does
+not need it (e.g. TURN over TCP/TLS on a UDP-only server).
+
 Exit codes:
-  0  nothing failed (warnings allowed)
-  1  at least one check failed
+  0  nothing failed (warnings allowed, unless --strict)
+  1  at least one check failed (with --strict: or warned)
   2  usage error (unknown flag, bad value, unknown check id)
   3  could not run at all (no domain, unreadable config or file)`
   static override examples = [
@@ -41,8 +46,8 @@ Exit codes:
       command: 'CHATMAIL_USER=me@chat.example.org CHATMAIL_PASSWORD=… <%= config.bin %> doctor chat.example.org',
     },
     {
-      description: 'In CI, after a deploy:',
-      command: '<%= config.bin %> doctor --json --junit doctor.xml > doctor.json',
+      description: 'In CI, after a deploy (warnings fail the job too):',
+      command: '<%= config.bin %> doctor --strict --json --junit doctor.xml > doctor.json',
     },
     {
       description: 'Only the TURN checks, against a given TURN server with locally minted credentials:',
@@ -101,6 +106,10 @@ Exit codes:
       helpValue: 'SECONDS',
     }),
     junit: Flags.string({ description: 'Also write a JUnit XML report to FILE.', helpValue: 'FILE' }),
+    strict: Flags.boolean({
+      description: 'Warnings fail the exit code too (exit 1), e.g. for CI gates. The report is unchanged.',
+      default: false,
+    }),
   }
 
   public async run(): Promise<JsonReport | undefined> {
@@ -133,7 +142,7 @@ Exit codes:
     })
     await progress?.done()
     if (flags.junit) await writeJUnit(flags.junit, report)
-    process.exitCode = report.status === 'fail' ? ExitCode.failed : ExitCode.ok
+    process.exitCode = failsExit(report, flags.strict) ? ExitCode.failed : ExitCode.ok
     if (json) return toJsonReport(report)
     process.stdout.write(renderText(report, { colour: colourOn(process.stdout) }))
     return undefined
@@ -164,6 +173,11 @@ Exit codes:
     process.stderr.write(`chatmail: ${normalized.message}${normalized.hint ? ` (${normalized.hint})` : ''}\n`)
     process.exitCode = normalized.exitCode
   }
+}
+
+/** Exit 1 on a failure, and with --strict on a warning too. */
+export function failsExit(report: DoctorReport, strict: boolean): boolean {
+  return report.status === 'fail' || (strict && report.status === 'warn')
 }
 
 async function writeJUnit(path: string, report: DoctorReport): Promise<void> {

@@ -57,6 +57,11 @@ export interface DoctorOptions {
   turnOverride?: { host: string; port: number }
   /** TLS port of TURN when metadata has no /turns (default 5349). */
   turnTlsPort?: number
+  /**
+   * The config for this domain says chatmail deployed this server: everything its stack offers
+   * (TURN over TCP and TLS, every TLS endpoint) must work, so "not offered" is a failure, not a skip.
+   */
+  deployed?: boolean
   timeoutMs: number
 }
 

@@ -155,5 +155,6 @@ export function doctorOptions(target: DoctorTarget, config?: Config): DoctorOpti
     ...(config
       ? { expectedTurn: { host: config.turn.host, port: config.turn.port, tlsPort: config.turn.tlsPort } }
       : {}),
+    ...(config ? { deployed: true } : {}),
   }
 }

@@ -39,6 +39,8 @@ export interface CoturnOptions {
   certName?: string
   /** Run without authentication (no-auth): for tests that a client notices an open relay. */
   noAuth?: boolean
+  /** Listen on UDP only (no-tcp, no-tls), like chatmail-turn and Madmail's embedded TURN. */
+  udpOnly?: boolean
 }
 
 export interface Coturn {
@@ -79,7 +81,16 @@ export async function startCoturn(opts: CoturnOptions = {}): Promise<Coturn> {
     const failures: string[] = []
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       const base = await freeBlock()
-      const started = await tryStart({ dir, base, secret, realm, certName, caPem, noAuth: opts.noAuth ?? false })
+      const started = await tryStart({
+        dir,
+        base,
+        secret,
+        realm,
+        certName,
+        caPem,
+        noAuth: opts.noAuth ?? false,
+        udpOnly: opts.udpOnly ?? false,
+      })
       if ('instance' in started) return started.instance
       failures.push(`ports ${base}..${base + BLOCK - 1}: ${started.reason}`)
     }
@@ -115,6 +126,7 @@ async function makeCertificate(dir: string, name: string): Promise<string> {
 
 interface StartArgs {
   noAuth: boolean
+  udpOnly: boolean
   dir: string
   base: number
   secret: string
@@ -144,7 +156,14 @@ async function tryStart(a: StartArgs): Promise<{ instance: Coturn } | { reason: 
     process.off('exit', killOnExit)
     await kill(child)
   }
-  const ready = await waitReady(child, () => log, { port, tlsPort, realm: a.realm, relayMin, relayMax })
+  const ready = await waitReady(child, () => log, {
+    port,
+    tlsPort,
+    realm: a.realm,
+    relayMin,
+    relayMax,
+    udpOnly: a.udpOnly,
+  })
   if (ready !== true) {
     await stop()
     return { reason: `${ready}\n--- coturn log (tail) ---\n${log.slice(-3000)}` }
@@ -179,6 +198,7 @@ function config(c: StartArgs & { port: number; tlsPort: number; relayMin: number
     `max-port=${c.relayMax}`,
     'fingerprint',
     ...(c.noAuth ? ['no-auth'] : ['use-auth-secret', `static-auth-secret=${c.secret}`]),
+    ...(c.udpOnly ? ['no-tcp', 'no-tls'] : []),
     `realm=${c.realm}`,
     `cert=${join(c.dir, 'cert.pem')}`,
     `pkey=${join(c.dir, 'key.pem')}`,
@@ -195,11 +215,11 @@ function config(c: StartArgs & { port: number; tlsPort: number; relayMin: number
   ].join('\n')}\n`
 }
 
-/** true when this coturn answers on UDP, TCP and TLS ports; otherwise why not. */
+/** true when this coturn answers on UDP, TCP and TLS ports (UDP only: and not on TCP); otherwise why not. */
 async function waitReady(
   child: ChildProcess,
   log: () => string,
-  p: { port: number; tlsPort: number; realm: string; relayMin: number; relayMax: number },
+  p: { port: number; tlsPort: number; realm: string; relayMin: number; relayMax: number; udpOnly: boolean },
 ): Promise<true | string> {
   const until = Date.now() + READY_TIMEOUT_MS
   let last = 'no answer yet'
@@ -213,6 +233,7 @@ async function waitReady(
       const mine =
         answer.realm === p.realm || ((answer.relayPort ?? 0) >= p.relayMin && (answer.relayPort ?? 0) <= p.relayMax)
       if (!mine) return `another server answers on UDP ${p.port} (${answer.realm ?? `relay port ${answer.relayPort}`})`
+      if (p.udpOnly) return (await tcpOpen(p.port)) ? `something listens on TCP ${p.port} despite no-tcp` : true
       if ((await tcpOpen(p.port)) && (await tcpOpen(p.tlsPort))) return true
       last = 'UDP answers, TCP/TLS not yet'
     } else if (answer.kind === 'odd') last = answer.why

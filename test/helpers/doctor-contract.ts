@@ -21,3 +21,43 @@ export const CHECK_IDS = [
 
 /** The ids of the groups that need only IMAP (imap, discovery, credentials). */
 export const LOCAL_CHECK_IDS = CHECK_IDS.slice(0, 8)
+
+/** One check of `chatmail doctor --json`, as the JSON contract spells it. */
+export interface JsonCheck {
+  id: string
+  group: string
+  title: string
+  status: 'ok' | 'warn' | 'fail' | 'skip'
+  detail: string
+  hint: string | null
+  durationMs: number
+}
+
+export interface DoctorJsonRun {
+  code: number
+  stdout: string
+  stderr: string
+  report: { status: 'ok' | 'warn' | 'fail'; checks: JsonCheck[] }
+}
+
+/** Runs the built `chatmail doctor ARGS --json` (no account from the environment) and parses its report. */
+export async function doctorJson(args: string[], cwd: string): Promise<DoctorJsonRun> {
+  const { runCli } = await import('./cli.js')
+  const r = await runCli(['doctor', ...args, '--json'], {
+    cwd,
+    env: { CHATMAIL_USER: '', CHATMAIL_PASSWORD: '' },
+    timeoutMs: 60_000,
+  })
+  try {
+    return { ...r, report: JSON.parse(r.stdout) }
+  } catch {
+    throw new Error(`doctor printed no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`)
+  }
+}
+
+/** The result of one check id; throws naming the ids present when it is missing. */
+export function checkOf(r: DoctorJsonRun, id: string): JsonCheck {
+  const c = r.report.checks.find((x) => x.id === id)
+  if (!c) throw new Error(`no result for ${id}: ${r.report.checks.map((x) => x.id).join(' ')}`)
+  return c
+}

@@ -6,7 +6,8 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import { createServer, type Server, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { tamperPassword, turnChecks } from '../../src/doctor/checks/turn.js'
-import type { CheckContext, CheckOutcome, DoctorOptions, Facts } from '../../src/doctor/model.js'
+import type { CheckContext, CheckOutcome, DoctorOptions, Findings } from '../../src/doctor/model.js'
+import { RunState } from '../../src/doctor/run-state.js'
 import { mintTurnCredential } from '../../src/protocols/turn-rest.js'
 import { type AllocateOptions, allocate, beginAllocation, TurnError } from '../../src/turn/client.js'
 import { type Coturn, startCoturn } from '../helpers/coturn.js'
@@ -186,7 +187,7 @@ describe('doctor turn checks against coturn', () => {
     return def
   }
 
-  function context(facts: Facts, options: Partial<DoctorOptions> = {}): CheckContext {
+  function context(facts: Findings, options: Partial<DoctorOptions> = {}): CheckContext {
     return {
       options: {
         domain: 'localhost',
@@ -197,14 +198,15 @@ describe('doctor turn checks against coturn', () => {
         turnTlsPort: coturn.tlsPort,
         ...options,
       },
-      facts,
+      findings: facts,
+      state: new RunState(),
       signal: new AbortController().signal,
       timeoutMs: 5000,
       result: () => Promise.reject(new Error('not used')),
     }
   }
 
-  const turnFacts = (host = 'localhost', secret = coturn.secret): Facts => {
+  const turnFindings = (host = 'localhost', secret = coturn.secret): Findings => {
     const cred = mintTurnCredential(secret, { ttlSeconds: 600, nowMs: Date.now() })
     return { turn: { host, port: coturn.port, ...cred } }
   }
@@ -219,12 +221,13 @@ describe('doctor turn checks against coturn', () => {
       'turn.rejects-bad-credentials',
     ])
     expect(new Set(turnChecks.map((c) => c.group))).toEqual(new Set(['turn']))
-    expect(byId('turn.allocate.tls').after).toEqual(['metadata.turn', 'metadata.turns'])
+    // tls reads /turns itself: a skipped metadata.turns (absent, or = /turn) must not skip it.
+    expect(byId('turn.allocate.tls').after).toEqual(['metadata.turn'])
     expect(byId('turn.allocate.udp').after).toEqual(['metadata.turn'])
   })
 
   it('udp, tcp, tls: ok with the relayed address', async () => {
-    const ctx = context(turnFacts(), { ca: coturn.caPem })
+    const ctx = context(turnFindings(), { ca: coturn.caPem })
     for (const id of ['turn.allocate.udp', 'turn.allocate.tcp', 'turn.allocate.tls']) {
       const out = await run(id, ctx)
       expect(out, id).toMatchObject({ status: 'ok' })
@@ -233,9 +236,9 @@ describe('doctor turn checks against coturn', () => {
   })
 
   it('tls uses facts.turns when discovery found one', async () => {
-    const facts = turnFacts()
+    const facts = turnFindings()
     // facts.turns names a port where nothing listens, options.turnTlsPort the working one.
-    const turns = { ...(facts.turn as NonNullable<Facts['turn']>), port: 9 }
+    const turns = { ...(facts.turn as NonNullable<Findings['turn']>), port: 9 }
     const out = await run('turn.allocate.tls', context({ ...facts, turns }, { ca: coturn.caPem }))
     expect(out.status).toBe('fail')
     expect(out.detail).toMatch(/^TLS localhost:9: /)
@@ -243,35 +246,41 @@ describe('doctor turn checks against coturn', () => {
   })
 
   it('tls with a certificate that is not trusted: fail with a hint; warn with --insecure', async () => {
-    const failed = await run('turn.allocate.tls', context(turnFacts()))
+    const failed = await run('turn.allocate.tls', context(turnFindings()))
     expect(failed.status).toBe('fail')
     expect(failed.hint).toMatch(/certificate valid for localhost/)
-    const insecure = await run('turn.allocate.tls', context(turnFacts(), { insecure: true }))
+    const insecure = await run('turn.allocate.tls', context(turnFindings(), { insecure: true }))
     expect(insecure.status).toBe('warn')
     expect(insecure.detail).toMatch(/^relayed 127\.0\.0\.1:\d+ .*not valid for localhost/)
   })
 
   it('credentials from another secret: fail with the secret-mismatch hint', async () => {
-    const out = await run('turn.allocate.udp', context(turnFacts('localhost', 'another-secret-0123456789')))
+    const out = await run('turn.allocate.udp', context(turnFindings('localhost', 'another-secret-0123456789')))
     expect(out.status).toBe('fail')
     expect(out.detail).toMatch(/401/)
     expect(out.hint).toMatch(/static-auth-secret differs from the secret that minted the credentials/)
   })
 
   it('nothing listening: fail with a firewall / is-coturn-running hint, within the timeout', async () => {
-    const facts = turnFacts()
-    const dead = { turn: { ...(facts.turn as NonNullable<Facts['turn']>), port: 9 } }
-    const ctx = { ...context(dead), timeoutMs: 1200 }
+    const facts = turnFindings()
+    const dead = { turn: { ...(facts.turn as NonNullable<Findings['turn']>), port: 9 } }
+    const ctx = { ...context(dead, { deployed: true }), timeoutMs: 1200 }
     const udp = await run('turn.allocate.udp', ctx)
     expect(udp.status).toBe('fail')
     expect(udp.hint).toMatch(/UDP 9|coturn running/)
     const tcp = await run('turn.allocate.tcp', ctx)
     expect(tcp.status).toBe('fail')
     expect(tcp.hint).toMatch(/listening-port=9/)
+    // On a server our config did not deploy, nothing on TCP means TURN over TCP is not offered.
+    const notOurs = await run('turn.allocate.tcp', { ...context(dead), timeoutMs: 1200 })
+    expect(notOurs).toMatchObject({
+      status: 'skip',
+      detail: expect.stringMatching(/^nothing listens on TCP localhost:9/),
+    })
   })
 
   it('rejects-bad-credentials: ok, because coturn refuses the forged password', async () => {
-    const out = await run('turn.rejects-bad-credentials', context(turnFacts()))
+    const out = await run('turn.rejects-bad-credentials', context(turnFindings()))
     expect(out).toEqual({ status: 'ok', detail: 'a forged password was refused (401 Unauthorized)' })
   })
 
@@ -298,7 +307,8 @@ describe('rejects-bad-credentials against a server without authentication', () =
     const cred = mintTurnCredential('whatever-secret-123', { ttlSeconds: 600, nowMs: Date.now() })
     const out = await def?.run({
       options: { domain: 'x', imapHost: 'x', imapPort: 993, insecure: false, timeoutMs: 5000 },
-      facts: { turn: { host: open.host, port: open.port, ...cred } },
+      findings: { turn: { host: open.host, port: open.port, ...cred } },
+      state: new RunState(),
       signal: new AbortController().signal,
       timeoutMs: 5000,
       result: () => Promise.reject(new Error('not used')),

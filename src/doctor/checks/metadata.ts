@@ -64,6 +64,10 @@ export function judgeTurnValue(key: string, value: string): { turn: TurnMetadata
   return { turn: parsed.value }
 }
 
+/** Two TURN values naming the same server and port (Madmail serves /turns = /turn). */
+export const sameEndpoint = (a: TurnMetadata, b: TurnMetadata): boolean =>
+  a.host.toLowerCase() === b.host.toLowerCase() && a.port === b.port
+
 const describeTurn = (t: TurnMetadata) => `${t.host}:${t.port}, username ${t.username}`
 
 async function irohRelayCheck(ctx: CheckContext): Promise<CheckOutcome> {
@@ -71,10 +75,12 @@ async function irohRelayCheck(ctx: CheckContext): Promise<CheckOutcome> {
   if (isOutcome(values)) return values
   const raw = values[METADATA_KEYS.irohrelay]
   if (raw === null || raw === undefined || raw === '') {
-    return warn(
-      `${METADATA_KEYS.irohrelay} is not set: Delta Chat falls back to n0's public iroh relays`,
-      `set iroh.relay_url in chatmail.toml (e.g. https://${ctx.options.domain}) and deploy; ${FIX_SERVICE}`,
-    )
+    const detail = `${METADATA_KEYS.irohrelay} is not set: Delta Chat falls back to n0's public iroh relays`
+    const hint = `set iroh.relay_url in chatmail.toml (e.g. https://${ctx.options.domain}) and deploy; ${FIX_SERVICE}`
+    // Our config deployed a relay and the metadata service to announce it: its absence is a fault.
+    return ctx.options.deployed && ctx.options.expectedRelayUrl
+      ? fail(`${detail}, although the config deployed ${ctx.options.expectedRelayUrl}`, hint)
+      : warn(detail, hint)
   }
   const parsed = parseIrohRelayUrl(raw)
   if (!parsed.ok) {
@@ -100,10 +106,10 @@ async function turnCheck(ctx: CheckContext): Promise<CheckOutcome> {
   if (isOutcome(values)) return values
   const raw = values[METADATA_KEYS.turn]
   if (raw === null || raw === undefined || raw === '') {
-    return fail(
-      `${METADATA_KEYS.turn} is not set: Delta Chat falls back to turn.delta.chat for calls`,
-      `serve fresh TURN credentials as ${METADATA_KEYS.turn}; ${FIX_SERVICE}`,
-    )
+    const detail = `${METADATA_KEYS.turn} is not set: Delta Chat falls back to turn.delta.chat for calls`
+    const hint = `serve fresh TURN credentials as ${METADATA_KEYS.turn}; ${FIX_SERVICE}`
+    // Calls still work through the public fallback; with our config, our TURN server is missing.
+    return ctx.options.deployed ? fail(`${detail}, although the config deployed coturn`, hint) : warn(detail, hint)
   }
   const judged = judgeTurnValue(METADATA_KEYS.turn, raw)
   if ('outcome' in judged) return judged.outcome
@@ -134,6 +140,15 @@ async function turnsCheck(ctx: CheckContext): Promise<CheckOutcome> {
   }
   const judged = judgeTurnValue(METADATA_KEYS.turns, raw)
   if ('outcome' in judged) return judged.outcome
+  const turn = fallbackTurns(ctx, values)
+  const turnRaw = values[METADATA_KEYS.turn]
+  const turnJudged = turnRaw ? judgeTurnValue(METADATA_KEYS.turn, turnRaw) : undefined
+  if (turnJudged && 'turn' in turnJudged && sameEndpoint(judged.turn, turnJudged.turn)) {
+    if (turn) ctx.findings.turns = turn
+    return skip(
+      `${METADATA_KEYS.turns} names the same server as ${METADATA_KEYS.turn} (${judged.turn.host}:${judged.turn.port}), as Madmail serves it: no separate TURN over TLS is advertised (Delta Chat never asks for it)`,
+    )
+  }
   const host = ctx.options.turnOverride?.host
   ctx.findings.turns = host ? { ...judged.turn, host } : judged.turn
   return ok(describeTurn(judged.turn))

@@ -3,23 +3,47 @@
  * TCP and TLS, with the credentials the server hands out; and does the server refuse forged ones?
  */
 import { isIP } from 'node:net'
-import type { TurnMetadata } from '../../protocols/metadata-values.js'
+import { METADATA_KEYS, type TurnMetadata } from '../../protocols/metadata-values.js'
 import { type AllocateResult, allocate, TurnError, type TurnTransport } from '../../turn/client.js'
 import { type CheckContext, type CheckDef, type CheckOutcome, fail, ok, skip, warn } from '../model.js'
+import { turnsFromTurn } from '../overrides.js'
+import { describeUnreachable, type Reachability, tcpReachable } from '../reachability.js'
+import { judgeTurnValue, sameEndpoint } from './metadata.js'
 
-const DEFAULT_TLS_PORT = 5349
 const NO_CREDENTIALS = 'discovery found no TURN credentials (metadata.turn), so there is nothing to allocate with'
 
 const SECRET_MISMATCH =
   "the server's static-auth-secret differs from the secret that minted the credentials (chatmail-metadata config / turn.secret): make them the same and restart coturn"
 
-/** Where and with what to allocate for a transport, or why the check cannot run. */
+/**
+ * The TURN-over-TLS server this server advertises (its /turns value, read from the shared metadata
+ * answers, or what discovery found), 'same' when /turns names the /turn server itself (Madmail),
+ * undefined when none is advertised (absent, unparsable, or only minted here for --turn).
+ */
+function advertisedTurns(ctx: CheckContext, turn: TurnMetadata): TurnMetadata | 'same' | undefined {
+  const { metadata, turns: found, turnSource } = ctx.findings
+  let turns: TurnMetadata | undefined
+  if (metadata) {
+    const raw = metadata[METADATA_KEYS.turns]
+    const judged = raw ? judgeTurnValue(METADATA_KEYS.turns, raw) : undefined
+    if (judged && 'turn' in judged) turns = { ...judged.turn, host: ctx.options.turnOverride?.host ?? judged.turn.host }
+  } else if (turnSource !== 'minted') turns = found
+  if (!turns) return undefined
+  return sameEndpoint(turns, turn) ? 'same' : turns
+}
+
+/** Where and with what to allocate for a transport, or undefined without credentials. */
 function target(ctx: CheckContext, transport: TurnTransport): TurnMetadata | undefined {
   const turn = ctx.findings.turn
   if (!turn) return undefined
   if (transport !== 'tls') return turn
-  return ctx.findings.turns ?? { ...turn, port: ctx.options.turnTlsPort ?? DEFAULT_TLS_PORT }
+  const advertised = advertisedTurns(ctx, turn)
+  if (advertised && advertised !== 'same') return advertised
+  return turnsFromTurn(turn, ctx.options)
 }
+
+/** Slightly under the check's own timeout, so the report says what did not answer. */
+const allocationTimeout = (ctx: CheckContext) => Math.max(ctx.timeoutMs - 250, Math.ceil(ctx.timeoutMs * 0.9))
 
 async function tryAllocate(
   ctx: CheckContext,
@@ -27,7 +51,7 @@ async function tryAllocate(
   transport: TurnTransport,
   password = t.password,
 ): Promise<AllocateResult | TurnError> {
-  const timeoutMs = Math.max(ctx.timeoutMs - 250, Math.ceil(ctx.timeoutMs * 0.9))
+  const timeoutMs = allocationTimeout(ctx)
   try {
     const early = password === t.password ? await ctx.state.turnPrefetch.take(transport, t.host, t.port) : undefined
     if (early) {
@@ -120,13 +144,44 @@ function tlsOutcome(r: AllocateResult, t: TurnMetadata): CheckOutcome {
   )
 }
 
+const UDP_ONLY = 'Delta Chat uses TURN over UDP only'
+
+/**
+ * Whether TURN over TCP/TLS is offered at all, asked only of servers this config did not deploy:
+ * a TCP connection attempt alongside the allocation. 'open' (or undefined: not asked) means a
+ * failed allocation is a failure; anything else means the server does not offer it.
+ */
+function offeredProbe(ctx: CheckContext, t: TurnMetadata): Promise<Reachability> | undefined {
+  if (ctx.options.deployed) return undefined
+  return tcpReachable(t.host, t.port, { timeoutMs: Math.max(allocationTimeout(ctx) - 150, 100), signal: ctx.signal })
+}
+
 function allocateCheck(transport: TurnTransport): CheckDef['run'] {
   return async (ctx) => {
+    const turn = ctx.findings.turn
     const t = target(ctx, transport)
-    if (!t) return skip(NO_CREDENTIALS)
+    if (!turn || !t) return skip(NO_CREDENTIALS)
+    const advertised = transport === 'tls' ? advertisedTurns(ctx, turn) : undefined
+    if (advertised === 'same' && !ctx.options.deployed) {
+      return skip(
+        `${METADATA_KEYS.turns} names the same server as ${METADATA_KEYS.turn} (${turn.host}:${turn.port}), as Madmail serves it: no TURN over TLS is advertised, and ${UDP_ONLY}`,
+      )
+    }
+    // UDP is what Delta Chat uses; an advertised /turns is offered; the rest may simply not exist.
+    const probe = transport === 'udp' || advertised ? undefined : offeredProbe(ctx, t)
     const r = await tryAllocate(ctx, t, transport)
     const where = `${transport.toUpperCase()} ${t.host}:${t.port}`
-    if (isTurnError(r)) return fail(`${where}: ${r.message}`, hintFor(r, transport, t))
+    if (isTurnError(r)) {
+      const reach = await probe
+      if (reach && reach !== 'open') {
+        const why =
+          transport === 'tcp'
+            ? 'the server offers TURN over UDP only'
+            : `no TURN over TLS is offered (${METADATA_KEYS.turns} is not set)`
+        return skip(`${describeUnreachable(reach, `TCP ${t.host}:${t.port}`)}: ${why}; ${UDP_ONLY}`)
+      }
+      return fail(`${where}: ${r.message}`, hintFor(r, transport, t))
+    }
     if (transport === 'tls') return tlsOutcome(r, t)
     return ok(describeAllocation(r))
   }
@@ -174,7 +229,9 @@ export const turnChecks: CheckDef[] = [
     id: 'turn.allocate.tls',
     group: 'turn',
     title: 'TURN allocation over TLS',
-    after: ['metadata.turn', 'metadata.turns'],
+    // Reads /turns from the shared metadata answers itself: a skipped metadata.turns (absent, or
+    // the same as /turn) must not skip this check, which then says why TLS is or is not offered.
+    after: ['metadata.turn'],
     run: allocateCheck('tls'),
   },
   {
