@@ -127,6 +127,7 @@ password = "pw-from-config"
       turnTlsPort: 5350,
       expectedRelayUrl: 'https://relay.example.org',
       expectedTurn: { host: 'turn.example.org', port: 3479, tlsPort: 5350 },
+      deployed: true,
     })
   })
 
