@@ -3,6 +3,7 @@ import { checkDomain } from './domain.js'
 import { parseConfigText } from './load.js'
 import { newTurnSecret, renderConfig, writePrivateFile } from './render.js'
 import { type Config, defaultRelayUrl, LETSENCRYPT_DIRECTORY, type PROFILES, type TLS_MODES } from './schema.js'
+import { checkValue, emailAddress, hostPath, urlOf, type ValueCheck } from './values.js'
 
 export interface InitOptions {
   path: string
@@ -31,8 +32,17 @@ export function buildConfig(o: InitOptions): Config {
   if (mode === 'manual' && (!o.cert || !o.key)) {
     throw usageError('tls mode manual needs the certificate and key paths on the host', 'pass --cert PATH --key PATH')
   }
-  if (o.relayUrl && !/^https?:\/\/[^\s/]+/.test(o.relayUrl))
-    throw usageError(`--relay-url ${o.relayUrl} is not an http(s) URL`)
+  const flags: [string, string | undefined, ValueCheck[]][] = [
+    ['--acme-email', o.acmeEmail, [emailAddress]],
+    ['--relay-url', o.relayUrl, [urlOf(['http', 'https'])]],
+    ['--cert', o.cert, [hostPath]],
+    ['--key', o.key, [hostPath]],
+    ['--max-mailbox-size', o.maxMailboxSize, []],
+  ]
+  for (const [flag, value, checks] of flags) {
+    const why = value === undefined || value === '' ? undefined : checkValue(value, ...checks)
+    if (why) throw usageError(`${flag} ${why} (got ${JSON.stringify(value)})`)
+  }
   return {
     domain,
     profile: o.profile,

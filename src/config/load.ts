@@ -44,7 +44,8 @@ function allowedKeys(path: string[]): string[] {
 }
 
 function describeIssue(issue: v.BaseIssue<unknown>): string {
-  const keys = (issue.path ?? []).map((p) => String(p.key))
+  // A quoted TOML key may hold anything: shown escaped, like values.
+  const keys = (issue.path ?? []).map((p) => JSON.stringify(String(p.key)).slice(1, -1))
   const dotted = keys.join('.')
   const parent = keys.slice(0, -1)
   const section = parent.length ? `[${parent.join('.')}]` : 'the top level'
@@ -58,8 +59,8 @@ function describeIssue(issue: v.BaseIssue<unknown>): string {
     return `"${dotted}" must be a table ([${dotted}]) with keys: ${allowedKeys(keys).join(', ')}`
   }
   const got = typeof issue.input === 'string' ? JSON.stringify(issue.input) : String(issue.input)
-  // The turn secret is never echoed back.
-  const shown = dotted === 'turn.secret' ? '' : ` (got ${got})`
+  // Secrets are never echoed back.
+  const shown = dotted === 'turn.secret' || dotted === 'doctor.password' ? '' : ` (got ${got})`
   return `${issue.message}${shown}`
 }
 

@@ -3,8 +3,19 @@
  * names the file, the key and what is allowed.
  */
 import * as v from 'valibot'
-import { parseDuration } from '../protocols/duration.js'
+import { formatDuration, parseDuration } from '../protocols/duration.js'
 import { checkDomain } from './domain.js'
+import { portClash } from './ports.js'
+import {
+  addressOn,
+  checkValue,
+  emailAddress,
+  externalIp,
+  hostName,
+  hostPath,
+  urlOf,
+  type ValueCheck,
+} from './values.js'
 
 export const PROFILES = ['dovecot', 'madmail'] as const
 export const TLS_MODES = ['acme', 'self-signed', 'manual'] as const
@@ -18,25 +29,34 @@ const port = (what: string) =>
     v.maxValue(65535, `${what} must be from 1 to 65535`),
   )
 
-const domain = v.pipe(
-  v.string('domain must be a string'),
-  v.check((s) => checkDomain(s).ok, 'domain must be a fully qualified domain name or an IPv4 address'),
-)
-
 const duration = (what: string) =>
   v.pipe(
     v.union([v.string(), v.number()], `${what} must be a duration such as "24h"`),
+    v.check((s) => checkValue(String(s)) === undefined, `${what} must not contain control characters`),
     v.check(
       (s) => parseDuration(String(s)).ok,
       `${what} must be a duration from 1s to 365d (seconds, or 90s, 30m, 12h, 5d)`,
     ),
   )
 
-const url = (what: string) =>
+/** A string that passes `checks` (and never holds a control character); "" too when `orEmpty`. */
+const text = (what: string, checks: ValueCheck[] = [], orEmpty = false) =>
   v.pipe(
     v.string(`${what} must be a string`),
-    v.check((s) => s === '' || /^https?:\/\/[^\s/]+/.test(s), `${what} must be an http(s) URL, or "" for none`),
+    v.rawCheck(({ dataset, addIssue }) => {
+      if (!dataset.typed || (orEmpty && dataset.value === '')) return
+      const why = checkValue(dataset.value, ...checks)
+      if (why) addIssue({ message: `${what} ${why}${orEmpty ? ', or "" for none' : ''}` })
+    }),
   )
+
+const domain = v.pipe(
+  text('domain'),
+  v.check((s) => checkDomain(s).ok, 'domain must be a fully qualified domain name or an IPv4 address'),
+)
+
+/** The longest turn.ttl without turn.allow_long_ttl: chatmail-turn hands out 5-day credentials. */
+export const MAX_TURN_TTL_SECONDS = 5 * 86400
 
 export const ConfigSchema = v.strictObject(
   {
@@ -46,10 +66,10 @@ export const ConfigSchema = v.strictObject(
       v.strictObject(
         {
           mode: v.optional(v.picklist(TLS_MODES, `tls.mode must be one of: ${TLS_MODES.join(', ')}`), 'acme'),
-          acme_email: v.optional(v.string('tls.acme_email must be a string'), ''),
-          acme_directory: v.optional(url('tls.acme_directory'), LETSENCRYPT_DIRECTORY),
-          cert: v.optional(v.string('tls.cert must be a path on the host')),
-          key: v.optional(v.string('tls.key must be a path on the host')),
+          acme_email: v.optional(text('tls.acme_email', [emailAddress], true), ''),
+          acme_directory: v.optional(text('tls.acme_directory', [urlOf(['https'])]), LETSENCRYPT_DIRECTORY),
+          cert: v.optional(text('tls.cert', [hostPath])),
+          key: v.optional(text('tls.key', [hostPath])),
         },
         'allowed keys in [tls]: mode, acme_email, acme_directory, cert, key',
       ),
@@ -63,18 +83,19 @@ export const ConfigSchema = v.strictObject(
           v.check((s) => s !== 'north', 'turn.secret must not be "north", the public secret of chatmail-turn'),
           v.regex(/^[\x21-\x7e]+$/, 'turn.secret must be printable ASCII without spaces'),
         ),
-        host: v.optional(v.string('turn.host must be a host name')),
+        host: v.optional(text('turn.host', [hostName])),
         port: v.optional(port('turn.port'), 3478),
         tls_port: v.optional(port('turn.tls_port'), 5349),
         ttl: v.optional(duration('turn.ttl'), '24h'),
-        external_ip: v.optional(v.string('turn.external_ip must be an IPv4 address')),
+        allow_long_ttl: v.optional(v.boolean('turn.allow_long_ttl must be true or false'), false),
+        external_ip: v.optional(text('turn.external_ip', [externalIp])),
       },
-      'allowed keys in [turn]: secret, host, port, tls_port, ttl, external_ip',
+      'allowed keys in [turn]: secret, host, port, tls_port, ttl, allow_long_ttl, external_ip',
     ),
     iroh: v.optional(
       v.strictObject(
         {
-          relay_url: v.optional(url('iroh.relay_url')),
+          relay_url: v.optional(text('iroh.relay_url', [urlOf(['http', 'https'])], true)),
           port: v.optional(port('iroh.port'), 3340),
         },
         'allowed keys in [iroh]: relay_url, port',
@@ -104,8 +125,8 @@ export const ConfigSchema = v.strictObject(
     deploy: v.optional(
       v.strictObject(
         {
-          destination: v.optional(v.string('deploy.destination must be user@host[:port]')),
-          iroh_relay_source: v.optional(v.string('deploy.iroh_relay_source must be a URL or a local path')),
+          destination: v.optional(text('deploy.destination')),
+          iroh_relay_source: v.optional(text('deploy.iroh_relay_source')),
           iroh_relay_sha256: v.optional(
             v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, 'deploy.iroh_relay_sha256 must be 64 lowercase hex digits')),
           ),
@@ -117,8 +138,8 @@ export const ConfigSchema = v.strictObject(
     doctor: v.optional(
       v.strictObject(
         {
-          user: v.optional(v.string('doctor.user must be an address')),
-          password: v.optional(v.string('doctor.password must be a string')),
+          user: v.optional(text('doctor.user')),
+          password: v.optional(text('doctor.password')),
         },
         'allowed keys in [doctor]: user, password',
       ),
@@ -135,7 +156,16 @@ export interface Config {
   domain: string
   profile: (typeof PROFILES)[number]
   tls: { mode: (typeof TLS_MODES)[number]; acmeEmail: string; acmeDirectory: string; cert?: string; key?: string }
-  turn: { secret: string; host: string; port: number; tlsPort: number; ttlSeconds: number; externalIp?: string }
+  turn: {
+    secret: string
+    host: string
+    port: number
+    tlsPort: number
+    ttlSeconds: number
+    /** turn.allow_long_ttl: the operator accepts a ttl over MAX_TURN_TTL_SECONDS. */
+    allowLongTtl?: boolean
+    externalIp?: string
+  }
   iroh: { relayUrl: string; port: number }
   imap: { port: number }
   mail: { maxMessageSize: number; maxMailboxSize: string }
@@ -158,6 +188,31 @@ export function resolveConfig(raw: RawConfig): Config {
   const tls = raw.tls
   const iroh = raw.iroh
   const ttl = parseDuration(String(raw.turn.ttl))
+  const ttlSeconds = ttl.ok ? ttl.seconds : 86400
+  if (ttlSeconds > MAX_TURN_TTL_SECONDS && !raw.turn.allow_long_ttl) {
+    throw new Error(
+      `turn.ttl = ${formatDuration(ttlSeconds)} is longer than ${formatDuration(MAX_TURN_TTL_SECONDS)}: ` +
+        'a leaked TURN credential would stay valid that long; use a shorter ttl ' +
+        '(Delta Chat fetches new ones 12h before they expire), or set turn.allow_long_ttl = true to accept it',
+    )
+  }
+  if (raw.doctor.user !== undefined) {
+    const why = addressOn(name)(raw.doctor.user)
+    if (why) throw new Error(`doctor.user ${why} (got ${JSON.stringify(raw.doctor.user)})`)
+  }
+  const clash = portClash([
+    { key: 'imap.port', port: raw.imap.port, udp: false },
+    { key: 'turn.port', port: raw.turn.port, udp: true },
+    { key: 'turn.tls_port', port: raw.turn.tls_port, udp: true },
+    { key: 'iroh.port', port: iroh.port, udp: false },
+  ])
+  if (clash) throw new Error(clash)
+  if (iroh.port < 1024) {
+    throw new Error(
+      `iroh.port = ${iroh.port}: iroh-relay runs as its own user without the capability to bind ports below 1024; use 1024 or higher`,
+    )
+  }
+  const turnHost = raw.turn.host === undefined ? name : checkDomain(raw.turn.host)
   return {
     domain: name,
     profile: raw.profile,
@@ -170,10 +225,11 @@ export function resolveConfig(raw: RawConfig): Config {
     },
     turn: {
       secret: raw.turn.secret,
-      host: raw.turn.host ?? name,
+      host: typeof turnHost === 'string' ? turnHost : turnHost.ok ? turnHost.domain : (raw.turn.host as string),
       port: raw.turn.port,
       tlsPort: raw.turn.tls_port,
-      ttlSeconds: ttl.ok ? ttl.seconds : 86400,
+      ttlSeconds,
+      ...(raw.turn.allow_long_ttl ? { allowLongTtl: true } : {}),
       ...(raw.turn.external_ip ? { externalIp: raw.turn.external_ip } : {}),
     },
     iroh: { relayUrl: iroh.relay_url ?? defaultRelayUrl(name, tls.mode, iroh.port), port: iroh.port },

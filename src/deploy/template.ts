@@ -1,11 +1,37 @@
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
+import { controlCharacter } from '../config/values.js'
 import { ChatmailError, ExitCode } from '../lib/errors.js'
 
 /** The project's templates/ directory (two levels up from src/deploy and from lib/deploy). */
 export const TEMPLATES_DIR = fileURLToPath(new URL('../../templates/', import.meta.url))
 
-export type TemplateVars = Record<string, string | number | boolean>
+/** A value of several whole lines: each line is checked like any other value, then joined. */
+export class TemplateLines {
+  constructor(readonly lines: readonly string[]) {}
+}
+export const templateLines = (...lines: string[]): TemplateLines => new TemplateLines(lines)
+
+export type TemplateVars = Record<string, string | number | boolean | TemplateLines>
+
+/**
+ * The last line of defence against a value that adds a directive to a server config: a value is
+ * one line without control characters (the config checks values long before this; a multi-line
+ * value has to say so with templateLines()).
+ */
+function oneLineValue(name: string, key: string, value: TemplateVars[string]): string {
+  const parts = value instanceof TemplateLines ? value.lines : [String(value)]
+  for (const part of parts) {
+    const found = controlCharacter(part)
+    if (found) {
+      throw new ChatmailError(
+        `${name}: refusing the value of {{${key}}}: it contains ${found}; a template value must be one line`,
+        ExitCode.failed,
+      )
+    }
+  }
+  return parts.join('\n')
+}
 
 /**
  * Replaces `{{name}}` (whitespace allowed inside the braces). Every placeholder must have a value
@@ -20,7 +46,7 @@ export function renderTemplate(text: string, vars: TemplateVars, name = 'templat
       return ''
     }
     used.add(key)
-    return String(vars[key])
+    return oneLineValue(name, key, vars[key] as TemplateVars[string])
   })
   if (missing.size > 0) {
     throw new ChatmailError(`${name}: no value for ${[...missing].map((k) => `{{${k}}}`).join(', ')}`, ExitCode.failed)

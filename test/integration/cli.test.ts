@@ -1,4 +1,5 @@
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -175,6 +176,40 @@ describe('chatmail deploy host (before any connection)', () => {
       /config file missing.toml does not exist.*chatmail init/,
     )
     expectOneLineError(await run(['deploy', 'host', 'root@', '--dry-run'], { cwd: dir }), 2, /invalid destination/)
+  })
+  it('refuses a config value that would add a directive to a server config, before connecting (issue 9)', async () => {
+    const server = createServer((s) => s.destroy())
+    let connections = 0
+    server.on('connection', () => connections++)
+    await new Promise<void>((ready) => server.listen(0, '127.0.0.1', ready))
+    const port = (server.address() as AddressInfo).port
+    try {
+      await writeFile(
+        join(dir, 'inject.toml'),
+        'domain = "chat.example.org"\n[tls]\nmode = "manual"\ncert = "/etc/ssl/c.pem\\nssl = no"\nkey = "/k.pem"\n' +
+          '[turn]\nsecret = "0123456789abcdef0123"\n',
+      )
+      expectOneLineError(
+        await run(['deploy', 'host', `root@127.0.0.1:${port}`, '--yes', '-c', 'inject.toml'], { cwd: dir }),
+        3,
+        /inject\.toml: tls\.cert must not contain control characters; found a newline \(U\+000A\)/,
+      )
+      expect(connections).toBe(0)
+    } finally {
+      server.close()
+    }
+    expectOneLineError(
+      await run(['init', 'chat.example.org', '--tls', 'manual', '--cert', '/c.pem\nssl = no', '--key', '/k.pem'], {
+        cwd: dir,
+      }),
+      2,
+      /--cert must not contain control characters; found a newline/,
+    )
+    expectOneLineError(
+      await run(['init', 'chat.example.org', '--acme-email', 'a@example.org\nx', '-c', 'x.toml'], { cwd: dir }),
+      2,
+      /--acme-email must not contain control characters/,
+    )
   })
   it('has help with examples', async () => {
     const r = await run(['deploy', 'host', '--help'], { cwd: dir })

@@ -48,7 +48,7 @@ describe('config file', () => {
   })
   it('names the file, the key and what is allowed', () => {
     expect(() => parseConfigText(base('prot = 1\n'), 'cm.toml')).toThrow(
-      'cm.toml: unknown key "turn.prot"; allowed in [turn]: secret, host, port, tls_port, ttl, external_ip',
+      'cm.toml: unknown key "turn.prot"; allowed in [turn]: secret, host, port, tls_port, ttl, allow_long_ttl, external_ip',
     )
     expect(() => parseConfigText(`${base()}\n[tls]\nmode = "letsencrypt"\n`, 'cm.toml')).toThrow(
       /cm.toml: tls.mode must be one of: acme, self-signed, manual \(got "letsencrypt"\)/,

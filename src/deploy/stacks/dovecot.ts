@@ -19,6 +19,7 @@ import {
   templateFile,
   user,
 } from '../resources.js'
+import { templateLines } from '../template.js'
 import { doctorAddress, type IrohRelaySource, irohRelayVariants, MANAGED_BY, PATHS, ssha512 } from './common.js'
 
 export interface StackInputs {
@@ -192,7 +193,7 @@ export async function dovecotStack(inputs: StackInputs): Promise<DeploySpec> {
         // postfix refuses a numeric myhostname: an IP-only server keeps the system's host name.
         hostname_lines: isIP(c.domain)
           ? "# myhostname: the system's host name (an IP-only server; postfix refuses a numeric one)"
-          : `myhostname = ${c.domain}\nmydomain = ${c.domain}`,
+          : templateLines(`myhostname = ${c.domain}`, `mydomain = ${c.domain}`),
         virtual_domain: isIP(c.domain) ? `[${c.domain}]` : c.domain,
       },
       tpl,
