@@ -14,9 +14,11 @@ export interface KnownHostEntry {
   keyType: string
   /** Base64 of the public key blob, as in the file. */
   key: string
+  /** The file the entry was read from, when the caller reads several. */
+  file?: string
 }
 
-export function parseKnownHosts(text: string): KnownHostEntry[] {
+export function parseKnownHosts(text: string, file?: string): KnownHostEntry[] {
   const entries: KnownHostEntry[] = []
   text.split('\n').forEach((raw, index) => {
     const line = raw.trim()
@@ -31,7 +33,7 @@ export function parseKnownHosts(text: string): KnownHostEntry[] {
     }
     const [hosts, keyType, key] = fields
     if (!hosts || !keyType || !key) return
-    entries.push({ line: index + 1, marker, patterns: hosts.split(','), keyType, key })
+    entries.push({ line: index + 1, marker, patterns: hosts.split(','), keyType, key, ...(file ? { file } : {}) })
   })
   return entries
 }
@@ -79,28 +81,30 @@ export function keyTypeOfBlob(blob: Buffer): string {
 }
 
 export type HostKeyVerdict =
-  | { status: 'known'; line: number }
+  | { status: 'known'; line: number; file?: string }
   | { status: 'unknown' }
-  | { status: 'changed'; line: number; knownType: string }
-  | { status: 'revoked'; line: number }
+  | { status: 'changed'; line: number; knownType: string; offeredType: string; file?: string }
+  | { status: 'revoked'; line: number; file?: string }
 
 /**
- * Checks a presented host key. `changed` means the file holds a different key of the same type
- * for this host: the case OpenSSH refuses with "REMOTE HOST IDENTIFICATION HAS CHANGED".
- * A host known only with other key types is `unknown` for this type (the client should prefer the
- * known types; see `knownKeyTypes`).
+ * Checks a presented host key. A host with any key in the file is accepted only with one of
+ * those keys: a different key, of the same type or of another type, is `changed` (OpenSSH's
+ * "REMOTE HOST IDENTIFICATION HAS CHANGED"; a server that suddenly offers only another key type
+ * is the same warning sign). `unknown` means the file holds no key at all for this host.
+ * The reported line is that of a known key of the offered type if there is one, else the first.
  */
 export function verifyHostKey(entries: KnownHostEntry[], names: string[], blob: Buffer): HostKeyVerdict {
   const presented = blob.toString('base64')
   const type = keyTypeOfBlob(blob)
   const relevant = entries.filter((e) => e.marker !== 'cert-authority' && names.some((n) => entryMatches(e, n)))
+  const at = (e: KnownHostEntry) => ({ line: e.line, ...(e.file ? { file: e.file } : {}) })
   const revoked = relevant.find((e) => e.marker === 'revoked' && e.key === presented)
-  if (revoked) return { status: 'revoked', line: revoked.line }
+  if (revoked) return { status: 'revoked', ...at(revoked) }
   const plain = relevant.filter((e) => e.marker === undefined)
   const same = plain.find((e) => e.key === presented)
-  if (same) return { status: 'known', line: same.line }
-  const conflicting = plain.find((e) => e.keyType === type)
-  if (conflicting) return { status: 'changed', line: conflicting.line, knownType: conflicting.keyType }
+  if (same) return { status: 'known', ...at(same) }
+  const conflicting = plain.find((e) => e.keyType === type) ?? plain[0]
+  if (conflicting) return { status: 'changed', ...at(conflicting), knownType: conflicting.keyType, offeredType: type }
   return { status: 'unknown' }
 }
 

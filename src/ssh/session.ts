@@ -1,21 +1,14 @@
-import { appendFile, readFile } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
 import { Readable } from 'node:stream'
-import type { ClientChannel, ConnectConfig } from 'ssh2'
-import ssh2 from 'ssh2'
+import type { ClientChannel } from 'ssh2'
 import { cannotRun } from '../lib/errors.js'
-import {
-  formatKnownHostLine,
-  type HostKeyVerdict,
-  hostLookupName,
-  knownKeyTypes,
-  parseKnownHosts,
-  verifyHostKey,
-} from './known-hosts.js'
+import { connectHop, forwardThrough, type SshClient } from './connect.js'
+import type { AskPassphrase } from './identities.js'
+import { hostLookupName } from './known-hosts.js'
+import type { ResolvedTarget } from './resolve.js'
 import { sudoNeedsPassword, sudoWrap } from './sudo.js'
 import type { SshTarget } from './target.js'
-
-// Named ESM imports of ssh2 break (it is CommonJS); take Client from the default export.
-const { Client } = ssh2
 
 export interface SshOptions extends SshTarget {
   /** Private key file; without it the agent in SSH_AUTH_SOCK is used. */
@@ -30,6 +23,13 @@ export interface SshOptions extends SshTarget {
   timeoutMs?: number
 }
 
+export interface ConnectOptions {
+  /** Milliseconds for each hop's TCP connect + handshake + login (not counting a passphrase prompt). */
+  timeoutMs?: number
+  /** Asks for an encrypted key's passphrase; without it such a key is skipped with a hint. */
+  askPassphrase?: AskPassphrase
+}
+
 export interface ExecResult {
   code: number
   stdout: string
@@ -42,48 +42,15 @@ export interface ExecOptions {
   sudo?: boolean
 }
 
-const HOST_KEY_ALGORITHMS: Record<string, string[]> = {
-  'ssh-ed25519': ['ssh-ed25519'],
-  'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
-  'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
-  'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
-  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
-}
-const ALL_HOST_KEY_ALGORITHMS = Object.values(HOST_KEY_ALGORITHMS).flat()
-
-function describeConnectError(err: Error & { code?: string; level?: string }, where: string, timeoutMs: number) {
-  const hint = 'check the address and port, that the host is up and that sshd runs on it'
-  switch (err.code) {
-    case 'ECONNREFUSED':
-      return cannotRun(`cannot connect to ${where}: connection refused`, hint)
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return cannotRun(`cannot connect to ${where}: no route to host`, hint)
-    case 'ETIMEDOUT':
-      return cannotRun(`cannot connect to ${where}: timed out`, hint)
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return cannotRun(`cannot connect to ${where}: the name does not resolve`, 'check the host name and your DNS')
-  }
-  if (err.level === 'client-timeout') {
-    return cannotRun(`cannot connect to ${where}: no SSH handshake within ${Math.round(timeoutMs / 1000)} s`, hint)
-  }
-  if (err.level === 'client-authentication') {
-    return cannotRun(
-      `SSH login to ${where} refused: the server did not accept the key`,
-      'check the user, the key (--identity) and the authorized_keys on the host',
-    )
-  }
-  return cannotRun(`SSH connection to ${where} failed: ${err.message}`)
-}
-
 /** One SSH connection; every `exec` is one sequential round trip, counted in `roundTrips`. */
 export class SshSession {
   roundTrips = 0
   readonly target: Required<SshTarget>
   private constructor(
-    private readonly client: InstanceType<typeof Client>,
+    private readonly client: SshClient,
     target: Required<SshTarget>,
+    /** Jump-host connections the session runs through, closed with it. */
+    private readonly jumps: SshClient[] = [],
   ) {
     this.target = target
   }
@@ -92,86 +59,58 @@ export class SshSession {
     return this.target.user === 'root'
   }
 
+  /** Connects with explicit options (tests, benchmarks): -i semantics for keyFile, one known_hosts file. */
   static async connect(opts: SshOptions): Promise<SshSession> {
-    const target = { host: opts.host, port: opts.port ?? 22, user: opts.user ?? 'root' }
-    const where = `${target.user}@${hostLookupName(target.host, target.port)}`
-    const timeoutMs = opts.timeoutMs ?? 15_000
-    const knownHostsFile = opts.knownHostsFile ?? `${process.env.HOME ?? '/root'}/.ssh/known_hosts`
-    const knownText = await readFile(knownHostsFile, 'utf8').catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') return ''
-      throw cannotRun(`cannot read known_hosts file ${knownHostsFile}: ${e.message}`)
+    const agent = opts.keyFile ? undefined : (opts.agent ?? process.env.SSH_AUTH_SOCK) || undefined
+    const target: ResolvedTarget = {
+      name: opts.host,
+      host: opts.host,
+      port: opts.port ?? 22,
+      user: opts.user ?? 'root',
+      identityFiles: opts.keyFile ? [opts.keyFile] : [],
+      defaultIdentities: !opts.keyFile,
+      identitiesOnly: !!opts.keyFile,
+      agent,
+      knownHostsFiles: [opts.knownHostsFile ?? join(homedir(), '.ssh', 'known_hosts')],
+      hostKeyPolicy: opts.acceptNewHostKey ? 'accept-new' : 'strict',
+      jumps: [],
+      configFile: undefined,
+      notes: [],
+    }
+    const pass = opts.passphrase
+    return SshSession.connectTo(target, {
+      ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+      ...(pass ? { askPassphrase: async (_f, attempt) => (attempt === 1 ? pass : undefined) } : {}),
     })
-    const entries = parseKnownHosts(knownText)
-    const names = [hostLookupName(target.host, target.port)]
-    const preferred = knownKeyTypes(entries, names).flatMap((t) => HOST_KEY_ALGORITHMS[t] ?? [])
-    const serverHostKey = [...new Set([...preferred, ...ALL_HOST_KEY_ALGORITHMS])]
+  }
 
-    let verdict: HostKeyVerdict | undefined
-    let newKey: Buffer | undefined
-    const config: ConnectConfig = {
-      host: target.host,
-      port: target.port,
-      username: target.user,
-      readyTimeout: timeoutMs,
-      keepaliveInterval: 10_000,
-      algorithms: { serverHostKey: serverHostKey as NonNullable<ConnectConfig['algorithms']>['serverHostKey'] },
-      hostVerifier: (key: Buffer) => {
-        verdict = verifyHostKey(entries, names, key)
-        if (verdict.status === 'unknown' && opts.acceptNewHostKey) newKey = key
-        return verdict.status === 'known' || (verdict.status === 'unknown' && !!opts.acceptNewHostKey)
-      },
-    }
-    if (opts.keyFile) {
-      config.privateKey = await readFile(opts.keyFile).catch((e: Error) => {
-        throw cannotRun(`cannot read SSH key ${opts.keyFile}: ${e.message}`)
-      })
-      if (opts.passphrase) config.passphrase = opts.passphrase
-    } else {
-      config.agent = opts.agent ?? process.env.SSH_AUTH_SOCK
-      if (!config.agent)
-        throw cannotRun('no SSH key given and no ssh-agent running', 'pass a key file or start ssh-agent')
-    }
-
-    const client = new Client()
+  /**
+   * Connects to a target from `resolveTarget`: through its jump hosts in order, each with its own
+   * host-key check, then to the target itself.
+   */
+  static async connectTo(target: ResolvedTarget, o: ConnectOptions = {}): Promise<SshSession> {
+    const timeoutMs = o.timeoutMs ?? 15_000
+    const clients: SshClient[] = []
     try {
-      await new Promise<void>((resolve, reject) => {
-        // ssh2's readyTimeout starts after the TCP connect; bound the whole attempt ourselves.
-        const timer = setTimeout(() => {
-          client.end()
-          reject(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' }))
-        }, timeoutMs + 1000)
-        client.once('ready', () => {
-          clearTimeout(timer)
-          resolve()
+      let previous: { client: SshClient; name: string } | undefined
+      for (const hop of [...target.jumps, target]) {
+        const isJump = hop !== target
+        const sock = previous ? await forwardThrough(previous.client, hop, previous.name) : undefined
+        const client = await connectHop(hop, {
+          timeoutMs,
+          ...(o.askPassphrase ? { askPassphrase: o.askPassphrase } : {}),
+          ...(sock ? { sock } : {}),
+          ...(isJump ? { role: 'jump host' } : {}),
         })
-        // 'on', not 'once': ssh2 may emit a second error while tearing down, which must not crash.
-        client.on('error', (err) => {
-          clearTimeout(timer)
-          reject(err)
-        })
-        client.connect(config)
-      })
+        clients.push(client)
+        previous = { client, name: `${hop.user}@${hostLookupName(hop.host, hop.port)}` }
+      }
     } catch (err) {
-      client.end()
-      if (verdict?.status === 'changed') {
-        throw cannotRun(
-          `the host key of ${where} has CHANGED: ${knownHostsFile} line ${verdict.line} holds a different ${verdict.knownType} key`,
-          `if the host was reinstalled on purpose, remove that line (ssh-keygen -R ${names[0]} -f ${knownHostsFile}); otherwise someone may be intercepting the connection`,
-        )
-      }
-      if (verdict?.status === 'revoked') {
-        throw cannotRun(`the host key of ${where} is marked @revoked in ${knownHostsFile} line ${verdict.line}`)
-      }
-      if (verdict?.status === 'unknown') {
-        throw cannotRun(
-          `the host key of ${where} is not in ${knownHostsFile}`,
-          'check the fingerprint and add it (ssh-keyscan), or pass --accept-new-host-key to record it',
-        )
-      }
-      throw describeConnectError(err as Error, where, timeoutMs)
+      for (const c of clients.reverse()) c.end()
+      throw err
     }
-    if (newKey) await appendFile(knownHostsFile, `${formatKnownHostLine(names[0]!, newKey)}\n`, { mode: 0o600 })
-    return new SshSession(client, target)
+    const client = clients.pop()!
+    return new SshSession(client, { host: target.host, port: target.port, user: target.user }, clients)
   }
 
   /** Wraps a command in `sudo -n` when needed. */
@@ -204,6 +143,7 @@ export class SshSession {
 
   close(): void {
     this.client.end()
+    for (const j of [...this.jumps].reverse()) j.end()
   }
 }
 

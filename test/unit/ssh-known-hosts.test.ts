@@ -68,7 +68,7 @@ describe('known_hosts', () => {
     expect(entryMatches(wild!, 'example.org.evil')).toBe(false)
   })
 
-  test('verdicts: known, changed (same type, other key), unknown (other type only), revoked', () => {
+  test('verdicts: known, changed (other key of the same or of another type), unknown (no key), revoked', () => {
     const entries = parseKnownHosts(
       [
         `h1 ssh-ed25519 ${b64(ED_A)}`,
@@ -77,8 +77,22 @@ describe('known_hosts', () => {
       ].join('\n'),
     )
     expect(verifyHostKey(entries, ['h1'], ED_A)).toEqual({ status: 'known', line: 1 })
-    expect(verifyHostKey(entries, ['h1'], ED_B)).toEqual({ status: 'changed', line: 1, knownType: 'ssh-ed25519' })
-    expect(verifyHostKey(entries, ['h2'], ED_A)).toEqual({ status: 'unknown' })
+    expect(verifyHostKey(entries, ['h1'], ED_B)).toEqual({
+      status: 'changed',
+      line: 1,
+      knownType: 'ssh-ed25519',
+      offeredType: 'ssh-ed25519',
+    })
+    // Issue 9: a host known with one type that offers another type is changed, not new.
+    expect(verifyHostKey(entries, ['h2'], ED_A)).toEqual({
+      status: 'changed',
+      line: 2,
+      knownType: 'ecdsa-sha2-nistp256',
+      offeredType: 'ssh-ed25519',
+    })
+    expect(verifyHostKey(entries, ['h1'], ECDSA)).toMatchObject({ status: 'changed', line: 1 })
+    // Only a revoked key on file: another key is new, the revoked one is refused.
+    expect(verifyHostKey(entries, ['h3'], ED_B)).toEqual({ status: 'unknown' })
     expect(verifyHostKey(entries, ['nobody'], ED_A)).toEqual({ status: 'unknown' })
     expect(verifyHostKey(entries, ['h3'], ED_A)).toEqual({ status: 'revoked', line: 3 })
     expect(knownKeyTypes(entries, ['h2'])).toEqual(['ecdsa-sha2-nistp256'])
