@@ -22,7 +22,7 @@ Values come from chatmail.toml when it is about DOMAIN; flags override. Without 
 Check ids are stable (for --only/--skip, JSON and JUnit): imap.tls imap.login
 imap.metadata.capability metadata.irohrelay metadata.turn metadata.turns turn.credential.hmac
 turn.credential.expiry turn.allocate.udp turn.allocate.tcp turn.allocate.tls
-turn.rejects-bad-credentials relay.ping relay.generate204 relay.upgrade relay.handshake
+turn.rejects-bad-credentials turn.rejects-expired-credentials relay.ping relay.generate204 relay.upgrade relay.handshake
 relay.forward. Groups: imap discovery credentials turn relay. A selector may also be an id
 prefix (metadata selects metadata.*).
 

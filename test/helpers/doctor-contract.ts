@@ -12,6 +12,7 @@ export const CHECK_IDS = [
   'turn.allocate.tcp',
   'turn.allocate.tls',
   'turn.rejects-bad-credentials',
+  'turn.rejects-expired-credentials',
   'relay.ping',
   'relay.generate204',
   'relay.upgrade',

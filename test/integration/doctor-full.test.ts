@@ -128,7 +128,7 @@ describe('the whole doctor against a healthy loopback server', () => {
     const cases = [...xml.matchAll(/<testcase classname="([^"]*)" name="([^"]*)"/g)].map((m) => [m[1], m[2]])
     expect(cases.map((c) => c[1])).toEqual(IDS)
     expect(cases.map((c) => c[0])).toEqual(r.report.checks.map((c) => c.group))
-    expect(xml).toMatch(/<testsuites name="chatmail doctor" tests="17" failures="0" errors="0" skipped="0"/)
+    expect(xml).toMatch(/<testsuites name="chatmail doctor" tests="18" failures="0" errors="0" skipped="0"/)
     expect(xml).not.toContain('<failure')
   })
 

@@ -5,12 +5,13 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import { createServer, type Server, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { tamperPassword, turnChecks } from '../../src/doctor/checks/turn.js'
+import { EXPIRED_AGO_SECONDS, expiredCredential, tamperPassword, turnChecks } from '../../src/doctor/checks/turn.js'
 import type { CheckContext, CheckOutcome, DoctorOptions, Findings } from '../../src/doctor/model.js'
 import { RunState } from '../../src/doctor/run-state.js'
 import { mintTurnCredential } from '../../src/protocols/turn-rest.js'
 import { type AllocateOptions, allocate, beginAllocation, TurnError } from '../../src/turn/client.js'
 import { type Coturn, startCoturn } from '../helpers/coturn.js'
+import { type ExpiryBlindTurn, startExpiryBlindTurn } from '../helpers/expiry-blind-turn.js'
 
 let coturn: Coturn
 
@@ -219,6 +220,7 @@ describe('doctor turn checks against coturn', () => {
       'turn.allocate.tcp',
       'turn.allocate.tls',
       'turn.rejects-bad-credentials',
+      'turn.rejects-expired-credentials',
     ])
     expect(new Set(turnChecks.map((c) => c.group))).toEqual(new Set(['turn']))
     // tls reads /turns itself: a skipped metadata.turns (absent, or = /turn) must not skip it.
@@ -290,6 +292,75 @@ describe('doctor turn checks against coturn', () => {
       expect(out.status).toBe('skip')
       expect(out.detail).toMatch(/discovery found no TURN credentials/)
     }
+  })
+})
+
+describe('rejects-expired-credentials', () => {
+  let blind: ExpiryBlindTurn
+  beforeAll(async () => {
+    blind = await startExpiryBlindTurn(coturn.secret)
+  })
+  afterAll(async () => {
+    await blind?.stop()
+  })
+
+  const def = () => turnChecks.find((c) => c.id === 'turn.rejects-expired-credentials') as (typeof turnChecks)[number]
+  const ctxFor = (host: string, port: number, turnSecret?: string): CheckContext => {
+    const cred = mintTurnCredential(coturn.secret, { ttlSeconds: 600, nowMs: Date.now() })
+    return {
+      options: {
+        domain: 'x',
+        imapHost: 'x',
+        imapPort: 993,
+        insecure: false,
+        timeoutMs: 5000,
+        ...(turnSecret ? { turnSecret } : {}),
+      },
+      findings: { turn: { host, port, ...cred }, turnSource: 'metadata' },
+      state: new RunState(),
+      signal: new AbortController().signal,
+      timeoutMs: 5000,
+      result: () => Promise.reject(new Error('not used')),
+    }
+  }
+
+  it('a real coturn refuses a correctly signed credential that expired an hour ago: ok', async () => {
+    const out = await def().run(ctxFor(coturn.host, coturn.port, coturn.secret))
+    expect(out).toMatchObject({
+      status: 'ok',
+      detail: expect.stringMatching(/^a credential that expired at .* was refused \(401\)$/),
+    })
+  })
+
+  it('the expiry-blind test double allocates with it: fail with a hint', async () => {
+    const before = blind.granted()
+    const out = await def().run(ctxFor(blind.host, blind.port, coturn.secret))
+    expect(out.status).toBe('fail')
+    expect(out.detail).toMatch(/allocated with a correctly signed credential that expired at/)
+    expect(out.hint).toMatch(/refuse usernames whose timestamp has passed/)
+    expect(blind.granted()).toBe(before + 1)
+  })
+
+  it('the double is honest about the rest: it refuses a forged password, so only the expiry is blind', async () => {
+    const bad = turnChecks.find((c) => c.id === 'turn.rejects-bad-credentials') as (typeof turnChecks)[number]
+    expect((await bad.run(ctxFor(blind.host, blind.port))).status).toBe('ok')
+  })
+
+  it('without the secret, or with another secret than the server signs with: skip, saying why', async () => {
+    expect(await def().run(ctxFor(coturn.host, coturn.port))).toMatchObject({
+      status: 'skip',
+      detail: expect.stringMatching(/no TURN secret known/),
+    })
+    expect(await def().run(ctxFor(blind.host, blind.port, 'another-secret-0123456789'))).toMatchObject({
+      status: 'skip',
+      detail: expect.stringMatching(/inconclusive: the known TURN secret does not sign/),
+    })
+  })
+
+  it('keeps the `:name` suffix of the server’s usernames', () => {
+    const handed = { host: 'h', port: 1, username: '1767225600:alice', password: 'x', expires: 1767225600 }
+    const e = expiredCredential('s', handed, 1_800_000_000_000)
+    expect(e.username).toBe(`${1_800_000_000 - EXPIRED_AGO_SECONDS}:alice`)
   })
 })
 

@@ -4,6 +4,7 @@
  */
 import { isIP } from 'node:net'
 import { METADATA_KEYS, type TurnMetadata } from '../../protocols/metadata-values.js'
+import { mintTurnCredential, type TurnCredential, verifyTurnCredential } from '../../protocols/turn-rest.js'
 import { type AllocateResult, allocate, TurnError, type TurnTransport } from '../../turn/client.js'
 import { type CheckContext, type CheckDef, type CheckOutcome, fail, ok, skip, warn } from '../model.js'
 import { turnsFromTurn } from '../overrides.js'
@@ -210,6 +211,44 @@ async function rejectsBadCredentials(ctx: CheckContext): Promise<CheckOutcome> {
   return skip(`inconclusive: ${r.message}`)
 }
 
+/** How long ago the credential of turn.rejects-expired-credentials expired: well past any clock skew. */
+export const EXPIRED_AGO_SECONDS = 3600
+
+/** A credential signed like the server's own (same `:name` suffix), but expired an hour ago. */
+export function expiredCredential(secret: string, handedOut: TurnMetadata, nowMs: number): TurnCredential {
+  const suffix = /^\d+(:.*)?$/s.exec(handedOut.username)?.[1]?.slice(1)
+  return mintTurnCredential(secret, { ttlSeconds: -EXPIRED_AGO_SECONDS, nowMs, user: suffix })
+}
+
+async function rejectsExpiredCredentials(ctx: CheckContext): Promise<CheckOutcome> {
+  const t = target(ctx, 'udp')
+  if (!t) return skip(NO_CREDENTIALS)
+  const secret = ctx.options.turnSecret
+  if (!secret) {
+    return skip(
+      'no TURN secret known, so no expired credential can be signed: pass --turn-secret-file FILE (or run where chatmail.toml is)',
+    )
+  }
+  // A 401 proves something only when our secret is the server's: the handed-out credential says so.
+  const own = verifyTurnCredential(secret, t.username, t.password, Date.now())
+  if (ctx.findings.turnSource !== 'minted' && !own.ok && own.reason !== 'expired') {
+    return skip(
+      "inconclusive: the known TURN secret does not sign this server's credentials (see turn.credential.hmac)",
+    )
+  }
+  const expired = expiredCredential(secret, t, Date.now())
+  const when = new Date(expired.expires * 1000).toISOString()
+  const r = await tryAllocate(ctx, { ...t, ...expired }, 'udp')
+  if (!isTurnError(r)) {
+    return fail(
+      `UDP ${t.host}:${t.port} allocated with a correctly signed credential that expired at ${when} (${describeAllocation(r)}): credentials handed out once work forever`,
+      'the TURN server must refuse usernames whose timestamp has passed: coturn with use-auth-secret does; upgrade the TURN server (older Madmail TURN did not check the expiry)',
+    )
+  }
+  if (r.kind === 'auth') return ok(`a credential that expired at ${when} was refused (${r.code ?? 401})`)
+  return skip(`inconclusive: ${r.message}`)
+}
+
 export const turnChecks: CheckDef[] = [
   {
     id: 'turn.allocate.udp',
@@ -240,5 +279,12 @@ export const turnChecks: CheckDef[] = [
     title: 'TURN refuses forged credentials',
     after: ['metadata.turn'],
     run: rejectsBadCredentials,
+  },
+  {
+    id: 'turn.rejects-expired-credentials',
+    group: 'turn',
+    title: 'TURN refuses expired credentials',
+    after: ['metadata.turn'],
+    run: rejectsExpiredCredentials,
   },
 ]
