@@ -15,17 +15,39 @@ export interface PreflightOptions {
   minFreeMb?: number
 }
 
-const SUPPORTED_DEBIAN = ['12', '13']
+/** The Debian releases a deploy supports (VERSION_ID → codename); each has its own templates where needed. */
+export const SUPPORTED_DEBIAN: Readonly<Record<string, string>> = { '12': 'bookworm', '13': 'trixie' }
+
+const SUPPORTED_TEXT = Object.entries(SUPPORTED_DEBIAN)
+  .map(([v, c]) => `Debian ${v} (${c})`)
+  .join(' or ')
+
+const OS_NAMES: Record<string, string> = { debian: 'Debian', ubuntu: 'Ubuntu', raspbian: 'Raspbian' }
+
+/**
+ * The system /etc/os-release describes, for messages: `Debian 13 (trixie)`, `Ubuntu 24.04 (noble)`,
+ * `Debian testing/unstable (forky)` (testing and sid have no VERSION_ID).
+ */
+export function describeOs(os: Facts['os']): string {
+  if (!os.id) return 'an unknown system (no /etc/os-release)'
+  const name = OS_NAMES[os.id] ?? os.id
+  const version = os.versionId || (os.id === 'debian' ? 'testing/unstable' : '')
+  return [name, version, os.codename ? `(${os.codename})` : ''].filter(Boolean).join(' ')
+}
+
+/** The supported Debian release the host runs ('12', '13'), or undefined. */
+export function supportedRelease(os: Facts['os']): string | undefined {
+  return os.id === 'debian' && os.versionId in SUPPORTED_DEBIAN ? os.versionId : undefined
+}
 
 /** The host-side checks, from facts alone. Pure. */
 export function preflightFacts(facts: Facts, opts: PreflightOptions): PreflightProblem[] {
   const problems: PreflightProblem[] = []
-  if (facts.os.id !== 'debian' || !SUPPORTED_DEBIAN.includes(facts.os.versionId)) {
-    const found = facts.os.id ? `${facts.os.id} ${facts.os.versionId || facts.os.codename}`.trim() : 'an unknown system'
+  if (supportedRelease(facts.os) === undefined) {
     problems.push({
       check: 'os',
-      message: `the host runs ${found}; Debian 12 or 13 is required`,
-      hint: 'install Debian 12 (bookworm) or 13 (trixie)',
+      message: `the host runs ${describeOs(facts.os)}; chatmail deploys to ${SUPPORTED_TEXT} only`,
+      hint: `install ${SUPPORTED_TEXT} on the host`,
     })
   }
   if (facts.arch !== 'x86_64' && facts.arch !== 'aarch64') {

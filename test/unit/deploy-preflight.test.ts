@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest'
 import { emptyFacts, type Facts } from '../../src/deploy/facts.js'
-import { preflightDns, preflightFacts } from '../../src/deploy/preflight.js'
+import { describeOs, preflightDns, preflightFacts, supportedRelease } from '../../src/deploy/preflight.js'
 
 const base: Facts = {
   ...emptyFacts(),
@@ -31,7 +31,7 @@ describe('preflight', () => {
       diskFreeKb: 100 * 1024,
     }
     expect(preflightFacts(bad, { ports: [] }).map((p) => p.message)).toEqual([
-      'the host runs ubuntu 24.04; Debian 12 or 13 is required',
+      'the host runs Ubuntu 24.04 (noble); chatmail deploys to Debian 12 (bookworm) or Debian 13 (trixie) only',
       "the host's architecture armv7l is not supported",
       'commands on the host run as uid 1000, not root',
       'only 100 MB free on / (at least 1024 MB needed)',
@@ -39,6 +39,21 @@ describe('preflight', () => {
     expect(
       preflightFacts({ ...base, os: { id: 'debian', versionId: '13', codename: 'trixie' } }, { ports: [] }),
     ).toEqual([])
+  })
+
+  test('only Debian 12 and 13 are supported; the message names what was found', () => {
+    const osProblem = (os: Facts['os']) => preflightFacts({ ...base, os }, { ports: [] }).map((p) => p.message)
+    expect(osProblem({ id: 'debian', versionId: '12', codename: 'bookworm' })).toEqual([])
+    expect(osProblem({ id: 'debian', versionId: '11', codename: 'bullseye' })).toEqual([
+      'the host runs Debian 11 (bullseye); chatmail deploys to Debian 12 (bookworm) or Debian 13 (trixie) only',
+    ])
+    expect(osProblem({ id: 'debian', versionId: '', codename: 'forky' })).toEqual([
+      'the host runs Debian testing/unstable (forky); chatmail deploys to Debian 12 (bookworm) or Debian 13 (trixie) only',
+    ])
+    expect(osProblem({ id: '', versionId: '', codename: '' })[0]).toMatch(/^the host runs an unknown system/)
+    expect(describeOs({ id: 'debian', versionId: '13', codename: 'trixie' })).toBe('Debian 13 (trixie)')
+    expect(supportedRelease({ id: 'debian', versionId: '13', codename: 'trixie' })).toBe('13')
+    expect(supportedRelease({ id: 'ubuntu', versionId: '13', codename: '' })).toBeUndefined()
   })
 
   test('a foreign process on a claimed port stops the deploy, by name', () => {
