@@ -9,7 +9,7 @@ import { saveDoctorAccount } from '../config/doctor-account.js'
 import type { LoadedConfig } from '../config/load.js'
 import type { DoctorReport } from '../doctor/model.js'
 import { ChatmailError, cannotRun, ExitCode, usageError } from '../lib/errors.js'
-import { parseDestination, SshSession, type SshTarget } from '../ssh/index.js'
+import { describeTarget, type ResolvedTarget, resolveTarget, SshSession, type SshTarget } from '../ssh/index.js'
 import { type DeployResult, deploy } from './engine.js'
 import type { Plan } from './plan.js'
 import type { DeploySpec } from './resources.js'
@@ -30,12 +30,10 @@ export async function packageRoot(): Promise<string> {
   throw cannotRun('cannot find the chatmail package root (templates/ and dist/)')
 }
 
-export interface DeployHostOptions {
+export interface DeployHostOptions extends DeployTargetOptions {
   loaded: LoadedConfig
-  destination?: string
-  identity?: string
-  knownHosts?: string
-  acceptNewHostKey: boolean
+  /** An open session to the host (the command connects first, so a passphrase prompt comes before the progress display). */
+  session?: SshSession
   skipDnsCheck: boolean
   dryRun: boolean
   irohRelaySource?: string
@@ -53,10 +51,25 @@ export interface DeployHostResult {
   doctor?: DoctorReport
 }
 
-export function resolveDestination(loaded: LoadedConfig, destination?: string): Required<SshTarget> {
-  const text = destination ?? loaded.config.deploy.destination ?? `root@${loaded.config.domain}`
-  const t = parseDestination(text)
-  return { host: t.host, port: t.port ?? 22, user: t.user ?? 'root' }
+export interface DeployTargetOptions {
+  /** user@host[:port] or an alias from the SSH config (default: deploy.destination, else root@DOMAIN). */
+  destination?: string
+  identity?: string
+  knownHosts?: string
+  /** -F: the SSH config file to read instead of ~/.ssh/config. */
+  sshConfig?: string
+  acceptNewHostKey: boolean
+}
+
+/** Where `deploy host` connects to, resolved as ssh would (config aliases, keys, jump hosts). */
+export function resolveDeployTarget(loaded: LoadedConfig, o: DeployTargetOptions): Promise<ResolvedTarget> {
+  const destination = o.destination ?? loaded.config.deploy.destination ?? `root@${loaded.config.domain}`
+  return resolveTarget(destination, {
+    ...(o.identity ? { identity: o.identity } : {}),
+    ...(o.knownHosts ? { knownHosts: o.knownHosts } : {}),
+    ...(o.sshConfig ? { sshConfig: o.sshConfig } : {}),
+    acceptNewHostKey: o.acceptNewHostKey,
+  })
 }
 
 export async function buildSpec(o: DeployHostOptions, doctorPassword: string): Promise<DeploySpec> {
@@ -87,7 +100,6 @@ export async function buildSpec(o: DeployHostOptions, doctorPassword: string): P
 }
 
 export async function deployHost(o: DeployHostOptions): Promise<DeployHostResult> {
-  const target = resolveDestination(o.loaded, o.destination)
   const progress = o.onProgress ?? (() => {})
   let password = o.loaded.config.doctor.password
   if (!password) {
@@ -98,13 +110,13 @@ export async function deployHost(o: DeployHostOptions): Promise<DeployHostResult
     }
   }
   const spec = await buildSpec(o, password)
-  progress(`connecting to ${target.user}@${target.host}:${target.port}`)
-  const session = await SshSession.connect({
-    ...target,
-    ...(o.identity ? { keyFile: o.identity } : {}),
-    ...(o.knownHosts ? { knownHostsFile: o.knownHosts } : {}),
-    acceptNewHostKey: o.acceptNewHostKey,
-  })
+  let session = o.session
+  if (!session) {
+    const resolved = await resolveDeployTarget(o.loaded, o)
+    progress(`connecting to ${describeTarget(resolved)}`)
+    session = await SshSession.connectTo(resolved)
+  }
+  const target = session.target
   try {
     const result = await deploy({
       session,

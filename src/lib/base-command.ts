@@ -36,11 +36,12 @@ export abstract class BaseCommand extends Command {
     // A parse failure is reported here; oclif must not also warn that the command never parsed.
     ;(this as unknown as { parsed: boolean }).parsed = true
     const { message, exitCode, hint } = normalizeError(err)
-    const line = hint ? `${message} (${hint})` : message
+    // The error on its own line, its hint on the next (issue 15: they used to run together).
+    const text = hint ? `${message}\nhint: ${hint}` : message
     if (this.jsonEnabled()) {
       process.stdout.write(`${JSON.stringify({ error: { message, hint: hint ?? null, exitCode } })}\n`)
     }
-    process.stderr.write(`chatmail: ${line}\n`)
+    process.stderr.write(`chatmail: ${text}\n`)
     if (this.verbose && !(err instanceof ChatmailError) && err.stack) process.stderr.write(`${err.stack}\n`)
     process.exitCode = exitCode
   }

@@ -190,3 +190,10 @@ export async function resolveTarget(destination: string, flags: SshFlags = {}): 
   const jumps = await jumpChain(proxyJump, config, flags, notes, 0)
   return { ...hop, jumps, configFile: config?.file, notes }
 }
+
+/** `myserver (root@203.0.113.5:2222 via admin@bastion)` for progress lines. */
+export function describeTarget(t: ResolvedTarget): string {
+  const hop = (h: ResolvedHop) => `${h.user}@${h.host}${h.port === 22 ? '' : `:${h.port}`}`
+  const via = t.jumps.length ? ` via ${t.jumps.map(hop).join(', ')}` : ''
+  return t.name === t.host ? `${hop(t)}${via}` : `${t.name} (${hop(t)}${via})`
+}

@@ -193,7 +193,12 @@ describe.skipIf(skip)(`chatmail deploy host on a real Debian host${skip ? ` (ski
     args[args.indexOf('--known-hosts') + 1] = kh
     const r = await cli(args, dir)
     expect(r.code).toBe(3)
-    expect(r.stderr.trim().split('\n').at(-1)).toMatch(/host key .*changed|does not match/i)
+    const errorLine = r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('chatmail: '))
+      .at(-1)
+    expect(errorLine).toMatch(/host key .*changed|does not match/i)
     const unreachable = deployArgs('--yes')
     unreachable[2] = 'root@10.213.250.2'
     const u = await cli(unreachable, dir, 60_000)

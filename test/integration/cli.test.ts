@@ -15,12 +15,15 @@ interface Run {
 
 const run = (args: string[], opts: { cwd: string; env?: Record<string, string> }): Promise<Run> => runCli(args, opts)
 
+/** One line for the error, and at most one more for its hint (`hint: …`); the pattern sees both. */
 function expectOneLineError(r: Run, code: number, pattern: RegExp) {
   expect(r.code).toBe(code)
   const lines = r.stderr.trim().split('\n')
-  expect(lines).toHaveLength(1)
+  expect(lines.length).toBeGreaterThanOrEqual(1)
+  expect(lines.length).toBeLessThanOrEqual(2)
   expect(lines[0]).toMatch(/^chatmail: /)
-  expect(lines[0]).toMatch(pattern)
+  if (lines[1] !== undefined) expect(lines[1]).toMatch(/^hint: \S/)
+  expect(lines.join(' ')).toMatch(pattern)
   expect(r.stderr).not.toMatch(/\n\s+at /) // no stack trace
 }
 
@@ -164,6 +167,17 @@ describe('help', () => {
 })
 
 describe('chatmail deploy host (before any connection)', () => {
+  it('says first that there is no config, the error on one line and its hint on the next (issue 15)', async () => {
+    const empty = await mkdtemp(join(tmpdir(), 'chatmail-empty-'))
+    try {
+      const r = await run(['deploy', 'host', 'root@127.0.0.1'], { cwd: empty })
+      expect(r.code).toBe(3)
+      expect(r.stderr).toMatch(/^chatmail: config file chatmail.toml does not exist\nhint: .*chatmail init.*\n$/)
+      expect(r.stderr).not.toMatch(/terminal/)
+    } finally {
+      await rm(empty, { recursive: true, force: true })
+    }
+  })
   it('needs --yes without a terminal, and a config', async () => {
     expectOneLineError(
       await run(['deploy', 'host', 'root@127.0.0.1'], { cwd: dir }),

@@ -20,8 +20,12 @@ service restarts only when its own inputs changed. A second run changes nothing.
 the host keeps two deploys apart; each run appends a line to /var/log/chatmail-deploy.log.
 At the end the doctor checks the server from the outside.
 
-DESTINATION is user@host[:port] (default: deploy.destination, else root@DOMAIN). The host key
-must be in known_hosts; a new host needs --accept-new-host-key, a changed key is refused.
+DESTINATION is user@host[:port] or a Host alias from ~/.ssh/config (default: deploy.destination,
+else root@DOMAIN). The SSH config is read as ssh reads it (HostName, User, Port, IdentityFile,
+IdentitiesOnly, UserKnownHostsFile, ProxyJump). Keys: -i first, then the ssh-agent, then
+~/.ssh/id_rsa, id_ecdsa, id_ed25519 (OpenSSH's order); an encrypted key asks for its passphrase.
+The host key (and each jump host's) must be in known_hosts; a new host needs
+--accept-new-host-key, a changed key (or another key type) is refused.
 Without a terminal, --yes is required (or --dry-run).
 
 Exit codes: 0 deployed and the doctor found nothing failing, 1 the deploy or a doctor check
@@ -43,7 +47,7 @@ failed, 2 usage error, 3 could not run (config, SSH connection, key refused).`
   ]
   static override enableJsonFlag = true
   static override args = {
-    destination: Args.string({ description: 'user@host[:port] to deploy to.' }),
+    destination: Args.string({ description: 'user@host[:port] or a Host alias from ~/.ssh/config.' }),
   }
   static override flags = {
     ...commonFlags,
@@ -54,8 +58,20 @@ failed, 2 usage error, 3 could not run (config, SSH connection, key refused).`
       description: 'Apply without asking (required without a terminal).',
       default: false,
     }),
-    identity: Flags.string({ char: 'i', description: 'SSH private key (default: the ssh-agent).', helpValue: 'FILE' }),
-    'known-hosts': Flags.string({ description: 'known_hosts file (default: ~/.ssh/known_hosts).', helpValue: 'FILE' }),
+    identity: Flags.string({
+      char: 'i',
+      description: 'SSH private key, tried first (then the ssh-agent, then ~/.ssh/id_*, as ssh does).',
+      helpValue: 'FILE',
+    }),
+    'ssh-config': Flags.string({
+      char: 'F',
+      description: 'SSH config file (default: ~/.ssh/config; none: read no config).',
+      helpValue: 'FILE',
+    }),
+    'known-hosts': Flags.string({
+      description: 'known_hosts file (default: UserKnownHostsFile, else ~/.ssh/known_hosts).',
+      helpValue: 'FILE',
+    }),
     'accept-new-host-key': Flags.boolean({
       description: 'Trust and record the key of a host not yet in known_hosts.',
       default: false,
@@ -79,13 +95,29 @@ failed, 2 usage error, 3 could not run (config, SSH connection, key refused).`
     const { args, flags } = await this.parse(DeployHost)
     const json = this.jsonEnabled()
     const dryRun = flags['dry-run']
+    // The config first: without one nothing else matters (issue 15).
+    const loaded = await loadConfig(flags.config)
     const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY) && !json
     if (!dryRun && !flags.yes && !interactive) {
       throw usageError('no terminal to confirm the plan on', 'pass --yes to apply, or --dry-run to only look')
     }
-    const loaded = await loadConfig(flags.config)
-    const { deployHost } = await import('../../deploy/host.js')
+    const { deployHost, resolveDeployTarget } = await import('../../deploy/host.js')
     const { formatPlan } = await import('../../deploy/plan.js')
+    const { describeTarget, SshSession, terminalPassphrase } = await import('../../ssh/index.js')
+    const target = await resolveDeployTarget(loaded, {
+      ...(args.destination ? { destination: args.destination } : {}),
+      ...(flags.identity ? { identity: flags.identity } : {}),
+      ...(flags['known-hosts'] ? { knownHosts: flags['known-hosts'] } : {}),
+      ...(flags['ssh-config'] ? { sshConfig: flags['ssh-config'] } : {}),
+      acceptNewHostKey: flags['accept-new-host-key'],
+    })
+    if (!json) {
+      for (const n of target.notes) note(`chatmail: ${n}`)
+      note(`chatmail: connecting to ${describeTarget(target)}`)
+    }
+    // Connected before the progress display starts, so a passphrase prompt has the terminal to itself.
+    const ask = terminalPassphrase()
+    const session = await SshSession.connectTo(target, ask ? { askPassphrase: ask } : {})
     // A live line on a terminal when nothing will be asked; plain lines otherwise (and none with --json).
     const { plainProgress, ttyProgress } = await import('../../deploy/progress.js')
     const live = Boolean(process.stderr.isTTY) && !json && (flags.yes || dryRun)
@@ -94,30 +126,30 @@ failed, 2 usage error, 3 could not run (config, SSH connection, key refused).`
       : live
         ? ttyProgress(dryRun ? 'planning' : 'deploying')
         : plainProgress(note)
-    const out = await progress.run(() =>
-      deployHost({
-        loaded,
-        ...(args.destination ? { destination: args.destination } : {}),
-        ...(flags.identity ? { identity: flags.identity } : {}),
-        ...(flags['known-hosts'] ? { knownHosts: flags['known-hosts'] } : {}),
-        acceptNewHostKey: flags['accept-new-host-key'],
-        skipDnsCheck: flags['skip-dns-check'],
-        dryRun,
-        ...(flags['iroh-relay-source'] ? { irohRelaySource: flags['iroh-relay-source'] } : {}),
-        ...(flags['iroh-relay-sha256'] ? { irohRelaySha256: flags['iroh-relay-sha256'] } : {}),
-        doctor: !flags['no-doctor'],
-        onProgress: (m) => progress.update(m),
-        confirm: async (plan) => {
-          if (json || live) return true // live: the changes are listed when the display is done
-          process.stderr.write(`${formatPlan(plan, flags.verbose)}\n`)
-          if (flags.yes) return true
-          const rl = createInterface({ input: process.stdin, output: process.stderr })
-          const answer = await rl.question(`apply ${plan.changed} change(s)? [y/N] `)
-          rl.close()
-          return /^y(es)?$/i.test(answer.trim())
-        },
-      }),
-    )
+    const out = await progress
+      .run(() =>
+        deployHost({
+          loaded,
+          session,
+          acceptNewHostKey: flags['accept-new-host-key'],
+          skipDnsCheck: flags['skip-dns-check'],
+          dryRun,
+          ...(flags['iroh-relay-source'] ? { irohRelaySource: flags['iroh-relay-source'] } : {}),
+          ...(flags['iroh-relay-sha256'] ? { irohRelaySha256: flags['iroh-relay-sha256'] } : {}),
+          doctor: !flags['no-doctor'],
+          onProgress: (m) => progress.update(m),
+          confirm: async (plan) => {
+            if (json || live) return true // live: the changes are listed when the display is done
+            process.stderr.write(`${formatPlan(plan, flags.verbose)}\n`)
+            if (flags.yes) return true
+            const rl = createInterface({ input: process.stdin, output: process.stderr })
+            const answer = await rl.question(`apply ${plan.changed} change(s)? [y/N] `)
+            rl.close()
+            return /^y(es)?$/i.test(answer.trim())
+          },
+        }),
+      )
+      .finally(() => session.close())
     const { plan, applied } = out.result
     const summary = {
       host: `${out.target.user}@${out.target.host}:${out.target.port}`,
