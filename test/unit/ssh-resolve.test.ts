@@ -158,9 +158,9 @@ describe('identities in OpenSSH order', () => {
 
   test('nothing to try: one clear line and what to do', async () => {
     const empty = await resolveTarget('10.0.0.1', { sshConfig: 'none' })
-    const err = await planIdentities({ ...empty, identityFiles: [], defaultIdentities: false }, undefined).catch(
+    const err = (await planIdentities({ ...empty, identityFiles: [], defaultIdentities: false }, undefined).catch(
       (e: Error & { hint?: string }) => e,
-    )
+    )) as Error
     expect(err.message).toMatch(/^no SSH key to log in to 10\.0\.0\.1 with: no -i, no ssh-agent running/)
     expect((err as { hint?: string }).hint).toMatch(/ssh-add|ssh-keygen/)
   })
