@@ -180,7 +180,9 @@ describe.skipIf(skip)(`chatmail deploy host on a real Debian host${skip ? ` (ski
     try {
       const r = await cli(deployArgs('--yes'), dir)
       expect(r.code).toBe(1)
-      expect(r.stderr).toMatch(/the host runs Ubuntu 24\.04; chatmail deploys to Debian 12 \(bookworm\) or Debian 13 \(trixie\) only/)
+      expect(r.stderr).toMatch(
+        /the host runs Ubuntu 24\.04; chatmail deploys to Debian 12 \(bookworm\) or Debian 13 \(trixie\) only/,
+      )
     } finally {
       await guestShell(host, 'umount /etc/os-release')
     }
