@@ -36,9 +36,13 @@ export interface DovecotOptions {
   password?: string
   /** Extra lines appended to dovecot.conf. */
   extraConfig?: string
+  /** passdb/userdb blocks replacing the default passwd-file user (the user still gets a home dir). */
+  auth?: string
 }
 
 export interface Dovecot {
+  /** Where mailboxes may live (owned by the mail user), e.g. a mail_root for chatmail-accounts. */
+  homeRoot: string
   host: string
   imapPort: number
   imapsPort: number
@@ -182,6 +186,7 @@ function dovecotConf(o: {
   metadata: MetadataOption
   advertise: boolean
   extra: string
+  auth: string | undefined
 }): string {
   return [
     `base_dir = ${o.dir}/run`,
@@ -198,14 +203,18 @@ function dovecotConf(o: {
     ...(existsSync(DH_FILE) ? [`ssl_dh = <${DH_FILE}`] : []),
     'auth_mechanisms = plain login',
     'disable_plaintext_auth = no',
-    'passdb {',
-    '  driver = passwd-file',
-    `  args = scheme=PLAIN username_format=%u ${o.dir}/users`,
-    '}',
-    'userdb {',
-    '  driver = static',
-    `  args = uid=${o.ids.uid} gid=${o.ids.gid} home=${o.dir}/home/%u`,
-    '}',
+    ...(o.auth !== undefined
+      ? [o.auth, `mail_uid = ${o.ids.uid}`, `mail_gid = ${o.ids.gid}`]
+      : [
+          'passdb {',
+          '  driver = passwd-file',
+          `  args = scheme=PLAIN username_format=%u ${o.dir}/users`,
+          '}',
+          'userdb {',
+          '  driver = static',
+          `  args = uid=${o.ids.uid} gid=${o.ids.gid} home=${o.dir}/home/%u`,
+          '}',
+        ]),
     'mail_location = maildir:~/Maildir',
     ...metadataLines(o.metadata),
     'protocol imap {',
@@ -251,6 +260,7 @@ function prepareDir(ids: Ids, user: string, password: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'chatmail-dovecot-'))
   chmodSync(dir, 0o755)
   for (const sub of ['run', 'state', 'home']) mkdirSync(join(dir, sub), { mode: 0o755 })
+  chownSync(join(dir, 'home'), ids.uid, ids.gid)
   const home = join(dir, 'home', user)
   mkdirSync(home, { mode: 0o700 })
   chownSync(home, ids.uid, ids.gid)
@@ -310,6 +320,7 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> 
       metadata,
       advertise: opts.advertiseMetadata ?? true,
       extra: opts.extraConfig ?? '',
+      auth: opts.auth,
     })
     writeFileSync(conf, text)
     const child = track(spawn('dovecot', ['-c', conf, '-F'], { stdio: ['ignore', 'ignore', 'pipe'] }))
@@ -327,6 +338,7 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> 
     }
     if (metadata.kind === 'file') setFileMetadata(conf, user, metadata.values)
     return {
+      homeRoot: join(dir, 'home'),
       host: '127.0.0.1',
       imapPort,
       imapsPort,

@@ -4,6 +4,7 @@
  */
 import { formatDuration, parseDuration } from '../../protocols/duration.js'
 import { isBareIpv6, parseIrohRelayUrl } from '../../protocols/metadata-values.js'
+import { parseFlag, parseMode, parsePort as port, readKeyValues } from '../lib/kv-config.js'
 import type { Answers } from './answers.js'
 
 export interface ServiceConfig extends Answers {
@@ -32,27 +33,6 @@ type Key = (typeof KNOWN_KEYS)[number]
 
 /** Below this, Delta Chat (which refreshes 12 h before expiry) would ask again on every connect. */
 const CORE_REFRESH_MARGIN_SECONDS = 12 * 3600
-
-function readLines(text: string, errors: string[]): Map<Key, string> {
-  const values = new Map<Key, string>()
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const line = raw.trim()
-    if (line === '' || line.startsWith('#')) return
-    const eq = line.indexOf('=')
-    const key = (eq < 0 ? line : line.slice(0, eq)).trim()
-    if (eq < 0) errors.push(`line ${i + 1}: expected key = value`)
-    else if (!(KNOWN_KEYS as readonly string[]).includes(key)) errors.push(`line ${i + 1}: unknown key "${key}"`)
-    else if (values.has(key as Key)) errors.push(`line ${i + 1}: "${key}" is set twice`)
-    else values.set(key as Key, line.slice(eq + 1).trim())
-  })
-  return values
-}
-
-function port(name: string, text: string, errors: string[]): number {
-  const n = Number(text)
-  if (!/^\d+$/.test(text) || n < 1 || n > 65535) errors.push(`${name} "${text}" is not a port from 1 to 65535`)
-  return n
-}
 
 function required(values: Map<Key, string>, key: Key, errors: string[]): string {
   const v = values.get(key)
@@ -87,19 +67,6 @@ function relayUrl(text: string | undefined, errors: string[]): string | undefine
   return text
 }
 
-function socketMode(text: string | undefined, errors: string[]): number {
-  if (text === undefined) return 0o660
-  if (!/^0?[0-7]{3}$/.test(text)) errors.push(`socket_mode "${text}" is not an octal mode like 0660`)
-  return Number.parseInt(text, 8)
-}
-
-function flag(text: string | undefined, errors: string[]): boolean {
-  if (text === undefined || /^(no|false|0)$/i.test(text)) return false
-  if (/^(yes|true|1)$/i.test(text)) return true
-  errors.push(`verbose "${text}" is not yes or no`)
-  return false
-}
-
 function optionalPort(name: string, text: string | undefined, fallback: number, errors: string[]): number | undefined {
   if (text === undefined || text === '') return fallback
   if (text === 'off') return undefined
@@ -109,11 +76,11 @@ function optionalPort(name: string, text: string | undefined, fallback: number, 
 export function parseConfig(text: string): ConfigResult {
   const errors: string[] = []
   const warnings: string[] = []
-  const v = readLines(text, errors)
+  const v = readKeyValues(text, KNOWN_KEYS, errors)
   const domain = required(v, 'domain', errors)
   const config: ServiceConfig = {
     socket: required(v, 'socket', errors),
-    socketMode: socketMode(v.get('socket_mode'), errors),
+    socketMode: parseMode('socket_mode', v.get('socket_mode'), 0o660, errors),
     domain,
     turnHost: hostName(v.get('turn_host') || domain, errors),
     turnPort: port('turn_port', v.get('turn_port') || '3478', errors),
@@ -121,7 +88,7 @@ export function parseConfig(text: string): ConfigResult {
     ttlSeconds: ttl(v.get('turn_ttl') || '5d', errors, warnings),
     irohRelayUrl: relayUrl(v.get('iroh_relay_url'), errors),
     secretFile: required(v, 'secret_file', errors),
-    verbose: flag(v.get('verbose'), errors),
+    verbose: parseFlag('verbose', v.get('verbose'), errors),
   }
   return errors.length > 0 ? { ok: false, errors } : { ok: true, config, warnings }
 }

@@ -1,14 +1,16 @@
 /**
- * The unix-socket server: splits each connection's bytes into lines, answers each command in
- * order, and closes a connection only on what dovecot never sends (an unknown command, a line
- * longer than dovecot's limit). Nothing a client sends can throw out of here.
+ * The unix-socket server: answers each dict command in order, and closes a connection on what
+ * dovecot never sends (an unknown command, a line longer than dovecot's limit) and on the abuse
+ * lib/line-server.ts guards against (unread replies, idle or too many connections). Nothing a
+ * client sends can throw out of here.
  *
  * Dovecot opens a new connection per lookup (hello, one lookup, close), so the per-connection path
  * is the hot one: no object or closure per connection (the listeners are shared and find their
  * socket in `this`), the reply is written synchronously from the 'data' handler, and the bytes of
  * the last lookup reply are reused while the value is the same (TURN values change once a second).
  */
-import { createServer, type Server, type Socket } from 'node:net'
+import type { Server } from 'node:net'
+import { type Close, createLineServer, DEFAULT_LIMITS, type Limits } from '../lib/line-server.js'
 import {
   type DictCommand,
   lookupFailReply,
@@ -27,22 +29,9 @@ export interface Handler {
   verbose(): boolean
 }
 
-const NEWLINE = 0x0a
 const LOOKUP = 0x4c // 'L'
 const HELLO = 0x48 // 'H'
-const TOO_LONG = `line longer than ${MAX_LINE_LENGTH} bytes`
 const INTERNAL_ERROR = lookupFailReply('chatmail-metadata: internal error')
-
-/** Bytes of a line whose newline has not arrived yet (rare: dovecot sends whole lines). */
-interface Partial {
-  parts: Buffer[]
-  bytes: number
-}
-
-/** What a line asks of the connection besides a reply. */
-interface Close {
-  close: string
-}
 
 /** Debug lines for what is not a lookup (lookups are logged by the handler). Never values. */
 function logCommand(cmd: DictCommand, log: Logger): void {
@@ -106,66 +95,12 @@ class Lines {
 }
 
 /** The caller listens, and handles the server's own errors. */
-export function createDictServer(handler: Handler): Server {
+export function createDictServer(handler: Handler, limits: Partial<Limits> = {}): Server {
   const lines = new Lines(handler)
-  const partials = new WeakMap<Socket, Partial>()
-
-  function close(socket: Socket, out: string, reason: string): void {
-    handler.log('warn', `closing a dict connection: ${reason}`)
-    partials.delete(socket)
-    socket.removeAllListeners('data')
-    socket.end(out)
-  }
-
-  /** Keeps the unfinished tail of a chunk; closes the connection when that line is already too long. */
-  function keep(socket: Socket, part: Buffer): void {
-    let p = partials.get(socket)
-    if (p === undefined) {
-      p = { parts: [], bytes: 0 }
-      partials.set(socket, p)
-    }
-    p.parts.push(Buffer.from(part))
-    p.bytes += part.length
-    if (p.bytes > MAX_LINE_LENGTH) close(socket, '', TOO_LONG)
-  }
-
-  function onData(this: Socket, chunk: Buffer): void {
-    let p = partials.get(this)
-    let start = 0
-    let out: string | Buffer | undefined
-    for (let nl = chunk.indexOf(NEWLINE); nl >= 0; nl = chunk.indexOf(NEWLINE, start)) {
-      let line: string | undefined
-      let first: number
-      if (p === undefined) {
-        first = nl > start ? (chunk[start] as number) : NEWLINE
-        line = nl - start > MAX_LINE_LENGTH ? undefined : chunk.toString('utf8', start, nl)
-      } else {
-        const bytes = p.bytes + nl - start
-        const whole = Buffer.concat([...p.parts, chunk.subarray(start, nl)], bytes)
-        partials.delete(this)
-        p = undefined
-        first = bytes > 0 ? (whole[0] as number) : NEWLINE
-        line = bytes > MAX_LINE_LENGTH ? undefined : whole.toString('utf8')
-      }
-      start = nl + 1
-      const reply = line === undefined ? { close: TOO_LONG } : lines.answer(line, first)
-      if (reply === undefined) continue
-      if (typeof reply === 'object' && !Buffer.isBuffer(reply)) {
-        close(this, out === undefined ? '' : out.toString(), reply.close)
-        return
-      }
-      out = out === undefined ? reply : out.toString() + reply.toString()
-    }
-    if (out !== undefined) this.write(out)
-    if (start < chunk.length) keep(this, chunk.subarray(start))
-  }
-
-  function onError(this: Socket, err: Error): void {
-    if (handler.verbose()) handler.log('debug', `connection error: ${err.message}`)
-  }
-
-  return createServer({ allowHalfOpen: false }, (socket) => {
-    socket.on('data', onData)
-    socket.on('error', onError)
-  })
+  return createLineServer(
+    (line, first) => lines.answer(line, first),
+    { ...DEFAULT_LIMITS, maxLineLength: MAX_LINE_LENGTH, name: 'dict connection', ...limits },
+    handler.log,
+    handler.verbose,
+  )
 }

@@ -1,0 +1,175 @@
+/**
+ * The account logic: first-login creation (dovecot passdb), mailbox lookups (dovecot userdb,
+ * postfix), and the sign-up endpoint's fresh accounts. No I/O of its own but the store's.
+ */
+import { randomInt } from 'node:crypto'
+import { isIPv4 } from 'node:net'
+import type { Logger } from '../chatmail-metadata/log.js'
+import { canonical, mailHome, mayCreate, type Parsed, type Rules } from './address.js'
+import type { InviteStore } from './invites.js'
+import { type RateLimiter, type Resources, resourceProblem } from './limits.js'
+import { hashPassword } from './password.js'
+import type { AccountStore } from './store.js'
+
+export type Registration = 'open' | 'closed' | 'invite'
+
+export interface Policy {
+  rules: Rules
+  registration: Registration
+  minFreeDisk: number
+  minAvailableMemory: number
+  pbkdf2Rounds: number
+  mailRoot: string
+  /** Self-signed TLS: /new also returns a dclogin: URL that accepts the certificate. */
+  selfSigned: boolean
+}
+
+export interface Deps {
+  store: AccountStore
+  invites: InviteStore
+  /** Replaced on a reload that changes the limit. */
+  limiter: RateLimiter
+  resources(): Resources
+  log: Logger
+  now(): number
+}
+
+/** dovecot passdb fields (JSON), or undefined: no such user. */
+export type PassdbReply = Record<string, string> | undefined
+
+export type Signup =
+  | { ok: true; email: string; password: string; dcloginUrl?: string }
+  | { ok: false; status: number; reason: string }
+
+const PASSWORD_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'
+const LOCAL_CHARS = 'abcdefghijklmnopqrstuvwxyz0123456789'
+
+function randomText(chars: string, n: number): string {
+  let s = ''
+  for (let i = 0; i < n; i++) s += chars[randomInt(chars.length)]
+  return s
+}
+
+/** A refusal dovecot shows the client: any password "verifies", then nologin refuses with the reason. */
+function refusal(reason: string): Record<string, string> {
+  return { nopassword: 'y', nologin: 'y', reason }
+}
+
+export class Accounts {
+  /** Creations under way, so that concurrent first logins (IMAP and SMTP at once) create once. */
+  private readonly pending = new Map<string, Promise<string>>()
+
+  constructor(
+    public policy: Policy,
+    private readonly deps: Deps,
+  ) {}
+
+  get count(): number {
+    return this.deps.store.size
+  }
+
+  private hashReply(parsed: Parsed, hash: string, login: string): Record<string, string> {
+    return login === parsed.address ? { password: hash } : { password: hash, user: parsed.address }
+  }
+
+  /** Why no account may be created now (server-wide), or undefined. */
+  private blocked(client: string): { status: number; reason: string } | undefined {
+    const problem = resourceProblem(this.deps.resources(), this.policy.minFreeDisk, this.policy.minAvailableMemory)
+    if (problem) return { status: 503, reason: problem }
+    if (!this.deps.limiter.take(client || 'unknown', this.deps.now())) {
+      return { status: 429, reason: 'too many new accounts from your address: try again later' }
+    }
+    return undefined
+  }
+
+  private create(parsed: Parsed, password: string): Promise<string> {
+    let p = this.pending.get(parsed.address)
+    if (p) return p
+    p = hashPassword(password, this.policy.pbkdf2Rounds)
+      .then((hash) => {
+        const existing = this.deps.store.get(parsed.address)
+        if (existing) return existing.hash
+        this.deps.store.add({ address: parsed.address, hash, created: Math.floor(this.deps.now() / 1000) })
+        this.deps.log('info', `created account ${parsed.address}`)
+        return hash
+      })
+      .finally(() => this.pending.delete(parsed.address))
+    this.pending.set(parsed.address, p)
+    return p
+  }
+
+  /** dovecot passdb lookup for a login (IMAP, or SMTP submission through dovecot's SASL). */
+  async passdb(login: string, password: string, client: string): Promise<PassdbReply> {
+    const parsed = canonical(login, this.policy.rules.domain)
+    if (parsed === undefined) return undefined
+    const existing = this.deps.store.get(parsed.address)
+    if (existing) return this.hashReply(parsed, existing.hash, login)
+    const pending = this.pending.get(parsed.address)
+    if (pending) return this.hashReply(parsed, await pending, login)
+    if (this.policy.registration === 'closed') return refusal('registration is closed on this server')
+    if (this.policy.registration === 'invite') {
+      return refusal('new accounts on this server need an invite link')
+    }
+    const verdict = mayCreate(login, password, this.policy.rules)
+    if (!verdict.ok) return refusal(`cannot create this account: ${verdict.reason}`)
+    const blocked = this.blocked(client)
+    if (blocked) {
+      this.deps.log('warn', `refused to create ${parsed.address} for ${client || 'unknown'}: ${blocked.reason}`)
+      return refusal(blocked.reason)
+    }
+    return this.hashReply(parsed, await this.create(parsed, password), login)
+  }
+
+  /** dovecot userdb lookup: the mailbox of an existing account. */
+  userdb(login: string): Record<string, string> | undefined {
+    const parsed = canonical(login, this.policy.rules.domain)
+    if (parsed === undefined || !this.deps.store.get(parsed.address)) return undefined
+    const home = mailHome(this.policy.mailRoot, parsed, this.policy.rules.domain)
+    return login === parsed.address ? { home } : { home, user: parsed.address }
+  }
+
+  /** Whether mail to this address has a mailbox (postfix's recipient check). */
+  exists(address: string): boolean {
+    const parsed = canonical(address, this.policy.rules.domain)
+    return parsed !== undefined && this.deps.store.get(parsed.address) !== undefined
+  }
+
+  /** POST /new: a fresh address and password, created at once. */
+  async signup(client: string, token: string | undefined): Promise<Signup> {
+    const mode = this.policy.registration
+    if (mode === 'closed') return { ok: false, status: 403, reason: 'registration is closed on this server' }
+    const nowMs = this.deps.now()
+    if (mode === 'invite') {
+      if (!token) return { ok: false, status: 403, reason: 'new accounts on this server need an invite link' }
+      const check = this.deps.invites.check(token, nowMs)
+      if (!check.ok) return { ok: false, status: 403, reason: check.reason }
+    }
+    const blocked = this.blocked(client)
+    if (blocked) return { ok: false, ...blocked }
+    const rules = this.policy.rules
+    const password = randomText(PASSWORD_CHARS, Math.max(22, rules.passwordMinLength))
+    let parsed: Parsed | undefined
+    for (let i = 0; i < 10 && parsed === undefined; i++) {
+      const candidate = canonical(`${randomText(LOCAL_CHARS, rules.localMaxLength)}@${rules.domain}`, rules.domain)
+      if (candidate && !this.deps.store.get(candidate.address) && !this.pending.has(candidate.address))
+        parsed = candidate
+    }
+    if (parsed === undefined) return { ok: false, status: 503, reason: 'could not find a free address: try again' }
+    await this.create(parsed, password)
+    if (mode === 'invite' && token) this.deps.invites.use(token, nowMs)
+    const email = parsed.address
+    return this.policy.selfSigned
+      ? { ok: true, email, password, dcloginUrl: dcloginUrl(email, password, rules.domain) }
+      : { ok: true, email, password }
+  }
+}
+
+/**
+ * A `dclogin:` URL (Delta Chat core's qr/dclogin_scheme) that logs in with certificate checks off
+ * (`ic=3`); for an IP-only server it names the IP as IMAP and SMTP host, since `[IP]` is no host name.
+ */
+export function dcloginUrl(email: string, password: string, domain: string): string {
+  const hosts = isIPv4(domain) ? `&ih=${domain}&sh=${domain}` : ''
+  const addr = encodeURIComponent(email).replace(/%40/g, '@').replace(/%5B/g, '[').replace(/%5D/g, ']')
+  return `dclogin:${addr}?p=${encodeURIComponent(password)}&v=1${hosts}&ic=3`
+}

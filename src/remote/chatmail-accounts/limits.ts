@@ -1,0 +1,67 @@
+/**
+ * What stops account creation besides the rules: a per-client-address rate limit, and a host short
+ * of disk or memory. Pure but for `hostResources` (statfs and /proc/meminfo).
+ */
+import { readFileSync, statfsSync } from 'node:fs'
+
+/** At most `max` creations per client address in any `windowMs` (a sliding log per address). */
+export class RateLimiter {
+  private readonly hits = new Map<string, number[]>()
+
+  constructor(
+    private readonly max: number,
+    private readonly windowMs: number,
+    /** Addresses tracked at once; beyond it the oldest are forgotten (bounded memory). */
+    private readonly maxClients = 100_000,
+  ) {}
+
+  /** Records a creation for `client` when allowed; false when it is over its limit. */
+  take(client: string, nowMs: number): boolean {
+    if (this.max === 0) return false
+    const cutoff = nowMs - this.windowMs
+    const times = (this.hits.get(client) ?? []).filter((t) => t > cutoff)
+    if (times.length >= this.max) {
+      this.hits.set(client, times)
+      return false
+    }
+    times.push(nowMs)
+    this.hits.delete(client)
+    this.hits.set(client, times)
+    if (this.hits.size > this.maxClients) this.hits.delete(this.hits.keys().next().value as string)
+    return true
+  }
+}
+
+export interface Resources {
+  freeDiskBytes: number
+  availableMemoryBytes: number
+}
+
+export function memAvailable(meminfo: string): number | undefined {
+  const m = /^MemAvailable:\s+(\d+)\s*kB/m.exec(meminfo)
+  return m ? Number(m[1]) * 1024 : undefined
+}
+
+export function hostResources(diskPath: string): Resources {
+  const fs = statfsSync(diskPath)
+  let mem: number | undefined
+  try {
+    mem = memAvailable(readFileSync('/proc/meminfo', 'utf8'))
+  } catch {
+    mem = undefined
+  }
+  return { freeDiskBytes: fs.bavail * fs.bsize, availableMemoryBytes: mem ?? Number.MAX_SAFE_INTEGER }
+}
+
+const MB = 1024 * 1024
+
+/** Why the host cannot take a new account now, or undefined. */
+export function resourceProblem(r: Resources, minDisk: number, minMemory: number): string | undefined {
+  if (r.freeDiskBytes < minDisk) {
+    return `the server is short of disk space (${Math.floor(r.freeDiskBytes / MB)} MB free, needs ${Math.floor(minDisk / MB)} MB): no new accounts for now`
+  }
+  if (r.availableMemoryBytes < minMemory) {
+    return `the server is short of memory (${Math.floor(r.availableMemoryBytes / MB)} MB available, needs ${Math.floor(minMemory / MB)} MB): no new accounts for now`
+  }
+  return undefined
+}

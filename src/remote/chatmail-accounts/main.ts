@@ -1,0 +1,260 @@
+/**
+ * chatmail-accounts: the accounts of a chatmail server. Runs on the host with Debian's nodejs (18+),
+ * node: builtins only, as its own sandboxed user. It serves
+ * - dovecot's dict passdb and userdb (first login creates an account when the rules allow),
+ * - postfix's socketmap (`mailbox`: does this recipient have a mailbox?),
+ * - the sign-up endpoint POST /new behind nginx,
+ * - a control socket for root: invite tokens.
+ *
+ *   chatmail-accounts CONFIG                          serve (SIGHUP re-reads CONFIG; SIGTERM stops)
+ *   chatmail-accounts --check CONFIG                  validate CONFIG and exit (0 valid, 1 not)
+ *   chatmail-accounts invite CONFIG USES TTL_SECONDS  create an invite (prints JSON)
+ */
+import { chmodSync, chownSync, lstatSync, readFileSync, unlinkSync } from 'node:fs'
+import { connect, type Server } from 'node:net'
+import { lookupReply, MAX_LINE_LENGTH, parseCommand, replyFor } from '../chatmail-metadata/dict-protocol.js'
+import { type Logger, stderrLogger } from '../chatmail-metadata/log.js'
+import { createLineServer, DEFAULT_LIMITS, type Reply } from '../lib/line-server.js'
+import { Accounts, type Deps } from './accounts.js'
+import { parseAuthKey } from './auth-keys.js'
+import { type ConfigResult, describeConfig, parseConfig, type ServiceConfig, type SocketSpec } from './config.js'
+import { createSignupServer } from './http.js'
+import { InviteStore } from './invites.js'
+import { hostResources, RateLimiter } from './limits.js'
+import { createSocketmapServer } from './socketmap.js'
+import { AccountStore } from './store.js'
+
+const USAGE = 'usage: chatmail-accounts [--check] CONFIG | invite CONFIG USES TTL_SECONDS'
+
+function loadConfig(path: string): ConfigResult {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    return { ok: false, errors: [`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`] }
+  }
+  return parseConfig(text)
+}
+
+function groupId(name: string): number {
+  for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+    const f = line.split(':')
+    if (f[0] === name && f[2]) return Number(f[2])
+  }
+  throw new Error(`no group ${name}`)
+}
+
+function removeStaleSocket(path: string): void {
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path)
+  } catch {
+    // absent
+  }
+}
+
+function listen(server: Server, spec: SocketSpec, what: string, log: Logger): void {
+  removeStaleSocket(spec.path)
+  server.on('error', (err) => {
+    log('error', `${what} socket ${spec.path}: ${err.message}`)
+    if (!server.listening) process.exit(1)
+  })
+  server.listen({ path: spec.path, backlog: 1024 }, () => {
+    chmodSync(spec.path, spec.mode)
+    if (spec.group) chownSync(spec.path, -1, groupId(spec.group))
+    log('info', `${what}: listening on ${spec.path}`)
+  })
+}
+
+class Service {
+  private readonly servers: [Server, SocketSpec][] = []
+  readonly accounts: Accounts
+  private readonly deps: Deps
+  private readonly store: AccountStore
+  readonly invites: InviteStore
+
+  constructor(
+    private readonly configPath: string,
+    private config: ServiceConfig,
+    private readonly log: Logger,
+  ) {
+    this.store = new AccountStore(config.dataDir, (lines) =>
+      log('warn', `accounts file: skipped unreadable lines ${lines.slice(0, 10).join(', ')}`),
+    )
+    this.invites = new InviteStore(config.dataDir)
+    this.deps = {
+      store: this.store,
+      invites: this.invites,
+      limiter: new RateLimiter(config.rateMax, config.rateWindowSeconds * 1000),
+      resources: () => hostResources(this.config.diskPath),
+      log,
+      now: Date.now,
+    }
+    this.accounts = new Accounts(config, this.deps)
+  }
+
+  /** One dict line: hello and transactions need no reply; lookups of passdb and userdb keys. */
+  private dictLine = (line: string): Reply | Promise<Reply> => {
+    const cmd = parseCommand(line)
+    if (cmd.kind === 'unknown') return { close: `unknown command ${JSON.stringify(cmd.command)}` }
+    if (cmd.kind !== 'lookup') return replyFor(cmd, () => undefined)
+    const key = parseAuthKey(cmd.key)
+    if (key.kind === 'userdb') {
+      const fields = this.accounts.userdb(key.user)
+      return lookupReply(fields && JSON.stringify(fields))
+    }
+    if (key.kind === 'passdb') {
+      return this.accounts
+        .passdb(key.user, key.password, key.client)
+        .then((fields) => lookupReply(fields && JSON.stringify(fields)))
+    }
+    if (this.config.verbose) this.log('debug', `lookup of an unknown key ${cmd.key.slice(0, 40)}`)
+    return lookupReply(undefined)
+  }
+
+  private controlLine = (line: string): Reply => {
+    let req: { op?: string; uses?: number; ttl?: number }
+    try {
+      req = JSON.parse(line)
+    } catch {
+      return { close: 'not JSON' }
+    }
+    if (req.op === 'invite' && Number.isSafeInteger(req.uses) && Number.isSafeInteger(req.ttl)) {
+      const invite = this.invites.create(req.uses as number, req.ttl as number, Date.now())
+      this.log(
+        'info',
+        `created an invite for ${invite.uses} account(s), valid until ${new Date(invite.expires * 1000).toISOString()}`,
+      )
+      return `${JSON.stringify({ ok: true, ...invite, registration: this.config.registration })}\n`
+    }
+    if (req.op === 'status') {
+      return `${JSON.stringify({ ok: true, accounts: this.accounts.count, invites: this.invites.list(Date.now()).length, registration: this.config.registration })}\n`
+    }
+    return `${JSON.stringify({ ok: false, reason: 'unknown request' })}\n`
+  }
+
+  start(): void {
+    const verbose = () => this.config.verbose
+    const limits = { ...DEFAULT_LIMITS, maxConnections: this.config.maxConnections }
+    const dict = createLineServer(
+      this.dictLine,
+      { ...limits, maxLineLength: MAX_LINE_LENGTH, name: 'dict connection' },
+      this.log,
+      verbose,
+    )
+    const control = createLineServer(
+      this.controlLine,
+      { ...limits, maxConnections: 16, maxLineLength: 4096, name: 'control connection' },
+      this.log,
+      verbose,
+    )
+    const socketmap = createSocketmapServer(
+      (name, key) => (name === 'mailbox' && this.accounts.exists(key) ? key : undefined),
+      { maxConnections: this.config.maxConnections, idleMs: limits.idleMs },
+      this.log,
+    )
+    const http = createSignupServer(this.accounts, this.log)
+    const c = this.config
+    for (const [server, spec, what] of [
+      [dict, c.dictSocket, 'dovecot passdb/userdb'],
+      [socketmap, c.socketmapSocket, 'postfix socketmap'],
+      [http, c.httpSocket, 'sign-up'],
+      [control, c.controlSocket, 'control'],
+    ] as const) {
+      listen(server, spec, what, this.log)
+      this.servers.push([server, spec])
+    }
+    this.log('info', `${this.accounts.count} accounts; ${describeConfig(c)}`)
+  }
+
+  reload(): void {
+    const result = loadConfig(this.configPath)
+    if (!result.ok) {
+      for (const e of result.errors) this.log('error', `config ${this.configPath}: ${e}`)
+      this.log('error', 'reload failed: keeping the previous config')
+      return
+    }
+    // Sockets and data_dir stay; the policy changes at once (a new limit starts a new count).
+    const before = this.config
+    this.config = { ...result.config, dataDir: before.dataDir }
+    if (this.config.rateMax !== before.rateMax || this.config.rateWindowSeconds !== before.rateWindowSeconds) {
+      this.deps.limiter = new RateLimiter(this.config.rateMax, this.config.rateWindowSeconds * 1000)
+    }
+    this.accounts.policy = this.config
+    this.log('info', `reloaded; ${describeConfig(this.config)}`)
+  }
+
+  stop(signal: string): void {
+    this.log('info', `${signal}: stopping`)
+    for (const [server, spec] of this.servers) {
+      server.close()
+      removeStaleSocket(spec.path)
+    }
+    this.store.close()
+    process.exit(0)
+  }
+}
+
+/** `invite CONFIG USES TTL`: asks the running service over its control socket. */
+function invite(config: ServiceConfig, uses: number, ttl: number, log: Logger): void {
+  const s = connect(config.controlSocket.path)
+  let buf = ''
+  s.setTimeout(10_000, () => {
+    log('error', 'the service did not answer within 10 s')
+    process.exit(3)
+  })
+  s.on('error', (err) => {
+    log('error', `cannot reach chatmail-accounts at ${config.controlSocket.path}: ${err.message}`)
+    process.exit(3)
+  })
+  s.on('data', (d) => {
+    buf += d.toString()
+    if (buf.includes('\n')) {
+      process.stdout.write(buf)
+      s.destroy()
+      process.exit(JSON.parse(buf).ok ? 0 : 1)
+    }
+  })
+  s.write(`${JSON.stringify({ op: 'invite', uses, ttl })}\n`)
+}
+
+function main(argv: string[]): void {
+  const log = stderrLogger()
+  const [first, path, usesText, ttlText] = argv
+  if (first === 'invite') {
+    const uses = Number(usesText)
+    const ttl = Number(ttlText)
+    if (!path || !Number.isSafeInteger(uses) || uses < 1 || !Number.isSafeInteger(ttl) || ttl < 1) {
+      log('error', USAGE)
+      process.exit(2)
+    }
+    const r = loadConfig(path)
+    if (!r.ok) {
+      for (const e of r.errors) log('error', `config ${path}: ${e}`)
+      process.exit(3)
+    }
+    invite(r.config, uses, ttl, log)
+    return
+  }
+  const check = first === '--check'
+  const configPath = check ? path : first
+  if (!configPath || argv.length > (check ? 2 : 1)) {
+    log('error', USAGE)
+    process.exit(2)
+  }
+  const result = loadConfig(configPath)
+  if (!result.ok) {
+    for (const e of result.errors) log('error', `config ${configPath}: ${e}`)
+    process.exit(1)
+  }
+  if (check) {
+    log('info', `config ${configPath} is valid; ${describeConfig(result.config)}`)
+    process.exit(0)
+  }
+  const service = new Service(configPath, result.config, log)
+  process.on('SIGHUP', () => service.reload())
+  process.on('SIGTERM', () => service.stop('SIGTERM'))
+  process.on('SIGINT', () => service.stop('SIGINT'))
+  service.start()
+}
+
+main(process.argv.slice(2))

@@ -1,0 +1,90 @@
+/**
+ * The accounts: server data, created here and never rewritten by a deploy. One append-only file,
+ * `<dir>/accounts`, one line per account: `<canonical address>\t<password hash>\t<unix time>`.
+ * Read whole at start into a Map; every creation appends one line with a single write(2) on an
+ * O_APPEND descriptor (the page cache keeps it across a crash of this process; fdatasync batches
+ * them at most every SYNC_MS so a power loss costs at most that much).
+ */
+import { closeSync, existsSync, fdatasync, fstatSync, openSync, readFileSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
+
+export const ACCOUNTS_FILE = 'accounts'
+const SYNC_MS = 200
+
+export interface Account {
+  address: string
+  hash: string
+  created: number
+}
+
+export interface LoadResult {
+  accounts: Map<string, Account>
+  /** Lines that could not be read (a torn last line after a power loss, a hand edit). */
+  skipped: number[]
+}
+
+export function parseAccounts(text: string): LoadResult {
+  const accounts = new Map<string, Account>()
+  const skipped: number[] = []
+  text.split('\n').forEach((line, i) => {
+    if (line === '' || line.startsWith('#')) return
+    const [address, hash, created, ...rest] = line.split('\t')
+    if (!address || !hash || rest.length > 0 || !/^\d+$/.test(created ?? '') || !address.includes('@')) {
+      skipped.push(i + 1)
+      return
+    }
+    accounts.set(address, { address, hash, created: Number(created) })
+  })
+  return { accounts, skipped }
+}
+
+export function formatAccount(a: Account): string {
+  return `${a.address}\t${a.hash}\t${a.created}\n`
+}
+
+export class AccountStore {
+  readonly path: string
+  private readonly accounts: Map<string, Account>
+  private fd: number
+  private syncTimer: NodeJS.Timeout | undefined
+
+  constructor(dir: string, onSkipped: (lines: number[]) => void = () => {}) {
+    this.path = join(dir, ACCOUNTS_FILE)
+    const loaded = existsSync(this.path) ? parseAccounts(readFileSync(this.path, 'utf8')) : undefined
+    this.accounts = loaded?.accounts ?? new Map()
+    if (loaded && loaded.skipped.length > 0) onSkipped(loaded.skipped)
+    this.fd = openSync(this.path, 'a', 0o600)
+    // A torn last line (no newline) must not swallow the next account.
+    const size = fstatSync(this.fd).size
+    if (
+      size > 0 &&
+      !readFileSync(this.path)
+        .subarray(size - 1)
+        .equals(Buffer.from('\n'))
+    )
+      writeSync(this.fd, '\n')
+  }
+
+  get size(): number {
+    return this.accounts.size
+  }
+
+  get(address: string): Account | undefined {
+    return this.accounts.get(address)
+  }
+
+  /** Adds an account (the caller checked it is new). Throws when the file cannot be written. */
+  add(account: Account): void {
+    writeSync(this.fd, formatAccount(account))
+    this.accounts.set(account.address, account)
+    this.syncTimer ??= setTimeout(() => {
+      this.syncTimer = undefined
+      fdatasync(this.fd, () => {})
+    }, SYNC_MS)
+  }
+
+  close(): void {
+    if (this.syncTimer) clearTimeout(this.syncTimer)
+    closeSync(this.fd)
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * chatmail-accounts (src/remote/chatmail-accounts), the built file run by node as a child process
+ * with its sockets in a temp dir, and the dovecot auth blocks that point a test dovecot at it.
+ */
+import { spawn } from 'node:child_process'
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { buildRemote, logWith } from './dovecot.js'
+
+const ROOT = join(import.meta.dirname, '..', '..')
+export const ACCOUNTS_PROGRAM = join(ROOT, 'dist', 'remote', 'chatmail-accounts.js')
+
+export interface AccountsService {
+  dir: string
+  dataDir: string
+  dictSocket: string
+  socketmapSocket: string
+  httpSocket: string
+  controlSocket: string
+  configPath: string
+  readonly pid: number
+  logs(): string
+  /** Stops and starts the service on the same sockets, config and data. */
+  restart(): Promise<void>
+  writeConfig(extra: Record<string, string>): void
+  reload(): Promise<void>
+  stop(): Promise<void>
+}
+
+export interface AccountsOptions {
+  domain?: string
+  mailRoot: string
+  /** More config keys, e.g. { registration: 'closed' }. */
+  extra?: Record<string, string>
+  /** An existing data dir (a restart keeps the accounts). */
+  dataDir?: string
+}
+
+export async function startAccountsService(o: AccountsOptions): Promise<AccountsService> {
+  buildRemote()
+  const dir = mkdtempSync(join(tmpdir(), 'chatmail-accounts-'))
+  chmodSync(dir, 0o755)
+  const dataDir = o.dataDir ?? join(dir, 'data')
+  if (!o.dataDir) {
+    const { mkdirSync } = await import('node:fs')
+    mkdirSync(dataDir, { mode: 0o700 })
+  }
+  const configPath = join(dir, 'accounts.conf')
+  let extra: Record<string, string> = {
+    min_free_disk: '1M',
+    min_available_memory: '1M',
+    pbkdf2_rounds: '1000',
+    // dovecot's auth process (its internal user when we are root) connects to the dict socket.
+    ...(process.getuid?.() === 0 ? { dict_socket_group: 'dovecot' } : {}),
+    ...o.extra,
+  }
+  const writeConfig = (more: Record<string, string>): void => {
+    extra = { ...extra, ...more }
+    const lines = [
+      `domain = ${o.domain ?? 'example.org'}`,
+      `data_dir = ${dataDir}`,
+      `mail_root = ${o.mailRoot}`,
+      `dict_socket = ${dir}/dict.socket`,
+      `socketmap_socket = ${dir}/socketmap.socket`,
+      `http_socket = ${dir}/http.socket`,
+      `control_socket = ${dir}/control.socket`,
+      ...Object.entries(extra).map(([k, v]) => `${k} = ${v}`),
+      '',
+    ]
+    writeFileSync(configPath, lines.join('\n'))
+  }
+  writeConfig({})
+  let stderr = ''
+  let child = spawn(process.execPath, [ACCOUNTS_PROGRAM, configPath], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const logs = (): string => stderr
+  const started = async (): Promise<void> => {
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString()
+    })
+    await logWith(logs, /control: listening/, 10_000)
+    if (!/control: listening/.test(stderr)) throw new Error(`chatmail-accounts did not start:\n${stderr}`)
+  }
+  const kill = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r))
+      child.kill('SIGTERM')
+      await exited
+    }
+  }
+  await started()
+  return {
+    dir,
+    dataDir,
+    dictSocket: `${dir}/dict.socket`,
+    socketmapSocket: `${dir}/socketmap.socket`,
+    httpSocket: `${dir}/http.socket`,
+    controlSocket: `${dir}/control.socket`,
+    configPath,
+    get pid() {
+      return child.pid as number
+    },
+    logs,
+    restart: async () => {
+      await kill()
+      stderr = ''
+      child = spawn(process.execPath, [ACCOUNTS_PROGRAM, configPath], { stdio: ['ignore', 'ignore', 'pipe'] })
+      await started()
+    },
+    writeConfig,
+    reload: async () => {
+      const n = (stderr.match(/reloaded|reload failed/g) ?? []).length
+      child.kill('SIGHUP')
+      const until = Date.now() + 5000
+      while ((stderr.match(/reloaded|reload failed/g) ?? []).length === n && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    },
+    stop: async () => {
+      await kill()
+      if (!o.dataDir) rmSync(dir, { recursive: true, force: true })
+      else rmSync(configPath, { force: true })
+    },
+  }
+}
+
+/** dovecot 2.3 passdb/userdb blocks for chatmail-accounts (the same keys templates/dovecot uses). */
+export function dovecotAuthBlocks(dictSocket: string, dir: string): string {
+  const ext = join(dir, 'accounts-dict.conf.ext')
+  writeFileSync(
+    ext,
+    [
+      `uri = proxy:${dictSocket}:accounts`,
+      'password_key = passdb/%{rip}"%Eu"%Ew',
+      'user_key = userdb/%Eu',
+      'iterate_disable = yes',
+      '',
+    ].join('\n'),
+  )
+  return [
+    'auth_username_chars = abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567890.-_@[]',
+    'auth_username_format = %Lu',
+    `passdb {\n  driver = dict\n  args = ${ext}\n}`,
+    `userdb {\n  driver = dict\n  args = ${ext}\n}`,
+  ].join('\n')
+}
