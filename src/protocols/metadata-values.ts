@@ -8,6 +8,9 @@ export const METADATA_KEYS = {
   irohrelay: '/shared/vendor/deltachat/irohrelay',
   turn: '/shared/vendor/deltachat/turn',
   turns: '/shared/vendor/deltachat/turns',
+  admin: '/shared/admin',
+  comment: '/shared/comment',
+  maxsmtprecipients: '/shared/vendor/deltachat/maxsmtprecipients',
 } as const
 
 export interface TurnMetadata {

@@ -386,6 +386,7 @@ export interface MetadataServiceOptions {
   uid?: number
   gid?: number
   verbose?: boolean
+  maxSmtpRecipients?: number
 }
 
 export interface MetadataService {
@@ -416,6 +417,7 @@ function metadataConfig(dir: string, o: MetadataServiceOptions): string {
     `turns_port = ${turns}`,
     `turn_ttl = ${o.ttl ?? '1d'}`,
     ...(o.irohRelayUrl ? [`iroh_relay_url = ${o.irohRelayUrl}`] : []),
+    ...(o.maxSmtpRecipients ? [`max_smtp_recipients = ${o.maxSmtpRecipients}`] : []),
     `secret_file = ${dir}/turn-secret`,
     `verbose = ${o.verbose ? 'yes' : 'no'}`,
     '',

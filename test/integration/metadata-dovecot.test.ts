@@ -88,8 +88,19 @@ describe('chatmail-metadata behind dovecot', () => {
   const relay = 'https://relay.example.org'
 
   beforeAll(async () => {
-    service = await startMetadataService({ turnHost: '127.0.0.1', ttl: '1d', irohRelayUrl: relay, verbose: true })
-    dovecot = await startDovecot({ metadata: { kind: 'proxy', socket: service.socket } })
+    service = await startMetadataService({
+      turnHost: '127.0.0.1',
+      ttl: '1d',
+      irohRelayUrl: relay,
+      verbose: true,
+      maxSmtpRecipients: 50,
+    })
+    // /shared/admin and /shared/comment are dovecot's own (it never asks the dict for them): the
+    // deploy sets them in dovecot.conf as here.
+    dovecot = await startDovecot({
+      metadata: { kind: 'proxy', socket: service.socket },
+      extraConfig: 'mail_server_admin = mailto:admin@example.org\nmail_server_comment = A chatmail server for tests',
+    })
     coturn = await startCoturn({ secret: service.secret })
     service.writeConfig({ turnPort: coturn.port })
     await service.reload()
@@ -101,6 +112,19 @@ describe('chatmail-metadata behind dovecot', () => {
     await dovecot?.stop()
     await coturn?.stop()
     await service?.stop()
+  })
+
+  it('serves the operator contact, the comment and the recipient limit Delta Chat asks for', async () => {
+    const got = await getMetadata(client, '', [
+      METADATA_KEYS.admin,
+      METADATA_KEYS.comment,
+      METADATA_KEYS.maxsmtprecipients,
+    ])
+    expect(got).toEqual({
+      [METADATA_KEYS.admin]: 'mailto:admin@example.org',
+      [METADATA_KEYS.comment]: 'A chatmail server for tests',
+      [METADATA_KEYS.maxsmtprecipients]: '50',
+    })
   })
 
   it('advertises METADATA after login', () => {

@@ -13,6 +13,8 @@ export interface Answers {
   ttlSeconds: number
   /** Absent: `/irohrelay` is not found. */
   irohRelayUrl?: string | undefined
+  /** `/shared/vendor/deltachat/maxsmtprecipients`: recipients per message. Absent: not found. */
+  maxSmtpRecipients?: number | undefined
 }
 
 /**
@@ -58,6 +60,8 @@ export function answer(entry: string, answers: Answers, secret: string | undefin
       return answers.irohRelayUrl
     case METADATA_KEYS.turn:
       return turnValue(answers, answers.turnPort, secret, nowMs)
+    case METADATA_KEYS.maxsmtprecipients:
+      return answers.maxSmtpRecipients === undefined ? undefined : String(answers.maxSmtpRecipients)
     case METADATA_KEYS.turns:
       return answers.turnsPort === undefined ? undefined : turnValue(answers, answers.turnsPort, secret, nowMs)
     default:

@@ -4,7 +4,7 @@
  */
 import { formatDuration, parseDuration } from '../../protocols/duration.js'
 import { isBareIpv6, parseIrohRelayUrl } from '../../protocols/metadata-values.js'
-import { parseFlag, parseMode, parsePort as port, readKeyValues } from '../lib/kv-config.js'
+import { parseCount, parseFlag, parseMode, parsePort as port, readKeyValues } from '../lib/kv-config.js'
 import type { Answers } from './answers.js'
 
 export interface ServiceConfig extends Answers {
@@ -27,6 +27,7 @@ const KNOWN_KEYS = [
   'turn_ttl',
   'iroh_relay_url',
   'secret_file',
+  'max_smtp_recipients',
   'verbose',
 ] as const
 type Key = (typeof KNOWN_KEYS)[number]
@@ -88,6 +89,9 @@ export function parseConfig(text: string): ConfigResult {
     ttlSeconds: ttl(v.get('turn_ttl') || '5d', errors, warnings),
     irohRelayUrl: relayUrl(v.get('iroh_relay_url'), errors),
     secretFile: required(v, 'secret_file', errors),
+    maxSmtpRecipients: v.get('max_smtp_recipients')
+      ? parseCount('max_smtp_recipients', v.get('max_smtp_recipients'), 0, errors, 1, 1_000_000)
+      : undefined,
     verbose: parseFlag('verbose', v.get('verbose'), errors),
   }
   return errors.length > 0 ? { ok: false, errors } : { ok: true, config, warnings }
@@ -96,5 +100,5 @@ export function parseConfig(text: string): ConfigResult {
 /** One line for the log: everything but secrets (the config holds none, only the secret's path). */
 export function describeConfig(c: ServiceConfig): string {
   const turns = c.turnsPort === undefined ? 'off' : `${c.turnHost}:${c.turnsPort}`
-  return `domain=${c.domain} turn=${c.turnHost}:${c.turnPort} turns=${turns} ttl=${formatDuration(c.ttlSeconds)} irohrelay=${c.irohRelayUrl ?? 'off'} secret_file=${c.secretFile}`
+  return `domain=${c.domain} turn=${c.turnHost}:${c.turnPort} turns=${turns} ttl=${formatDuration(c.ttlSeconds)} irohrelay=${c.irohRelayUrl ?? 'off'} maxsmtprecipients=${c.maxSmtpRecipients ?? 'off'} secret_file=${c.secretFile}`
 }
