@@ -2,7 +2,15 @@ import { usageError } from '../lib/errors.js'
 import { checkDomain } from './domain.js'
 import { parseConfigText } from './load.js'
 import { newTurnSecret, renderConfig, writePrivateFile } from './render.js'
-import { type Config, defaultRelayUrl, LETSENCRYPT_DIRECTORY, type PROFILES, type TLS_MODES } from './schema.js'
+import {
+  type Config,
+  DEFAULT_ACCOUNTS,
+  DEFAULT_MAX_SMTP_RECIPIENTS,
+  defaultRelayUrl,
+  LETSENCRYPT_DIRECTORY,
+  type PROFILES,
+  type TLS_MODES,
+} from './schema.js'
 import { checkValue, emailAddress, hostPath, urlOf, type ValueCheck } from './values.js'
 
 export interface InitOptions {
@@ -56,7 +64,13 @@ export function buildConfig(o: InitOptions): Config {
     turn: { secret: newTurnSecret(), host: domain, port: 3478, tlsPort: 5349, ttlSeconds: 86400 },
     iroh: { relayUrl: o.relayUrl ?? defaultRelayUrl(domain, mode), port: 3340 },
     imap: { port: 993 },
-    mail: { maxMessageSize: o.maxMessageSize ?? 31457280, maxMailboxSize: o.maxMailboxSize ?? '500M' },
+    mail: {
+      maxMessageSize: o.maxMessageSize ?? 31457280,
+      maxMailboxSize: o.maxMailboxSize ?? '500M',
+      comment: '',
+      maxSmtpRecipients: DEFAULT_MAX_SMTP_RECIPIENTS,
+    },
+    accounts: DEFAULT_ACCOUNTS,
     deploy: {},
     doctor: {},
   }

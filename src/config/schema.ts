@@ -19,6 +19,7 @@ import {
 
 export const PROFILES = ['dovecot', 'madmail'] as const
 export const TLS_MODES = ['acme', 'self-signed', 'manual'] as const
+export const REGISTRATIONS = ['open', 'invite', 'closed'] as const
 export const LETSENCRYPT_DIRECTORY = 'https://acme-v02.api.letsencrypt.org/directory'
 
 const port = (what: string) =>
@@ -37,6 +38,20 @@ const duration = (what: string) =>
       (s) => parseDuration(String(s)).ok,
       `${what} must be a duration from 1s to 365d (seconds, or 90s, 30m, 12h, 5d)`,
     ),
+  )
+
+const count = (what: string, min: number, max: number) =>
+  v.pipe(
+    v.number(`${what} must be a whole number`),
+    v.integer(`${what} must be a whole number`),
+    v.minValue(min, `${what} must be from ${min} to ${max}`),
+    v.maxValue(max, `${what} must be from ${min} to ${max}`),
+  )
+
+const size = (what: string) =>
+  v.pipe(
+    v.string(`${what} must be a size such as "1G"`),
+    v.regex(/^\d+[KMGT]?$/i, `${what} must be a size such as "1G"`),
   )
 
 /** A string that passes `checks` (and never holds a control character); "" too when `orEmpty`. */
@@ -117,8 +132,33 @@ export const ConfigSchema = v.strictObject(
             ),
             '500M',
           ),
+          admin: v.optional(text('mail.admin', [emailAddress])),
+          comment: v.optional(
+            v.pipe(text('mail.comment'), v.maxLength(200, 'mail.comment must be at most 200 characters')),
+            '',
+          ),
+          max_smtp_recipients: v.optional(count('mail.max_smtp_recipients', 1, 100_000), 1000),
         },
-        'allowed keys in [mail]: max_message_size, max_mailbox_size',
+        'allowed keys in [mail]: max_message_size, max_mailbox_size, admin, comment, max_smtp_recipients',
+      ),
+      {},
+    ),
+    accounts: v.optional(
+      v.strictObject(
+        {
+          registration: v.optional(
+            v.picklist(REGISTRATIONS, `accounts.registration must be one of: ${REGISTRATIONS.join(', ')}`),
+            'open',
+          ),
+          username_min_length: v.optional(count('accounts.username_min_length', 1, 64), 9),
+          username_max_length: v.optional(count('accounts.username_max_length', 1, 64), 9),
+          password_min_length: v.optional(count('accounts.password_min_length', 1, 1024), 9),
+          min_free_disk: v.optional(size('accounts.min_free_disk'), '1G'),
+          min_available_memory: v.optional(size('accounts.min_available_memory'), '200M'),
+          max_creations_per_client: v.optional(count('accounts.max_creations_per_client', 0, 1_000_000), 20),
+          creation_window: v.optional(duration('accounts.creation_window'), '1h'),
+        },
+        'allowed keys in [accounts]: registration, username_min_length, username_max_length, password_min_length, min_free_disk, min_available_memory, max_creations_per_client, creation_window',
       ),
       {},
     ),
@@ -146,7 +186,7 @@ export const ConfigSchema = v.strictObject(
       {},
     ),
   },
-  'allowed top-level keys: domain, profile, and the sections [tls] [turn] [iroh] [imap] [mail] [deploy] [doctor]',
+  'allowed top-level keys: domain, profile, and the sections [tls] [turn] [iroh] [imap] [mail] [accounts] [deploy] [doctor]',
 )
 
 export type RawConfig = v.InferOutput<typeof ConfigSchema>
@@ -168,7 +208,24 @@ export interface Config {
   }
   iroh: { relayUrl: string; port: number }
   imap: { port: number }
-  mail: { maxMessageSize: number; maxMailboxSize: string }
+  mail: {
+    maxMessageSize: number
+    maxMailboxSize: string
+    /** The operator's address, served as /shared/admin (mailto:). */
+    admin?: string
+    comment: string
+    maxSmtpRecipients: number
+  }
+  accounts: {
+    registration: (typeof REGISTRATIONS)[number]
+    usernameMinLength: number
+    usernameMaxLength: number
+    passwordMinLength: number
+    minFreeDisk: string
+    minAvailableMemory: string
+    maxCreationsPerClient: number
+    creationWindowSeconds: number
+  }
   deploy: { destination?: string; irohRelaySource?: string; irohRelaySha256?: string }
   doctor: { user?: string; password?: string }
 }
@@ -177,6 +234,38 @@ export function defaultRelayUrl(domain: string, tlsMode: string, irohPort = 3340
   // A self-signed certificate cannot be verified by iroh clients (they trust only webpki roots),
   // so such servers advertise the relay's plain-HTTP port instead.
   return tlsMode === 'self-signed' ? `http://${domain}:${irohPort}` : `https://${domain}`
+}
+
+/** [accounts] and [mail] values when the file does not set them (chatmail relays' defaults). */
+export const DEFAULT_ACCOUNTS: Config['accounts'] = {
+  registration: 'open',
+  usernameMinLength: 9,
+  usernameMaxLength: 9,
+  passwordMinLength: 9,
+  minFreeDisk: '1G',
+  minAvailableMemory: '200M',
+  maxCreationsPerClient: 20,
+  creationWindowSeconds: 3600,
+}
+export const DEFAULT_MAX_SMTP_RECIPIENTS = 1000
+
+function resolveAccounts(a: RawConfig['accounts']): Config['accounts'] {
+  if (a.username_min_length > a.username_max_length) {
+    throw new Error(
+      `accounts.username_min_length (${a.username_min_length}) must not be above accounts.username_max_length (${a.username_max_length})`,
+    )
+  }
+  const window = parseDuration(String(a.creation_window))
+  return {
+    registration: a.registration,
+    usernameMinLength: a.username_min_length,
+    usernameMaxLength: a.username_max_length,
+    passwordMinLength: a.password_min_length,
+    minFreeDisk: a.min_free_disk,
+    minAvailableMemory: a.min_available_memory,
+    maxCreationsPerClient: a.max_creations_per_client,
+    creationWindowSeconds: window.ok ? window.seconds : 3600,
+  }
 }
 
 export function resolveConfig(raw: RawConfig): Config {
@@ -234,7 +323,14 @@ export function resolveConfig(raw: RawConfig): Config {
     },
     iroh: { relayUrl: iroh.relay_url ?? defaultRelayUrl(name, tls.mode, iroh.port), port: iroh.port },
     imap: { port: raw.imap.port },
-    mail: { maxMessageSize: raw.mail.max_message_size, maxMailboxSize: raw.mail.max_mailbox_size },
+    mail: {
+      maxMessageSize: raw.mail.max_message_size,
+      maxMailboxSize: raw.mail.max_mailbox_size,
+      ...(raw.mail.admin ? { admin: raw.mail.admin } : {}),
+      comment: raw.mail.comment,
+      maxSmtpRecipients: raw.mail.max_smtp_recipients,
+    },
+    accounts: resolveAccounts(raw.accounts),
     deploy: {
       ...(raw.deploy.destination ? { destination: raw.deploy.destination } : {}),
       ...(raw.deploy.iroh_relay_source ? { irohRelaySource: raw.deploy.iroh_relay_source } : {}),
