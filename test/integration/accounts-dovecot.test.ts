@@ -4,15 +4,42 @@
  * reason to the client, accounts survive a restart of the service.
  */
 
+import { execFile } from 'node:child_process'
 import { chownSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type AccountsService, dovecotAuthBlocks, startAccountsService } from '../helpers/accounts.js'
+import { ACCOUNTS_PROGRAM, type AccountsService, dovecotAuthBlocks, startAccountsService } from '../helpers/accounts.js'
 import { type Dovecot, startDovecot } from '../helpers/dovecot.js'
 import { imapLogin } from '../helpers/imap-login.js'
 
 const DOMAIN = 'chat.example.org'
+
+function postNew(socketPath: string, query = ''): Promise<{ status: number; body: Record<string, string> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { socketPath, path: `/new${query}`, method: 'POST', headers: { 'x-real-ip': '192.0.2.7' } },
+      (res) => {
+        let text = ''
+        res.on('data', (d) => {
+          text += d
+        })
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }))
+      },
+    )
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+function invite(configPath: string, uses: number): Promise<Record<string, string | number>> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [ACCOUNTS_PROGRAM, 'invite', configPath, String(uses), '3600'], (err, stdout, stderr) =>
+      err ? reject(new Error(`${err.message}: ${stderr}`)) : resolve(JSON.parse(stdout)),
+    )
+  })
+}
 
 describe('chatmail-accounts with dovecot', () => {
   let svc: AccountsService
@@ -104,5 +131,49 @@ describe('chatmail-accounts with dovecot', () => {
     expect(results[2]).toMatch(/^a NO .*too many new accounts/)
     svc.writeConfig({ max_creations_per_client: '100000' })
     await svc.reload()
+  })
+
+  it('POST /new returns a fresh account that logs in at once', async () => {
+    const r = await postNew(svc.httpSocket)
+    expect(r.status).toBe(200)
+    expect(r.body.email).toMatch(/^[a-z0-9]{9}@chat\.example\.org$/)
+    expect(r.body.password?.length).toBeGreaterThanOrEqual(22)
+    expect(r.body.dclogin_url).toBeUndefined()
+    expect(await imapLogin(dovecot.imapPort, r.body.email as string, r.body.password as string)).toMatch(/^a OK/)
+    expect(await imapLogin(dovecot.imapPort, r.body.email as string, 'not-the-password')).toMatch(/^a NO/)
+  })
+
+  it('registration invite: /new needs a valid invite, which works its number of times', async () => {
+    svc.writeConfig({ registration: 'invite' })
+    await svc.reload()
+    expect(await postNew(svc.httpSocket)).toEqual({
+      status: 403,
+      body: { reason: 'new accounts on this server need an invite link' },
+    })
+    expect(await imapLogin(dovecot.imapPort, `invited01@${DOMAIN}`, 'password-1')).toMatch(/^a NO .*invite/)
+    const inv = await invite(svc.configPath, 1)
+    expect(inv).toMatchObject({ ok: true, uses: 1, registration: 'invite' })
+    const ok = await postNew(svc.httpSocket, `?i=${inv.token}`)
+    expect(ok.status).toBe(200)
+    expect(await imapLogin(dovecot.imapPort, ok.body.email as string, ok.body.password as string)).toMatch(/^a OK/)
+    expect(await postNew(svc.httpSocket, `?i=${inv.token}`)).toEqual({
+      status: 403,
+      body: { reason: 'this invite has been used up' },
+    })
+    expect((await postNew(svc.httpSocket, '?i=AAAAAAAAAAAAAAAAAAAAAAAA')).body.reason).toBe(
+      'this invite is not valid on this server',
+    )
+    svc.writeConfig({ registration: 'closed' })
+    await svc.reload()
+    expect(await postNew(svc.httpSocket)).toEqual({
+      status: 403,
+      body: { reason: 'registration is closed on this server' },
+    })
+    svc.writeConfig({ registration: 'open', self_signed: 'yes' })
+    await svc.reload()
+    const self = await postNew(svc.httpSocket)
+    expect(self.body.dclogin_url).toBe(
+      `dclogin:${self.body.email}?p=${encodeURIComponent(self.body.password as string)}&v=1&ic=3`,
+    )
   })
 })

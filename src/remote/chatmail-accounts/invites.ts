@@ -1,7 +1,8 @@
 /**
  * Invite tokens for `registration = invite`: each may create `uses` accounts until it expires.
  * Kept in `<dir>/invites.json` (server data), rewritten atomically (temp file + rename) on every
- * change; expired and used-up tokens are dropped when it is written.
+ * change; expired tokens are dropped when it is written (used-up ones stay until they expire, so
+ * that a second use is told "used up").
  */
 import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
@@ -62,7 +63,7 @@ export class InviteStore {
   }
 
   private save(nowMs: number): void {
-    const live = this.list(nowMs)
+    const live = [...this.invites.values()].filter((i) => i.expires * 1000 > nowMs)
     this.invites = new Map(live.map((i) => [i.token, i]))
     const tmp = `${this.path}.tmp`
     writeFileSync(tmp, `${JSON.stringify(live, null, 1)}\n`, { mode: 0o600 })

@@ -1,0 +1,118 @@
+import { describe, expect, it } from 'vitest'
+import { dcloginUrl } from '../../src/remote/chatmail-accounts/accounts.js'
+import { canonical, mayCreate } from '../../src/remote/chatmail-accounts/address.js'
+import { parseAuthKey, splitEscaped } from '../../src/remote/chatmail-accounts/auth-keys.js'
+import { parseConfig } from '../../src/remote/chatmail-accounts/config.js'
+import { memAvailable, RateLimiter, resourceProblem } from '../../src/remote/chatmail-accounts/limits.js'
+import { hashPassword, verifyPasswordSync } from '../../src/remote/chatmail-accounts/password.js'
+import { decodeRequest, encodeNetstring } from '../../src/remote/chatmail-accounts/socketmap.js'
+import { parseAccounts } from '../../src/remote/chatmail-accounts/store.js'
+
+const rules = { domain: 'chat.example.org', localMinLength: 9, localMaxLength: 9, passwordMinLength: 9 }
+
+describe('addresses', () => {
+  it('canonical: lower case; an IP-only server takes both spellings and keeps the bracketed one', () => {
+    expect(canonical('AbCdEfGhI@Chat.Example.org', 'chat.example.org')?.address).toBe('abcdefghi@chat.example.org')
+    expect(canonical('x@other.org', 'chat.example.org')).toBeUndefined()
+    expect(canonical('abc@203.0.113.5', '203.0.113.5')?.address).toBe('abc@[203.0.113.5]')
+    expect(canonical('abc@[203.0.113.5]', '203.0.113.5')?.address).toBe('abc@[203.0.113.5]')
+    expect(canonical('abc@[203.0.113.6]', '203.0.113.5')).toBeUndefined()
+    expect(canonical('a b@chat.example.org', 'chat.example.org')).toBeUndefined()
+  })
+
+  it('rules for a new account', () => {
+    expect(mayCreate('abcdefghi@chat.example.org', '123456789', rules).ok).toBe(true)
+    expect(mayCreate('abcdefgh@chat.example.org', '123456789', rules)).toMatchObject({ ok: false })
+    expect(mayCreate('abcdefghi@chat.example.org', '12345678', rules)).toMatchObject({
+      reason: 'the password must be at least 9 characters',
+    })
+    expect(mayCreate('abcd+fghi@chat.example.org', '123456789', rules)).toMatchObject({ ok: false })
+  })
+
+  it('dclogin: URLs as core parses them (address kept bracketed, hosts for an IP, ic=3)', () => {
+    expect(dcloginUrl('abc@[203.0.113.5]', 'p&ss w', '203.0.113.5')).toBe(
+      'dclogin:abc@[203.0.113.5]?p=p%26ss%20w&v=1&ih=203.0.113.5&sh=203.0.113.5&ic=3',
+    )
+    expect(dcloginUrl('abc@chat.example.org', 'pw', 'chat.example.org')).toBe(
+      'dclogin:abc@chat.example.org?p=pw&v=1&ic=3',
+    )
+  })
+})
+
+describe('dovecot dict keys', () => {
+  it('splits %E-escaped fields', () => {
+    expect(splitEscaped('a\\"b"c\\\\d"e')).toEqual(['a"b', 'c\\d', 'e'])
+    expect(parseAuthKey('shared/passdb/127.0.0.1"abc@chat.example.org"pa"ss\\"w')).toEqual({ kind: 'other' })
+    expect(parseAuthKey('shared/passdb/127.0.0.1"abc@chat.example.org"pa\\"ss"')).toEqual({ kind: 'other' })
+    expect(parseAuthKey('shared/passdb/"abc@x"p\\"w\\\\')).toEqual({
+      kind: 'passdb',
+      client: '',
+      user: 'abc@x',
+      password: 'p"w\\',
+    })
+    expect(parseAuthKey('shared/userdb/abc@x')).toEqual({ kind: 'userdb', user: 'abc@x' })
+    expect(parseAuthKey('shared/other')).toEqual({ kind: 'other' })
+  })
+})
+
+describe('password hashes (dovecot PBKDF2)', () => {
+  it('verifies what it hashed, and a known dovecot value', async () => {
+    const h = await hashPassword('secret-password', 1000, 'saltsaltsaltsalt')
+    expect(h).toMatch(/^\{PBKDF2\}\$1\$saltsaltsaltsalt\$1000\$[0-9a-f]{40}$/)
+    expect(verifyPasswordSync('secret-password', h)).toBe(true)
+    expect(verifyPasswordSync('secret-passwore', h)).toBe(false)
+    expect(verifyPasswordSync('x', '{PLAIN}x')).toBe(false)
+  })
+})
+
+describe('limits', () => {
+  it('rate per client in a sliding window', () => {
+    const r = new RateLimiter(2, 1000)
+    expect([r.take('a', 0), r.take('a', 1), r.take('a', 2), r.take('b', 2), r.take('a', 1001)]).toEqual([
+      true,
+      true,
+      false,
+      true,
+      true,
+    ])
+    expect(new RateLimiter(0, 1000).take('a', 0)).toBe(false)
+  })
+
+  it('disk and memory', () => {
+    expect(memAvailable('MemTotal: 100 kB\nMemAvailable:    2048 kB\n')).toBe(2048 * 1024)
+    const M = 1024 * 1024
+    expect(resourceProblem({ freeDiskBytes: 10 * M, availableMemoryBytes: 500 * M }, 100 * M, 1)).toMatch(/disk/)
+    expect(resourceProblem({ freeDiskBytes: 1000 * M, availableMemoryBytes: 5 * M }, 1, 100 * M)).toMatch(/memory/)
+    expect(resourceProblem({ freeDiskBytes: 1000 * M, availableMemoryBytes: 500 * M }, M, M)).toBeUndefined()
+  })
+})
+
+describe('socketmap netstrings', () => {
+  it('decodes requests, waits for partial ones, refuses garbage', () => {
+    const two = Buffer.concat([encodeNetstring('mailbox a@b'), encodeNetstring('mailbox c@d')])
+    const first = decodeRequest(two)
+    expect(first).toMatchObject({ kind: 'request', name: 'mailbox', key: 'a@b' })
+    expect(decodeRequest(two.subarray(0, 5))).toEqual({ kind: 'partial' })
+    expect(decodeRequest(Buffer.from('99999999:x,'))).toMatchObject({ kind: 'bad' })
+    expect(decodeRequest(Buffer.from('3:abc;'))).toMatchObject({ kind: 'bad' })
+    expect(encodeNetstring('OK x').toString()).toBe('4:OK x,')
+  })
+})
+
+describe('accounts file and config', () => {
+  it('skips torn or broken lines', () => {
+    const r = parseAccounts('a@b\t{PBKDF2}x\t1\nbroken\nc@d\t{PBKDF2}y\t2\nc@d\t{PBKDF2}z')
+    expect([...r.accounts.keys()]).toEqual(['a@b', 'c@d'])
+    expect(r.skipped).toEqual([2, 4])
+  })
+
+  it('config errors name the key', () => {
+    const r = parseConfig('domain = x.org\ndata_dir = rel\nregistration = maybe\nusername_min_length = 10\n')
+    expect(r.ok).toBe(false)
+    if (!r.ok) {
+      expect(r.errors.join('\n')).toMatch(/data_dir "rel" is not an absolute path/)
+      expect(r.errors.join('\n')).toMatch(/registration "maybe"/)
+      expect(r.errors.join('\n')).toMatch(/username_min_length 10 is above username_max_length 9/)
+    }
+  })
+})

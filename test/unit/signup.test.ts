@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest'
+import { type Config, DEFAULT_ACCOUNTS } from '../../src/config/schema.js'
+import { deliveryLines, loginMapLines, ownSenderLines } from '../../src/deploy/mail-routing.js'
+import { dcaccountLink, qrTerminal } from '../../src/signup/links.js'
+import { signupPage } from '../../src/signup/page.js'
+
+function config(domain: string, over: Partial<Config['accounts']> = {}, tls: Config['tls']['mode'] = 'acme'): Config {
+  return {
+    domain,
+    profile: 'dovecot',
+    tls: { mode: tls, acmeEmail: '', acmeDirectory: '' },
+    turn: { secret: 'x'.repeat(20), host: domain, port: 3478, tlsPort: 5349, ttlSeconds: 86400 },
+    iroh: { relayUrl: `https://${domain}`, port: 3340 },
+    imap: { port: 993 },
+    mail: { maxMessageSize: 1, maxMailboxSize: '1M', comment: '', maxSmtpRecipients: 1000, admin: 'ops@example.org' },
+    accounts: { ...DEFAULT_ACCOUNTS, ...over },
+    deploy: {},
+    doctor: {},
+  }
+}
+
+describe('sign-up page', () => {
+  it('shows the dcaccount: link and its QR code (SVG, no script) on a server with a domain', async () => {
+    const html = await signupPage(config('chat.example.org'))
+    expect(html).toContain('href="dcaccount:https://chat.example.org/new"')
+    expect(html).toMatch(/<svg[^>]*>/)
+    expect(html).not.toContain('<script')
+    expect(html).toContain('mailto:ops@example.org')
+  })
+
+  it('on a self-signed or IP-only server, offers our own script that shows the dclogin: link', async () => {
+    const html = await signupPage(config('203.0.113.5', {}, 'self-signed'))
+    expect(html).toContain('<script src="/signup.js"></script>')
+    expect(html).not.toContain('dcaccount:')
+  })
+
+  it('says so when registration is closed or by invitation', async () => {
+    expect(await signupPage(config('chat.example.org', { registration: 'closed' }))).toContain(
+      'does not take new accounts',
+    )
+    const invite = await signupPage(config('chat.example.org', { registration: 'invite' }))
+    expect(invite).toContain('need an invite link')
+    expect(invite).not.toContain('dcaccount:')
+  })
+
+  it('escapes what it shows', async () => {
+    const c = config('chat.example.org')
+    c.mail.admin = 'a<b>@example.org'
+    expect(await signupPage(c)).not.toContain('a<b>')
+  })
+
+  it('renders a QR code for a terminal', () => {
+    const qr = qrTerminal(dcaccountLink('chat.example.org', 'tok_en-1234567890abc'))
+    expect(qr.split('\n').length).toBeGreaterThan(10)
+    expect(dcaccountLink('chat.example.org', 'tok_en-1234567890abc')).toBe(
+      'dcaccount:https://chat.example.org/new?i=tok_en-1234567890abc',
+    )
+  })
+})
+
+describe('postfix routing of our own addresses', () => {
+  const socket = '/run/chatmail-accounts/socketmap.socket'
+  it('a domain: virtual mailboxes checked against the doctor and chatmail-accounts', () => {
+    const lines = deliveryLines('chat.example.org', 'doctor@chat.example.org', socket)
+    expect(lines).toContain('virtual_mailbox_domains = chat.example.org')
+    expect(lines).toContain(
+      'virtual_mailbox_maps = inline:{ {doctor@chat.example.org=ok} }, proxy:socketmap:unix:/run/chatmail-accounts/socketmap.socket:mailbox',
+    )
+    expect(lines).not.toContain('resolve_numeric_domain')
+  })
+
+  it('an IP: local class (address literal of the host) to LMTP, numeric domains allowed', () => {
+    const lines = deliveryLines('203.0.113.5', 'doctor@203.0.113.5', socket)
+    expect(lines).toContain('resolve_numeric_domain = yes')
+    expect(lines).toContain('proxy_interfaces = 203.0.113.5')
+    expect(lines).toContain('local_transport = lmtp:unix:private/dovecot-lmtp')
+    expect(lines).toMatch(/^local_recipient_maps = inline:\{ \{doctor@203\.0\.113\.5=ok\} \}, proxy:socketmap:/m)
+  })
+
+  it('login map and own senders: only our domain, both spellings of an IP', () => {
+    const ip = loginMapLines('203.0.113.5')
+    const re = new RegExp(ip.slice(1, ip.indexOf('$/') + 1))
+    expect(re.test('alice@[203.0.113.5]')).toBe(true)
+    expect(re.test('alice@203.0.113.5')).toBe(true)
+    expect(re.test('alice@203.0.113.55')).toBe(false)
+    expect(re.test('alice@203x0.113.5')).toBe(false)
+    expect(ip).toContain('${1}@[203.0.113.5], ${1}@203.0.113.5')
+    expect(loginMapLines('chat.example.org')).toBe('/^(.+@chat\\.example\\.org)$/i ${1}')
+    expect(ownSenderLines('chat.example.org')).toMatch(/^\/@chat\\\.example\\\.org\$\/i REJECT /)
+  })
+})
