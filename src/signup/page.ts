@@ -1,8 +1,13 @@
 /** The web page at https://DOMAIN/ with the sign-up QR code, rendered at deploy time. */
 import { isIPv4 } from 'node:net'
 import type { Config } from '../config/schema.js'
-import { loadTemplate } from '../deploy/template.js'
+import { loadTemplate, type TemplateLines, templateLines } from '../deploy/template.js'
 import { dcaccountLink, qrSvg } from './links.js'
+
+/** A rendered fragment as a multi-line template value. */
+export function asLines(text: string): TemplateLines {
+  return templateLines(...text.split('\n'))
+}
 
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
@@ -27,12 +32,12 @@ export async function signupPage(c: Config, templatesDir?: string): Promise<stri
     const link = dcaccountLink(c.domain)
     signup = await loadTemplate(
       'nginx/signup-open.html',
-      { domain, link: escapeHtml(link), qr_svg: qrSvg(link) },
+      { domain, link: escapeHtml(link), qr_svg: asLines(qrSvg(link)) },
       templatesDir,
     )
   }
   const admin = c.mail.admin
     ? `<p>Operator: <a href="mailto:${escapeHtml(c.mail.admin)}">${escapeHtml(c.mail.admin)}</a></p>`
     : ''
-  return loadTemplate('nginx/index.html', { domain, signup, admin }, templatesDir)
+  return loadTemplate('nginx/signup-page.html', { domain, signup: asLines(signup), admin }, templatesDir)
 }
