@@ -5,6 +5,7 @@ import { type DoctorFlags, resolveDoctorOptions } from '../doctor/options.js'
 import { type JsonReport, toJsonError, toJsonReport } from '../doctor/report/json.js'
 import { toJUnit } from '../doctor/report/junit.js'
 import { plainProgress, renderText } from '../doctor/report/plain.js'
+import { parseTlsPorts } from '../doctor/tls-ports.js'
 import { BaseCommand, commonFlags, configFlag, normalizeError } from '../lib/base-command.js'
 import { describeFsError, ExitCode } from '../lib/errors.js'
 import { colourOn, note } from '../lib/output.js'
@@ -22,9 +23,14 @@ Values come from chatmail.toml when it is about DOMAIN; flags override. Without 
 Check ids are stable (for --only/--skip, JSON and JUnit): imap.tls imap.login
 imap.metadata.capability metadata.irohrelay metadata.turn metadata.turns turn.credential.hmac
 turn.credential.expiry turn.allocate.udp turn.allocate.tcp turn.allocate.tls
-turn.rejects-bad-credentials turn.rejects-expired-credentials relay.ping relay.generate204 relay.upgrade relay.handshake
-relay.forward. Groups: imap discovery credentials turn relay. A selector may also be an id
-prefix (metadata selects metadata.*).
+turn.rejects-bad-credentials turn.rejects-expired-credentials relay.ping relay.generate204
+relay.upgrade relay.handshake relay.forward tls.imap tls.submission tls.submission-starttls
+tls.https tls.turns. Groups: imap discovery credentials turn relay tls. A selector may also be
+an id prefix (metadata selects metadata.*).
+
+The tls group checks the certificate on IMAP 993, submission 465 and 587 (STARTTLS), HTTPS 443
+and TURN over TLS 5349 (--tls-port NAME=PORT when elsewhere): valid for the name, a trusted
+chain, and a warning under 14 days left.
 
 Output: a live tree on a terminal, else one line per finished check on stderr; the report on
 stdout. --json prints only {"status","checks":[{"id","group","title","status","detail","hint","durationMs"}]}.
@@ -106,6 +112,12 @@ Exit codes:
       helpValue: 'SECONDS',
     }),
     junit: Flags.string({ description: 'Also write a JUnit XML report to FILE.', helpValue: 'FILE' }),
+    'tls-port': Flags.string({
+      description:
+        'Where a TLS endpoint listens when not on its usual port (imap 993, submission 465, submission-starttls 587, https 443, turns 5349).',
+      helpValue: 'NAME=PORT',
+      multiple: true,
+    }),
     strict: Flags.boolean({
       description: 'Warnings fail the exit code too (exit 1), e.g. for CI gates. The report is unchanged.',
       default: false,
@@ -129,6 +141,7 @@ Exit codes:
       timeout: flags.timeout,
     }
     const { options, warnings } = await resolveDoctorOptions(input)
+    if (flags['tls-port']) options.tlsPorts = parseTlsPorts(flags['tls-port'])
     const json = this.jsonEnabled()
     if (!json) for (const w of warnings) note(`warning: ${w}`)
     const progress = json ? undefined : await this.progress()

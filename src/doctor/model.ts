@@ -6,6 +6,7 @@
  */
 import type { TurnMetadata } from '../protocols/metadata-values.js'
 import type { RunState } from './run-state.js'
+import type { TlsEndpoint } from './tls-ports.js'
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip'
 
@@ -62,6 +63,8 @@ export interface DoctorOptions {
    * (TURN over TCP and TLS, every TLS endpoint) must work, so "not offered" is a failure, not a skip.
    */
   deployed?: boolean
+  /** Ports of TLS endpoints not on their usual port (--tls-port NAME=PORT), by endpoint name. */
+  tlsPorts?: Partial<Record<TlsEndpoint, number>>
   timeoutMs: number
 }
 

@@ -71,6 +71,16 @@ export function describeCertificate(socket: TLSSocket, host: string): Certificat
   }
 }
 
+/** Waits for the TLS handshake (which does not reject the certificate) and describes the certificate. */
+export async function handshakeReport(socket: TLSSocket, host: string): Promise<CertificateReport> {
+  await new Promise<void>((resolve, reject) => {
+    socket.once('secureConnect', resolve)
+    socket.on('error', reject)
+    socket.once('close', () => reject(new Error('the connection closed during the TLS handshake')))
+  })
+  return describeCertificate(socket, host)
+}
+
 /** Reads lines until one matches `done`; rejects on `bad`, close or abort. */
 function expectLine(socket: Socket, done: RegExp, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -142,12 +152,7 @@ export async function probeImapTls(host: string, port: number, opts: ProbeOption
       ...trustingOptions(opts.ca),
     })
     sockets.push(socket)
-    await new Promise<void>((resolve, reject) => {
-      socket.once('secureConnect', resolve)
-      socket.on('error', reject)
-      socket.once('close', () => reject(new Error('the connection closed during the TLS handshake')))
-    })
-    return describeCertificate(socket, host)
+    return await handshakeReport(socket, host)
   } finally {
     opts.signal.removeEventListener('abort', abort)
     abort()

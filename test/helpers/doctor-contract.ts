@@ -18,7 +18,15 @@ export const CHECK_IDS = [
   'relay.upgrade',
   'relay.handshake',
   'relay.forward',
+  'tls.imap',
+  'tls.submission',
+  'tls.submission-starttls',
+  'tls.https',
+  'tls.turns',
 ] as const
+
+/** The tls group: the certificate on every endpoint (test/integration/doctor-tls.test.ts). */
+export const TLS_CHECK_IDS = CHECK_IDS.filter((id) => id.startsWith('tls.'))
 
 /** The ids of the groups that need only IMAP (imap, discovery, credentials). */
 export const LOCAL_CHECK_IDS = CHECK_IDS.slice(0, 8)

@@ -36,6 +36,8 @@ beforeAll(async () => {
   if (!existsSync(resolve('dist/cli.js'))) throw new Error('build the CLI first: npm run build')
   const cred = mintTurnCredential(SECRET, { ttlSeconds: 86400, nowMs: Date.now() })
   dovecot = await startDovecot({
+    // On the config's domain: chatmail.toml refuses a doctor.user on another one.
+    user: 'doctor@127.0.0.1',
     cert: { name: 'localhost', altNames: ['IP:127.0.0.1'] },
     metadata: {
       kind: 'file',

@@ -161,11 +161,16 @@ describe('doctor catches each fault with the right check', () => {
     })
   })
 
-  it('turn key missing: metadata.turn fails', async () => {
+  it('turn key missing: metadata.turn warns (calls fall back to turn.delta.chat); fails when our config deployed TURN', async () => {
     const d = await dovecot({ [METADATA_KEYS.irohrelay]: 'https://relay.example.org' })
     const report = await doctor(options(d))
-    expect(check(report, 'metadata.turn')).toMatchObject({ status: 'fail', hint: expect.stringContaining('metadata') })
+    expect(check(report, 'metadata.turn')).toMatchObject({ status: 'warn', hint: expect.stringContaining('metadata') })
     expect(check(report, 'metadata.irohrelay').status).toBe('ok')
+    const deployed = await doctor(options(d, { deployed: true }))
+    expect(check(deployed, 'metadata.turn')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('although the config deployed coturn'),
+    })
   })
 
   it('malformed turn value: metadata.turn fails with the reason core gives', async () => {

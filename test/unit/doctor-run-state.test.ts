@@ -100,7 +100,7 @@ tls_port = 5350
 [iroh]
 relay_url = "https://relay.example.org"
 [imap]
-port = 143
+port = 10143
 [doctor]
 user = "doctor@chat.example.org"
 password = "pw-from-config"
@@ -118,7 +118,7 @@ password = "pw-from-config"
     expect(doctorOptions({ domain: config.domain, insecure: false, timeoutMs: 1000 }, config)).toEqual({
       domain: 'chat.example.org',
       imapHost: 'chat.example.org',
-      imapPort: 143,
+      imapPort: 10143,
       insecure: false,
       timeoutMs: 1000,
       user: 'doctor@chat.example.org',

@@ -20,10 +20,20 @@ function connectHint(err: unknown, host: string): string {
   return IMAP_TIMEOUT_HINT
 }
 
-const CHAIN_HINTS: Record<string, string> = {
-  CERT_HAS_EXPIRED: 'renew the certificate (certbot renew, or `chatmail deploy host` again) and reload dovecot',
-  CERT_NOT_YET_VALID: 'the certificate is not valid yet: check the clock of the server and of this machine',
+/** Which server presents the certificate, for the hints: its name, and the flag that names its host. */
+export interface CertificateService {
+  /** The program to reload after renewing, e.g. dovecot, postfix, nginx, coturn. */
+  service: string
+  /** How to point the doctor at the name the certificate is for. */
+  hostFlag: string
 }
+const IMAP_SERVICE: CertificateService = { service: 'dovecot', hostFlag: '--imap-host' }
+
+const chainHint = (reason: string, s: CertificateService): string | undefined =>
+  ({
+    CERT_HAS_EXPIRED: `renew the certificate (certbot renew, or \`chatmail deploy host\` again) and reload ${s.service}`,
+    CERT_NOT_YET_VALID: 'the certificate is not valid yet: check the clock of the server and of this machine',
+  })[reason]
 const UNTRUSTED_HINT =
   'Delta Chat only trusts certificates from public CAs: use tls.mode = "acme" (or install the full chain); pass --ca FILE if you trust this CA'
 
@@ -31,17 +41,18 @@ const UNTRUSTED_HINT =
 export function certificateProblem(
   cert: CertificateReport,
   host: string,
+  s: CertificateService = IMAP_SERVICE,
 ): { detail: string; hint: string } | undefined {
   if (cert.chainError) {
     return {
       detail: `certificate not trusted: ${cert.chainError}${cert.chainError === 'CERT_HAS_EXPIRED' ? ` (expired ${cert.validTo.toISOString().slice(0, 10)})` : ''}`,
-      hint: CHAIN_HINTS[cert.chainError] ?? UNTRUSTED_HINT,
+      hint: chainHint(cert.chainError, s) ?? UNTRUSTED_HINT,
     }
   }
   if (cert.nameError) {
     return {
       detail: `certificate is for ${cert.names.join(', ') || 'no name'}, not ${host}`,
-      hint: `get a certificate whose subjectAltName includes ${host}, or point --imap-host at the name the certificate is for`,
+      hint: `get a certificate whose subjectAltName includes ${host}, or point ${s.hostFlag} at the name the certificate is for`,
     }
   }
   return undefined
@@ -52,17 +63,21 @@ export function judgeCertificate(
   host: string,
   insecure: boolean,
   nowMs: number,
+  s: CertificateService = IMAP_SERVICE,
 ): CheckOutcome {
   const daysLeft = Math.floor((cert.validTo.getTime() - nowMs) / DAY_MS)
   const summary = `${cert.protocol}, certificate for ${cert.names.join(', ')}, valid until ${cert.validTo.toISOString().slice(0, 10)} (${daysLeft} days left)`
-  const problem = certificateProblem(cert, host)
+  const problem = certificateProblem(cert, host, s)
   if (problem) {
     return insecure
       ? warn(`${problem.detail} (accepted because of --insecure)`, problem.hint)
       : fail(problem.detail, problem.hint)
   }
   if (daysLeft < CERT_WARN_DAYS) {
-    return warn(`${summary}; renew soon`, 'renew the certificate (certbot renew) and check that automatic renewal runs')
+    return warn(
+      `${summary}; renew soon`,
+      `renew the certificate (certbot renew), reload ${s.service}, and check that automatic renewal runs`,
+    )
   }
   return ok(summary)
 }
