@@ -1,7 +1,9 @@
 /**
- * Starts a real coturn (`turnserver`, Debian package coturn) on 127.0.0.1 for one test file:
- * its own ports, realm, secret (in a 0600 config file, never on the command line), relay port
- * range and a self-signed certificate made with openssl. `stop()` kills it and removes its files.
+ * Starts a real coturn (`turnserver`, Debian package coturn) on 127.0.0.1 for one test file, on
+ * the project's own templates/coturn/turnserver.conf (as `deploy host` renders it, so tests run
+ * against the hardening the servers get): its own ports, realm, secret (in a 0600 config file,
+ * never on the command line), relay port range and a self-signed certificate made with openssl.
+ * `stop()` kills it and removes its files.
  *
  * Parallel test files: each instance picks a random block of 100 ports below the kernel's
  * ephemeral range, checks them free, and proves that what answers on them is itself (the 401
@@ -10,11 +12,13 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createSocket } from 'node:dgram'
+import { readFileSync } from 'node:fs'
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer, connect as tcpConnect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { renderTemplate, TEMPLATES_DIR } from '../../src/deploy/template.js'
 import {
   Attr,
   attr,
@@ -41,6 +45,8 @@ export interface CoturnOptions {
   noAuth?: boolean
   /** Listen on UDP only (no-tcp, no-tls), like chatmail-turn and Madmail's embedded TURN. */
   udpOnly?: boolean
+  /** Options of the real template to leave out (the caller says why). */
+  omit?: string[]
 }
 
 export interface Coturn {
@@ -90,6 +96,7 @@ export async function startCoturn(opts: CoturnOptions = {}): Promise<Coturn> {
         caPem,
         noAuth: opts.noAuth ?? false,
         udpOnly: opts.udpOnly ?? false,
+        omit: opts.omit ?? [],
       })
       if ('instance' in started) return started.instance
       failures.push(`ports ${base}..${base + BLOCK - 1}: ${started.reason}`)
@@ -126,6 +133,7 @@ async function makeCertificate(dir: string, name: string): Promise<string> {
 
 interface StartArgs {
   noAuth: boolean
+  omit: string[]
   udpOnly: boolean
   dir: string
   base: number
@@ -188,7 +196,62 @@ async function tryStart(a: StartArgs): Promise<{ instance: Coturn } | { reason: 
   }
 }
 
-function config(c: StartArgs & { port: number; tlsPort: number; relayMin: number; relayMax: number }): string {
+type ConfigArgs = StartArgs & { port: number; tlsPort: number; relayMin: number; relayMax: number }
+
+function config(c: ConfigArgs): string {
+  return c.noAuth ? testConfig(c) : templateConfig(c)
+}
+
+/** Options of the real template that this instance sets itself (ports, logging). */
+const OWN_OPTIONS = /^(listening-port|tls-listening-port|min-port|max-port|syslog|simple-log)(=|$)/
+
+/**
+ * The real templates/coturn/turnserver.conf, rendered as the deploy renders it, with what a
+ * loopback instance needs instead: its own ports and files, loopback listeners and relays (IPv4
+ * and IPv6), and loopback peers allowed (the template denies them) so clients can relay to a
+ * peer on this machine.
+ */
+function templateConfig(c: ConfigArgs): string {
+  const text = readFileSync(join(TEMPLATES_DIR, 'coturn/turnserver.conf'), 'utf8')
+  const rendered = renderTemplate(text, {
+    managed_by: 'rendered for a loopback test instance',
+    domain: c.realm,
+    turn_port: c.port,
+    turn_tls_port: c.tlsPort,
+    turn_secret: c.secret,
+    tls_cert: join(c.dir, 'cert.pem'),
+    tls_key: join(c.dir, 'key.pem'),
+    external_ip_line: '# external-ip: none on loopback',
+    own_address_lines: '# own address: loopback',
+  })
+  const kept = rendered
+    .split('\n')
+    .filter((line) => !OWN_OPTIONS.test(line.trim()) && !c.omit.includes(line.trim().split('=')[0] as string))
+  return `${[
+    ...kept,
+    '# --- loopback test instance ---',
+    `listening-port=${c.port}`,
+    `tls-listening-port=${c.tlsPort}`,
+    `listening-ip=${HOST}`,
+    `relay-ip=${HOST}`,
+    'relay-ip=::1',
+    `min-port=${c.relayMin}`,
+    `max-port=${c.relayMax}`,
+    'allow-loopback-peers',
+    `allowed-peer-ip=${HOST}`,
+    'allowed-peer-ip=::1',
+    ...(c.udpOnly ? ['no-tcp', 'no-tls'] : []),
+    'no-dtls',
+    'relay-threads=2',
+    'log-file=stdout',
+    'simple-log',
+    `pidfile=${join(c.dir, 'turnserver.pid')}`,
+    `userdb=${join(c.dir, 'turndb')}`,
+  ].join('\n')}\n`
+}
+
+/** The no-auth instance (an open relay, for tests that a client notices one). */
+function testConfig(c: ConfigArgs): string {
   return `${[
     `listening-ip=${HOST}`,
     `listening-port=${c.port}`,
@@ -197,7 +260,7 @@ function config(c: StartArgs & { port: number; tlsPort: number; relayMin: number
     `min-port=${c.relayMin}`,
     `max-port=${c.relayMax}`,
     'fingerprint',
-    ...(c.noAuth ? ['no-auth'] : ['use-auth-secret', `static-auth-secret=${c.secret}`]),
+    'no-auth',
     ...(c.udpOnly ? ['no-tcp', 'no-tls'] : []),
     `realm=${c.realm}`,
     `cert=${join(c.dir, 'cert.pem')}`,

@@ -63,7 +63,7 @@ describe('allocate() against coturn', () => {
       expect(r.realm).toBe(coturn.realm)
       expect(r.lifetime).toBeGreaterThan(0)
       expect(r.released).toBe(true)
-      expect(r.software).toMatch(/Coturn/i)
+      expect(r.software).toBeUndefined() // the deployed coturn (no-software-attribute) names no version
       expect(r.rtts).toBe(3) // challenge, authenticated Allocate, Refresh 0
       if (transport === 'tls') expect(r.tls).toMatchObject({ authorized: true, subject: coturn.certName })
       else expect(r.tls).toBeUndefined()

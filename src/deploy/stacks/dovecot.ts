@@ -210,6 +210,9 @@ export async function dovecotStack(inputs: StackInputs): Promise<DeploySpec> {
         turn_tls_port: c.turn.tlsPort,
         turn_secret: c.turn.secret,
         external_ip_line: c.turn.externalIp ? `external-ip=${c.turn.externalIp}` : '# external-ip: not behind NAT',
+        own_address_lines: c.turn.externalIp
+          ? templateLines(...c.turn.externalIp.split('/').map((ip) => `denied-peer-ip=${ip}`))
+          : '# own public address: denied as a peer only when turn.external_ip names it',
       },
       { ...tpl, owner: 'root', group: 'turnserver', mode: '0640', secret: true },
     ),
