@@ -53,9 +53,13 @@ Exit codes: 0 ok, 1 credential invalid (--verify), 2 usage error, 3 no secret or
     config: configFlag,
     ttl: Flags.string({
       char: 't',
-      description: 'How long the credential is valid: 3600, 90s, 30m, 12h, 5d.',
+      description: 'How long the credential is valid: 3600, 90s, 30m, 12h, 5d (at most 5d without --allow-long-ttl).',
       default: '24h',
       helpValue: 'DURATION',
+    }),
+    'allow-long-ttl': Flags.boolean({
+      description: 'Accept a --ttl over 5d (up to 365d): a leaked credential stays valid that long.',
+      default: false,
     }),
     user: Flags.string({ char: 'u', description: 'Append :NAME to the username (coturn only).', helpValue: 'NAME' }),
     host: Flags.string({ description: 'TURN host for the output (default: turn.host or the domain from the config).' }),
@@ -100,6 +104,7 @@ Exit codes: 0 ok, 1 credential invalid (--verify), 2 usage error, 3 no secret or
       tlsPort: flags['tls-port'],
       format,
       nowMs: Date.now(),
+      allowLongTtl: flags['allow-long-ttl'],
     })
     for (const w of out.warnings) note(`warning: ${w}`)
     this.log(out.text)

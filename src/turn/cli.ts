@@ -1,5 +1,6 @@
 /** The logic behind `chatmail turn-cred`: secret resolution, minting, rendering, verifying. */
 import { loadConfigIfPresent } from '../config/load.js'
+import { MAX_TURN_TTL_SECONDS } from '../config/schema.js'
 import { resolveSecret, type SecretSource } from '../config/secret.js'
 import { usageError } from '../lib/errors.js'
 import { formatDuration, parseDuration } from '../protocols/duration.js'
@@ -18,6 +19,8 @@ export interface MintOptions {
   tlsPort?: number | undefined
   format: Format
   nowMs: number
+  /** --allow-long-ttl: the operator accepts a ttl over MAX_TURN_TTL_SECONDS. */
+  allowLongTtl?: boolean | undefined
 }
 
 export async function mintForCli(
@@ -26,6 +29,12 @@ export async function mintForCli(
 ): Promise<{ text: string; summary: string; warnings: string[] }> {
   const ttl = parseDuration(o.ttl)
   if (!ttl.ok) throw usageError(`--ttl ${o.ttl} ${ttl.reason}`)
+  if (ttl.seconds > MAX_TURN_TTL_SECONDS && !o.allowLongTtl) {
+    throw usageError(
+      `--ttl ${o.ttl} is longer than ${formatDuration(MAX_TURN_TTL_SECONDS)}: a leaked credential would stay valid that long`,
+      'use a shorter --ttl, or pass --allow-long-ttl to accept it',
+    )
+  }
   if (o.user !== undefined && !/^[\x21-\x7e]+$/.test(o.user))
     throw usageError('--user must be printable ASCII without spaces')
   const loaded = await loadConfigIfPresent(source.configPath)

@@ -124,6 +124,7 @@ describe('chatmail turn-cred', () => {
   it.each([
     [['turn-cred', '--ttl', '0'], 2, /--ttl 0 must be longer than zero/],
     [['turn-cred', '--ttl', '-5m'], 2, /--ttl/],
+    [['turn-cred', '--ttl', '30d'], 2, /--ttl 30d is longer than 5d.*--allow-long-ttl/],
     [['turn-cred', '--ttl', 'soon'], 2, /is not a duration/],
     [['turn-cred', '--bogus'], 2, /Nonexistent flag: --bogus/],
     [['turn-cred', '--host', '2001:db8::1'], 2, /IPv6/],
