@@ -4,7 +4,7 @@
 # Services are installed with start-up blocked: the tests start their own instances on loopback.
 set -euo pipefail
 
-PKGS=(coturn dovecot-imapd dovecot-lmtpd dovecot-submissiond openssl iproute2 iptables util-linux procps)
+PKGS=(coturn dovecot-imapd dovecot-lmtpd dovecot-submissiond prometheus openssl iproute2 iptables util-linux procps)
 # The end-to-end deploy test also needs a systemd host and an ACME server:
 if [ "${CHATMAIL_E2E:-1}" != 0 ]; then
   PKGS+=(systemd-container mmdebstrap pebble openssh-client)

@@ -32,6 +32,11 @@ The tls group checks the certificate on IMAP 993, submission 465 and 587 (STARTT
 and TURN over TLS 5349 (--tls-port NAME=PORT when elsewhere): valid for the name, a trusted
 chain, and a warning under 14 days left.
 
+--prometheus FILE writes gauges chatmail_doctor_check{domain,id,group,status} (1 for the
+status a check has, 0 for the others), chatmail_doctor_check_duration_seconds{domain,id,group},
+chatmail_doctor_status{domain,status}, chatmail_doctor_run_duration_seconds and
+chatmail_doctor_last_run_timestamp_seconds; the file is replaced atomically (mode 0644).
+
 Output: a live tree on a terminal, else one line per finished check on stderr; the report on
 stdout. --json prints only {"status","checks":[{"id","group","title","status","detail","hint","durationMs"}]}.
 
@@ -54,6 +59,10 @@ Exit codes:
     {
       description: 'In CI, after a deploy (warnings fail the job too):',
       command: '<%= config.bin %> doctor --strict --json --junit doctor.xml > doctor.json',
+    },
+    {
+      description: 'From cron, for node_exporter (--collector.textfile.directory):',
+      command: '<%= config.bin %> doctor --prometheus /var/lib/prometheus/node-exporter/chatmail.prom > /dev/null',
     },
     {
       description: 'Only the TURN checks, against a given TURN server with locally minted credentials:',
@@ -112,6 +121,11 @@ Exit codes:
       helpValue: 'SECONDS',
     }),
     junit: Flags.string({ description: 'Also write a JUnit XML report to FILE.', helpValue: 'FILE' }),
+    prometheus: Flags.string({
+      description:
+        "Also write the report as OpenMetrics text to FILE (atomically), for node_exporter's textfile collector.",
+      helpValue: 'FILE',
+    }),
     'tls-port': Flags.string({
       description:
         'Where a TLS endpoint listens when not on its usual port (imap 993, submission 465, submission-starttls 587, https 443, turns 5349).',
@@ -155,6 +169,7 @@ Exit codes:
     })
     await progress?.done()
     if (flags.junit) await writeJUnit(flags.junit, report)
+    if (flags.prometheus) await writePrometheus(flags.prometheus, report, options.domain)
     process.exitCode = failsExit(report, flags.strict) ? ExitCode.failed : ExitCode.ok
     if (json) return toJsonReport(report)
     process.stdout.write(renderText(report, { colour: colourOn(process.stdout) }))
@@ -191,6 +206,15 @@ Exit codes:
 /** Exit 1 on a failure, and with --strict on a warning too. */
 export function failsExit(report: DoctorReport, strict: boolean): boolean {
   return report.status === 'fail' || (strict && report.status === 'warn')
+}
+
+async function writePrometheus(path: string, report: DoctorReport, domain: string): Promise<void> {
+  const { toOpenMetrics, writeAtomically } = await import('../doctor/report/prometheus.js')
+  try {
+    await writeAtomically(path, toOpenMetrics(report, domain))
+  } catch (err) {
+    throw describeFsError(err, path, 'Prometheus file')
+  }
 }
 
 async function writeJUnit(path: string, report: DoctorReport): Promise<void> {
