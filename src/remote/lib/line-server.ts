@@ -8,6 +8,9 @@
  * - idle connections (no byte for `idleMs`) are closed;
  * - unfinished lines of all connections together are held up to `maxPartialBytes`; a connection
  *   that would pass it is closed (healthy clients send whole lines and hold nothing);
+ * - fairness: a read is answered BUSY_LINES lines at a time, one batch per connection per turn
+ *   of the event loop, so a flood on a few connections cannot starve new ones (dovecot sends a
+ *   line or a few at a time);
  * - at most `maxConnections` at once: a new connection beyond it closes the one that has been
  *   quiet the longest (an attacker's idle sockets go first, healthy short lookups get through).
  * Replies go out in the order of their lines, also when some are computed asynchronously.
@@ -43,6 +46,7 @@ export type Reply = string | Buffer | Close | undefined
 export type LineHandler = (line: string, first: number) => Reply | Promise<Reply>
 
 const NEWLINE = 0x0a
+const BUSY_LINES = 64
 
 interface Conn {
   parts: Buffer[] | undefined
@@ -51,6 +55,8 @@ interface Conn {
   queue: (Reply | Promise<Reply>)[] | undefined
   /** A `then` is attached to the queue's head. */
   waiting: boolean
+  /** The rest of a busy read waits for the next turn of the event loop. */
+  resting: boolean
   paused: boolean
   closing: boolean
 }
@@ -96,7 +102,7 @@ export function createLineServer(onLine: LineHandler, limits: Limits, log: Logge
       socket.pause()
       socket.once('drain', () => {
         c.paused = false
-        if (!c.closing) socket.resume()
+        if (!c.closing && !c.resting) socket.resume()
       })
     }
   }
@@ -158,8 +164,14 @@ export function createLineServer(onLine: LineHandler, limits: Limits, log: Logge
     if (c === undefined || c.closing) return
     touch(this, c)
     let start = 0
+    let lines = 0
     const out: (string | Buffer)[] = []
+    let rest: Buffer | undefined
     for (let nl = chunk.indexOf(NEWLINE); nl >= 0; nl = chunk.indexOf(NEWLINE, start)) {
+      if (++lines > BUSY_LINES && c.parts === undefined) {
+        rest = chunk.subarray(start)
+        break
+      }
       let line: string | undefined
       let first: number
       if (c.parts === undefined) {
@@ -187,6 +199,14 @@ export function createLineServer(onLine: LineHandler, limits: Limits, log: Logge
     if (out.length === 1) send(this, c, out[0] as string | Buffer)
     else if (out.length > 1) send(this, c, Buffer.concat(out.map((o) => (Buffer.isBuffer(o) ? o : Buffer.from(o)))))
     if (c.queue) flush(this, c)
+    if (rest !== undefined) {
+      if (!c.closing) {
+        c.resting = true
+        this.pause()
+        setImmediate(later, this, c, rest)
+      }
+      return
+    }
     if (start < chunk.length && !c.closing) {
       const part = chunk.subarray(start)
       c.parts ??= []
@@ -198,6 +218,13 @@ export function createLineServer(onLine: LineHandler, limits: Limits, log: Logge
         close(this, `unfinished lines of all connections hold more than ${limits.maxPartialBytes} bytes`)
       }
     }
+  }
+
+  function later(socket: Socket, c: Conn, rest: Buffer): void {
+    c.resting = false
+    if (c.closing) return
+    onData.call(socket, rest)
+    if (!c.paused && !c.resting && !c.closing) socket.resume()
   }
 
   function onError(this: Socket, err: Error): void {
@@ -219,7 +246,15 @@ export function createLineServer(onLine: LineHandler, limits: Limits, log: Logge
       const oldest = conns.keys().next().value as Socket
       close(oldest, `more than ${limits.maxConnections} connections: closing the one quiet the longest`)
     }
-    conns.set(socket, { parts: undefined, bytes: 0, queue: undefined, waiting: false, paused: false, closing: false })
+    conns.set(socket, {
+      parts: undefined,
+      bytes: 0,
+      queue: undefined,
+      waiting: false,
+      resting: false,
+      paused: false,
+      closing: false,
+    })
     socket.setTimeout(limits.idleMs)
     socket.on('data', onData)
     socket.on('error', onError)
