@@ -2,11 +2,11 @@ import { writeFile } from 'node:fs/promises'
 import { Args, Flags } from '@oclif/core'
 import type { CheckDef, DoctorReport } from '../doctor/model.js'
 import { type DoctorFlags, resolveDoctorOptions } from '../doctor/options.js'
-import { type JsonReport, toJsonError, toJsonReport } from '../doctor/report/json.js'
+import { type JsonReport, toJsonReport } from '../doctor/report/json.js'
 import { toJUnit } from '../doctor/report/junit.js'
 import { plainProgress, renderText } from '../doctor/report/plain.js'
 import { parseTlsPorts } from '../doctor/tls-ports.js'
-import { BaseCommand, commonFlags, configFlag, normalizeError } from '../lib/base-command.js'
+import { BaseCommand, commonFlags, configFlag } from '../lib/base-command.js'
 import { describeFsError, ExitCode } from '../lib/errors.js'
 import { colourOn, note } from '../lib/output.js'
 
@@ -192,14 +192,6 @@ Exit codes:
     }
     const plain = plainProgress((line) => stderr.write(line), { colour: false })
     return { plan: () => undefined, result: plain.onResult, done: async () => undefined }
-  }
-
-  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<void> {
-    if (!this.jsonEnabled()) return super.catch(err)
-    const normalized = normalizeError(err)
-    process.stdout.write(`${JSON.stringify(toJsonError(normalized))}\n`)
-    process.stderr.write(`chatmail: ${normalized.message}${normalized.hint ? ` (${normalized.hint})` : ''}\n`)
-    process.exitCode = normalized.exitCode
   }
 }
 

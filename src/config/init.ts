@@ -1,4 +1,5 @@
 import { usageError } from '../lib/errors.js'
+import { DEFAULT_PORTS } from '../protocols/ports.js'
 import { checkDomain } from './domain.js'
 import { parseConfigText } from './load.js'
 import { newTurnSecret, renderConfig, writePrivateFile } from './render.js'
@@ -61,9 +62,15 @@ export function buildConfig(o: InitOptions): Config {
       ...(o.cert ? { cert: o.cert } : {}),
       ...(o.key ? { key: o.key } : {}),
     },
-    turn: { secret: newTurnSecret(), host: domain, port: 3478, tlsPort: 5349, ttlSeconds: 86400 },
-    iroh: { relayUrl: o.relayUrl ?? defaultRelayUrl(domain, mode), port: 3340 },
-    imap: { port: 993 },
+    turn: {
+      secret: newTurnSecret(),
+      host: domain,
+      port: DEFAULT_PORTS.turn,
+      tlsPort: DEFAULT_PORTS.turnTls,
+      ttlSeconds: 86400,
+    },
+    iroh: { relayUrl: o.relayUrl ?? defaultRelayUrl(domain, mode), port: DEFAULT_PORTS.irohRelay },
+    imap: { port: DEFAULT_PORTS.imap },
     mail: {
       maxMessageSize: o.maxMessageSize ?? 31457280,
       maxMailboxSize: o.maxMailboxSize ?? '500M',

@@ -4,6 +4,7 @@
  */
 import * as v from 'valibot'
 import { formatDuration, parseDuration } from '../protocols/duration.js'
+import { DEFAULT_PORTS } from '../protocols/ports.js'
 import { checkDomain } from './domain.js'
 import { portClash } from './ports.js'
 import {
@@ -99,8 +100,8 @@ export const ConfigSchema = v.strictObject(
           v.regex(/^[\x21-\x7e]+$/, 'turn.secret must be printable ASCII without spaces'),
         ),
         host: v.optional(text('turn.host', [hostName])),
-        port: v.optional(port('turn.port'), 3478),
-        tls_port: v.optional(port('turn.tls_port'), 5349),
+        port: v.optional(port('turn.port'), DEFAULT_PORTS.turn),
+        tls_port: v.optional(port('turn.tls_port'), DEFAULT_PORTS.turnTls),
         ttl: v.optional(duration('turn.ttl'), '24h'),
         allow_long_ttl: v.optional(v.boolean('turn.allow_long_ttl must be true or false'), false),
         external_ip: v.optional(text('turn.external_ip', [externalIp])),
@@ -111,13 +112,16 @@ export const ConfigSchema = v.strictObject(
       v.strictObject(
         {
           relay_url: v.optional(text('iroh.relay_url', [urlOf(['http', 'https'])], true)),
-          port: v.optional(port('iroh.port'), 3340),
+          port: v.optional(port('iroh.port'), DEFAULT_PORTS.irohRelay),
         },
         'allowed keys in [iroh]: relay_url, port',
       ),
       {},
     ),
-    imap: v.optional(v.strictObject({ port: v.optional(port('imap.port'), 993) }, 'allowed keys in [imap]: port'), {}),
+    imap: v.optional(
+      v.strictObject({ port: v.optional(port('imap.port'), DEFAULT_PORTS.imap) }, 'allowed keys in [imap]: port'),
+      {},
+    ),
     mail: v.optional(
       v.strictObject(
         {
@@ -230,7 +234,7 @@ export interface Config {
   doctor: { user?: string; password?: string }
 }
 
-export function defaultRelayUrl(domain: string, tlsMode: string, irohPort = 3340): string {
+export function defaultRelayUrl(domain: string, tlsMode: string, irohPort: number = DEFAULT_PORTS.irohRelay): string {
   // A self-signed certificate cannot be verified by iroh clients (they trust only webpki roots),
   // so such servers advertise the relay's plain-HTTP port instead.
   return tlsMode === 'self-signed' ? `http://${domain}:${irohPort}` : `https://${domain}`

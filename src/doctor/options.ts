@@ -8,10 +8,10 @@ import type { Config } from '../config/schema.js'
 import { readSecretFile } from '../config/secret.js'
 import { cannotRun, describeFsError, usageError } from '../lib/errors.js'
 import { parseIrohRelayUrl } from '../protocols/metadata-values.js'
+import { DEFAULT_PORTS } from '../protocols/ports.js'
 import type { DoctorOptions } from './model.js'
 
 export const DEFAULT_CONFIG = 'chatmail.toml'
-export const DEFAULT_IMAP_PORT = 993
 export const DEFAULT_TIMEOUT_SECONDS = 5
 const MAX_TIMEOUT_SECONDS = 600
 
@@ -141,7 +141,7 @@ export function doctorOptions(target: DoctorTarget, config?: Config): DoctorOpti
   return {
     domain: target.domain,
     imapHost: target.imapHost ?? target.domain,
-    imapPort: target.imapPort ?? config?.imap.port ?? DEFAULT_IMAP_PORT,
+    imapPort: target.imapPort ?? config?.imap.port ?? DEFAULT_PORTS.imap,
     insecure: target.insecure,
     timeoutMs: target.timeoutMs,
     ...(user ? { user } : {}),

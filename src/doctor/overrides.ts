@@ -3,10 +3,10 @@
  * the doctor can mint TURN credentials itself, so the TURN checks run even without metadata.
  */
 import type { TurnMetadata } from '../protocols/metadata-values.js'
+import { DEFAULT_PORTS } from '../protocols/ports.js'
 import { mintTurnCredential } from '../protocols/turn-rest.js'
 import type { DoctorOptions, Findings } from './model.js'
 
-export const DEFAULT_TURN_TLS_PORT = 5349
 /** Lifetime of credentials minted for --turn: long enough for one run. */
 const MINTED_TTL_SECONDS = 3600
 
@@ -18,7 +18,7 @@ export function applyTurnOverride(turn: TurnMetadata, options: DoctorOptions): T
 
 /** TURN over TLS: the same credentials on the TLS port (used when /turns is absent). */
 export function turnsFromTurn(turn: TurnMetadata, options: DoctorOptions): TurnMetadata {
-  return { ...turn, port: options.turnTlsPort ?? DEFAULT_TURN_TLS_PORT }
+  return { ...turn, port: options.turnTlsPort ?? DEFAULT_PORTS.turnTls }
 }
 
 /** Findings known before any check runs. */

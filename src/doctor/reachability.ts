@@ -4,6 +4,7 @@
  * check can skip the first and fail the second.
  */
 import { connect } from 'node:net'
+import { classifySocketError } from '../lib/socket-errors.js'
 
 export type Reachability = 'open' | 'refused' | 'silent' | 'unresolved'
 
@@ -26,9 +27,10 @@ export function tcpReachable(
     if (o.signal?.aborted) return onAbort()
     o.signal?.addEventListener('abort', onAbort, { once: true })
     socket.once('connect', () => done('open'))
-    socket.once('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN' || err.code === 'EAI_NODATA') done('unresolved')
-      else if (err.code === 'ETIMEDOUT' || err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH') done('silent')
+    socket.once('error', (err) => {
+      const failure = classifySocketError(err).failure
+      if (failure === 'unresolved') done('unresolved')
+      else if (failure === 'timeout' || failure === 'unreachable') done('silent')
       else done('refused')
     })
   })

@@ -13,6 +13,7 @@ import {
   connect as tlsConnect,
 } from 'node:tls'
 import { contextTrusting } from '../lib/tls.js'
+import { DEFAULT_PORTS } from '../protocols/ports.js'
 
 export interface CertificateReport {
   /** Names the certificate is for (subjectAltName DNS/IP entries, else the CN). */
@@ -34,7 +35,7 @@ export interface ProbeOptions {
   signal: AbortSignal
 }
 
-export const STARTTLS_PORT = 143
+export const STARTTLS_PORT = DEFAULT_PORTS.imapStarttls
 
 export const usesStarttls = (o: { imapPort: number; imapStarttls?: boolean | undefined }): boolean =>
   o.imapStarttls ?? o.imapPort === STARTTLS_PORT

@@ -1,5 +1,5 @@
 import { Command, Errors, Flags } from '@oclif/core'
-import { ChatmailError, ExitCode, oneLine } from './errors.js'
+import { ChatmailError, ExitCode, oneLine, toJsonError } from './errors.js'
 import { configureColour } from './output.js'
 
 /** Flags every command takes. */
@@ -39,7 +39,7 @@ export abstract class BaseCommand extends Command {
     // The error on its own line, its hint on the next (issue 15: they used to run together).
     const text = hint ? `${message}\nhint: ${hint}` : message
     if (this.jsonEnabled()) {
-      process.stdout.write(`${JSON.stringify({ error: { message, hint: hint ?? null, exitCode } })}\n`)
+      process.stdout.write(`${JSON.stringify(toJsonError({ message, hint, exitCode }))}\n`)
     }
     process.stderr.write(`chatmail: ${text}\n`)
     if (this.verbose && !(err instanceof ChatmailError) && err.stack) process.stderr.write(`${err.stack}\n`)

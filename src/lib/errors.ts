@@ -55,3 +55,11 @@ export function describeFsError(err: unknown, path: string, what = 'file'): Chat
       return cannotRun(`cannot read ${what} ${path}: ${(err as Error)?.message ?? String(err)}`)
   }
 }
+
+/** What every command prints on stdout with --json when it could not do its job. */
+export function toJsonError(error: { message: string; hint?: string | undefined; exitCode: number }) {
+  return {
+    status: 'error' as const,
+    error: { message: error.message, hint: error.hint ?? null, exitCode: error.exitCode },
+  }
+}

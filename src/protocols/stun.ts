@@ -5,119 +5,23 @@
  * followed by type-length-value attributes, each padded to a multiple of 4 bytes. Decoding
  * never throws anything but StunDecodeError, whatever the input.
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import { isIP } from 'node:net'
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
+import { u32 } from './stun-attributes.js'
+import {
+  Attr,
+  FINGERPRINT_XOR,
+  HEADER_LENGTH,
+  hex4,
+  INTEGRITY_LENGTH,
+  MAGIC_COOKIE,
+  type StunAttribute,
+  StunDecodeError,
+  type StunMessage,
+  TRANSACTION_ID_LENGTH,
+} from './stun-core.js'
 
-export const MAGIC_COOKIE = 0x2112a442
-export const HEADER_LENGTH = 20
-const TRANSACTION_ID_LENGTH = 12
-const INTEGRITY_LENGTH = 20
-const FINGERPRINT_XOR = 0x5354554e
-
-export const Method = {
-  Binding: 0x001,
-  Allocate: 0x003,
-  Refresh: 0x004,
-  Send: 0x006,
-  Data: 0x007,
-  CreatePermission: 0x008,
-  ChannelBind: 0x009,
-} as const
-
-export type MessageClass = 'request' | 'indication' | 'success' | 'error'
-const CLASS_BITS: Record<MessageClass, number> = { request: 0, indication: 1, success: 2, error: 3 }
-const CLASS_NAMES: MessageClass[] = ['request', 'indication', 'success', 'error']
-
-export const Attr = {
-  MAPPED_ADDRESS: 0x0001,
-  USERNAME: 0x0006,
-  MESSAGE_INTEGRITY: 0x0008,
-  ERROR_CODE: 0x0009,
-  UNKNOWN_ATTRIBUTES: 0x000a,
-  CHANNEL_NUMBER: 0x000c,
-  LIFETIME: 0x000d,
-  XOR_PEER_ADDRESS: 0x0012,
-  DATA: 0x0013,
-  REALM: 0x0014,
-  NONCE: 0x0015,
-  XOR_RELAYED_ADDRESS: 0x0016,
-  REQUESTED_ADDRESS_FAMILY: 0x0017,
-  REQUESTED_TRANSPORT: 0x0019,
-  XOR_MAPPED_ADDRESS: 0x0020,
-  SOFTWARE: 0x8022,
-  FINGERPRINT: 0x8028,
-} as const
-
-/** IANA protocol numbers for REQUESTED-TRANSPORT. */
-export const TRANSPORT_UDP = 17
-
-/** Reason phrases of the error codes a TURN client meets (RFC 8489 §14.8, RFC 8656 §18). */
-export const ERROR_REASONS: Readonly<Record<number, string>> = {
-  300: 'Try Alternate',
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  420: 'Unknown Attribute',
-  437: 'Allocation Mismatch',
-  438: 'Stale Nonce',
-  440: 'Address Family not Supported',
-  441: 'Wrong Credentials',
-  442: 'Unsupported Transport Protocol',
-  486: 'Allocation Quota Reached',
-  500: 'Server Error',
-  508: 'Insufficient Capacity',
-}
-
-export class StunDecodeError extends Error {
-  constructor(message: string) {
-    super(message)
-    this.name = 'StunDecodeError'
-  }
-}
-
-export interface StunAttribute {
-  type: number
-  value: Buffer
-  /** Offset of the attribute header in the raw message (decoded messages only). */
-  offset?: number
-}
-
-export interface StunMessage {
-  type: number
-  transactionId: Buffer
-  attributes: StunAttribute[]
-  /** The bytes the message was decoded from. */
-  raw?: Buffer
-}
-
-export interface TransportAddress {
-  address: string
-  port: number
-  family: 'IPv4' | 'IPv6'
-}
-
-export interface StunErrorCode {
-  code: number
-  reason: string
-}
-
-// ---------------------------------------------------------------------------------------------
-// Message type: 12 method bits interleaved with 2 class bits (RFC 8489 §5).
-
-export function messageType(method: number, cls: MessageClass): number {
-  const c = CLASS_BITS[cls]
-  return (method & 0x000f) | ((method & 0x0070) << 1) | ((method & 0x0f80) << 2) | ((c & 1) << 4) | ((c & 2) << 7)
-}
-
-export function splitMessageType(type: number): { method: number; cls: MessageClass } {
-  const method = (type & 0x000f) | ((type & 0x00e0) >> 1) | ((type & 0x3e00) >> 2)
-  const c = ((type >> 4) & 1) | ((type >> 7) & 2)
-  return { method, cls: CLASS_NAMES[c] as MessageClass }
-}
-
-export function newTransactionId(): Buffer {
-  return randomBytes(TRANSACTION_ID_LENGTH)
-}
+export * from './stun-attributes.js'
+export * from './stun-core.js'
 
 // ---------------------------------------------------------------------------------------------
 // Keys, CRC32
@@ -147,148 +51,6 @@ export function crc32(data: Uint8Array): number {
   let c = 0xffffffff
   for (const byte of data) c = (CRC_TABLE[(c ^ byte) & 0xff] as number) ^ (c >>> 8)
   return (c ^ 0xffffffff) >>> 0
-}
-
-// ---------------------------------------------------------------------------------------------
-// Attribute values: encoders
-
-const utf8 = (type: number, text: string, max: number): StunAttribute => {
-  const value = Buffer.from(text, 'utf8')
-  if (value.length > max) throw new RangeError(`attribute 0x${hex4(type)} is ${value.length} bytes, at most ${max}`)
-  return { type, value }
-}
-
-export const attr = {
-  username: (name: string): StunAttribute => utf8(Attr.USERNAME, name, 512),
-  realm: (realm: string): StunAttribute => utf8(Attr.REALM, realm, 762),
-  nonce: (nonce: string): StunAttribute => utf8(Attr.NONCE, nonce, 762),
-  software: (text: string): StunAttribute => utf8(Attr.SOFTWARE, text, 762),
-  lifetime: (seconds: number): StunAttribute => ({ type: Attr.LIFETIME, value: u32(seconds) }),
-  /** REQUESTED-TRANSPORT: protocol number then 3 reserved bytes (17 = UDP). */
-  requestedTransport: (protocol = TRANSPORT_UDP): StunAttribute => ({
-    type: Attr.REQUESTED_TRANSPORT,
-    value: Buffer.from([protocol & 0xff, 0, 0, 0]),
-  }),
-  errorCode: (code: number, reason = ERROR_REASONS[code] ?? ''): StunAttribute => {
-    if (!Number.isInteger(code) || code < 300 || code > 699) throw new RangeError(`error code ${code} is not 300-699`)
-    const head = Buffer.from([0, 0, Math.floor(code / 100), code % 100])
-    return { type: Attr.ERROR_CODE, value: Buffer.concat([head, Buffer.from(reason, 'utf8')]) }
-  },
-  xorAddress: (type: number, addr: Omit<TransportAddress, 'family'>, transactionId: Buffer): StunAttribute => ({
-    type,
-    value: encodeXorAddress(addr, transactionId),
-  }),
-}
-
-function u32(n: number): Buffer {
-  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError(`${n} is not an unsigned 32-bit integer`)
-  const b = Buffer.alloc(4)
-  b.writeUInt32BE(n)
-  return b
-}
-
-const hex4 = (n: number): string => n.toString(16).padStart(4, '0')
-
-function xorKey(transactionId: Buffer): Buffer {
-  const key = Buffer.alloc(16)
-  key.writeUInt32BE(MAGIC_COOKIE, 0)
-  transactionId.copy(key, 4)
-  return key
-}
-
-function encodeXorAddress(addr: Omit<TransportAddress, 'family'>, transactionId: Buffer): Buffer {
-  const kind = isIP(addr.address)
-  if (kind === 0) throw new RangeError(`${addr.address} is not an IP address`)
-  const raw = kind === 4 ? ipv4Bytes(addr.address) : ipv6Bytes(addr.address)
-  const key = xorKey(transactionId)
-  const out = Buffer.alloc(4 + raw.length)
-  out[1] = kind === 4 ? 1 : 2
-  out.writeUInt16BE((addr.port ^ (MAGIC_COOKIE >>> 16)) & 0xffff, 2)
-  for (let i = 0; i < raw.length; i++) out[4 + i] = (raw[i] as number) ^ (key[i] as number)
-  return out
-}
-
-function ipv4Bytes(address: string): Buffer {
-  return Buffer.from(address.split('.').map(Number))
-}
-
-function ipv6Bytes(address: string): Buffer {
-  // Embedded IPv4 (::ffff:192.0.2.1) becomes two hex groups; then "::" expands to zero groups.
-  const text = address.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_, a, b, c, d) =>
-    [((+a << 8) | +b).toString(16), ((+c << 8) | +d).toString(16)].join(':'),
-  )
-  const groups = (s: string): number[] => (s === '' ? [] : s.split(':').map((g) => Number.parseInt(g, 16)))
-  const [left, right] = text.split('::').map(groups) as [number[], number[] | undefined]
-  const all = right ? [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right] : left
-  const out = Buffer.alloc(16)
-  all.forEach((g, i) => {
-    out.writeUInt16BE(g, i * 2)
-  })
-  return out
-}
-
-// ---------------------------------------------------------------------------------------------
-// Attribute values: decoders (each rejects a malformed value with StunDecodeError)
-
-export function decodeXorAddress(value: Buffer, transactionId: Buffer): TransportAddress {
-  if (value.length < 4) throw new StunDecodeError(`XOR address attribute is ${value.length} bytes, need at least 4`)
-  const family = value[1]
-  const size = family === 1 ? 4 : family === 2 ? 16 : 0
-  if (size === 0) throw new StunDecodeError(`XOR address has unknown address family ${family}`)
-  if (value.length !== 4 + size) {
-    throw new StunDecodeError(
-      `XOR address for ${family === 1 ? 'IPv4' : 'IPv6'} is ${value.length} bytes, expected ${4 + size}`,
-    )
-  }
-  const key = xorKey(transactionId)
-  const port = value.readUInt16BE(2) ^ (MAGIC_COOKIE >>> 16)
-  const raw = Buffer.alloc(size)
-  for (let i = 0; i < size; i++) raw[i] = (value[4 + i] as number) ^ (key[i] as number)
-  return family === 1
-    ? { address: [...raw].join('.'), port, family: 'IPv4' }
-    : { address: formatIpv6(raw), port, family: 'IPv6' }
-}
-
-/** RFC 5952 text form: lower case, the longest run (≥2) of zero groups as "::". */
-function formatIpv6(raw: Buffer): string {
-  const groups = Array.from({ length: 8 }, (_, i) => raw.readUInt16BE(i * 2))
-  let best = { start: -1, len: 0 }
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++
-      continue
-    }
-    let j = i
-    while (j < 8 && groups[j] === 0) j++
-    if (j - i > best.len) best = { start: i, len: j - i }
-    i = j
-  }
-  const hex = groups.map((g) => g.toString(16))
-  if (best.len < 2) return hex.join(':')
-  return `${hex.slice(0, best.start).join(':')}::${hex.slice(best.start + best.len).join(':')}`
-}
-
-export function decodeErrorCode(value: Buffer): StunErrorCode {
-  if (value.length < 4) throw new StunDecodeError(`ERROR-CODE is ${value.length} bytes, need at least 4`)
-  const cls = (value[2] as number) & 0x07
-  const num = value[3] as number
-  if (cls < 3 || cls > 6 || num > 99) throw new StunDecodeError(`ERROR-CODE class ${cls} number ${num} is out of range`)
-  return { code: cls * 100 + num, reason: decodeUtf8(value.subarray(4), 'ERROR-CODE reason') }
-}
-
-export function decodeLifetime(value: Buffer): number {
-  if (value.length !== 4) throw new StunDecodeError(`LIFETIME is ${value.length} bytes, expected 4`)
-  return value.readUInt32BE(0)
-}
-
-const UTF8 = new TextDecoder('utf-8', { fatal: true })
-
-function decodeUtf8(value: Buffer, what: string): string {
-  try {
-    return UTF8.decode(value)
-  } catch {
-    throw new StunDecodeError(`${what} is not valid UTF-8`)
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -411,31 +173,7 @@ function checkFixedLength(type: number, len: number): void {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Reading decoded messages
-
-export function getAttribute(msg: StunMessage, type: number): Buffer | undefined {
-  return msg.attributes.find((a) => a.type === type)?.value
-}
-
-export function getString(msg: StunMessage, type: number): string | undefined {
-  const v = getAttribute(msg, type)
-  return v === undefined ? undefined : decodeUtf8(v, `attribute 0x${hex4(type)}`)
-}
-
-export function getErrorCode(msg: StunMessage): StunErrorCode | undefined {
-  const v = getAttribute(msg, Attr.ERROR_CODE)
-  return v === undefined ? undefined : decodeErrorCode(v)
-}
-
-export function getXorAddress(msg: StunMessage, type: number): TransportAddress | undefined {
-  const v = getAttribute(msg, type)
-  return v === undefined ? undefined : decodeXorAddress(v, msg.transactionId)
-}
-
-export function getLifetime(msg: StunMessage): number | undefined {
-  const v = getAttribute(msg, Attr.LIFETIME)
-  return v === undefined ? undefined : decodeLifetime(v)
-}
+// Checking decoded messages
 
 /**
  * Checks MESSAGE-INTEGRITY: HMAC-SHA1 over the message up to the attribute, with the header
@@ -476,10 +214,4 @@ export function frameLength(buf: Uint8Array): number | undefined {
   }
   if (first === 1) return 4 + ((length + 3) & ~3)
   throw new StunDecodeError(`byte 0x${(buf[0] as number).toString(16)} starts neither a STUN message nor ChannelData`)
-}
-
-export function describeType(type: number): string {
-  const { method, cls } = splitMessageType(type)
-  const name = Object.entries(Method).find(([, m]) => m === method)?.[0] ?? `method 0x${method.toString(16)}`
-  return `${name} ${cls}`
 }

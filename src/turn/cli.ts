@@ -5,6 +5,7 @@ import { resolveSecret, type SecretSource } from '../config/secret.js'
 import { usageError } from '../lib/errors.js'
 import { formatDuration, parseDuration } from '../protocols/duration.js'
 import { formatTurnMetadata, isBareIpv6, parseTurnMetadata } from '../protocols/metadata-values.js'
+import { DEFAULT_PORTS } from '../protocols/ports.js'
 import { mintTurnCredential, verifyTurnCredential } from '../protocols/turn-rest.js'
 import { shellQuote } from '../ssh/quote.js'
 
@@ -41,8 +42,8 @@ export async function mintForCli(
   const secret = await resolveSecret(source, loaded)
   const cfg = loaded?.config
   const host = o.host ?? cfg?.turn.host
-  const port = o.port ?? cfg?.turn.port ?? 3478
-  const tlsPort = o.tlsPort ?? cfg?.turn.tlsPort ?? 5349
+  const port = o.port ?? cfg?.turn.port ?? DEFAULT_PORTS.turn
+  const tlsPort = o.tlsPort ?? cfg?.turn.tlsPort ?? DEFAULT_PORTS.turnTls
   if (!host && o.format !== 'json') {
     throw usageError('no TURN host: pass --host, or run in a directory with chatmail.toml')
   }

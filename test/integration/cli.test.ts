@@ -226,6 +226,18 @@ describe('chatmail deploy host (before any connection)', () => {
       /--acme-email must not contain control characters/,
     )
   })
+  it('with --json, the same error envelope as the doctor: {"status":"error","error":{message,hint,exitCode}}', async () => {
+    const deploy = await run(['deploy', 'host', '--dry-run', '--json', '-c', 'missing.toml'], { cwd: dir })
+    const doctor = await run(['doctor', '--json', '-c', 'missing.toml'], { cwd: dir })
+    for (const r of [deploy, doctor]) {
+      expect(r.code).toBe(3)
+      const out = JSON.parse(r.stdout)
+      expect(Object.keys(out)).toEqual(['status', 'error'])
+      expect(out.status).toBe('error')
+      expect(Object.keys(out.error)).toEqual(['message', 'hint', 'exitCode'])
+      expect(out.error).toMatchObject({ message: expect.stringContaining('missing.toml'), exitCode: 3 })
+    }
+  })
   it('has help with examples', async () => {
     const r = await run(['deploy', 'host', '--help'], { cwd: dir })
     expect(r.code).toBe(0)

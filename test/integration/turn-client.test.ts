@@ -106,7 +106,7 @@ describe('allocate() against coturn', () => {
     )
     expect(r.relayed.address).toBe('127.0.0.1')
     expect(r.tls?.authorized).toBe(false)
-    expect(r.tls?.authorizationError).toMatch(/SELF_SIGNED/)
+    expect(r.tls?.error).toMatch(/SELF_SIGNED/)
   })
 })
 

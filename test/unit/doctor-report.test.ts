@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
 import type { DoctorReport } from '../../src/doctor/model.js'
-import { toJsonError, toJsonReport } from '../../src/doctor/report/json.js'
+import { toJsonReport } from '../../src/doctor/report/json.js'
 import { toJUnit, xmlEscape } from '../../src/doctor/report/junit.js'
 import { renderText } from '../../src/doctor/report/plain.js'
+import { toJsonError } from '../../src/lib/errors.js'
 
 const report: DoctorReport = {
   status: 'fail',

@@ -1,5 +1,6 @@
 /** The imap group: the certificate, logging in, and whether METADATA (discovery) is offered. */
 
+import { classifySocketError } from '../../lib/socket-errors.js'
 import { type CheckContext, type CheckDef, type CheckOutcome, fail, ok, skip, warn } from '../model.js'
 import { type CertificateReport, probeImapTls, usesStarttls } from '../tls-probe.js'
 
@@ -12,12 +13,14 @@ const IMAP_TIMEOUT_HINT =
 
 /** The hint for a connection that did not come up: DNS, refused, or silence. */
 function connectHint(err: unknown, host: string): string {
-  const text = `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`
-  if (/ENOTFOUND|EAI_AGAIN/.test(text))
-    return `${host} does not resolve: check its DNS A/AAAA records, or pass --imap-host`
-  if (/ECONNREFUSED/.test(text))
-    return 'nothing listens on that port: start dovecot (systemctl status dovecot) or check --imap-port'
-  return IMAP_TIMEOUT_HINT
+  switch (classifySocketError(err).failure) {
+    case 'unresolved':
+      return `${host} does not resolve: check its DNS A/AAAA records, or pass --imap-host`
+    case 'refused':
+      return 'nothing listens on that port: start dovecot (systemctl status dovecot) or check --imap-port'
+    default:
+      return IMAP_TIMEOUT_HINT
+  }
 }
 
 /** Which server presents the certificate, for the hints: its name, and the flag that names its host. */
@@ -101,7 +104,7 @@ function loginFailure(err: unknown, ctx: CheckContext): CheckOutcome {
       'check --user/--password (or CHATMAIL_USER/CHATMAIL_PASSWORD, [doctor] in chatmail.toml); on a chatmail server the address must be on its domain',
     )
   }
-  if (/certificate|self.signed|altnames|CERT_/i.test(`${e.code ?? ''} ${e.message}`)) {
+  if (classifySocketError(err).certificate) {
     return fail(
       `TLS to ${where} failed: ${e.message}`,
       'fix the certificate (see imap.tls), pass --ca FILE for a private CA, or --insecure to look past it',

@@ -2,6 +2,8 @@
  * The relay group: does the iroh relay that Delta Chat is told about (metadata, or --relay-url)
  * answer like iroh-relay v0.35, upgrade the way iroh 0.35 clients ask, and forward packets?
  */
+
+import { DEFAULT_PORTS } from '../../protocols/ports.js'
 import {
   type HandshakeResult,
   probeRelayVersion,
@@ -24,7 +26,7 @@ export const V1_HINT =
   'Delta Chat uses iroh 0.35; a 1.x relay cannot serve it; pin iroh-relay v0.35.0 (chatmail deploy installs that release)'
 
 const nginxHint = (url: URL) =>
-  `make ${url.origin}/relay reach iroh-relay: in nginx, \`location /relay { proxy_pass http://127.0.0.1:3340; proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade"; }\` (and the same proxy for /ping and /generate_204)`
+  `make ${url.origin}/relay reach iroh-relay: in nginx, \`location /relay { proxy_pass http://127.0.0.1:${DEFAULT_PORTS.irohRelay}; proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade"; }\` (and the same proxy for /ping and /generate_204)`
 
 function relayUrl(ctx: CheckContext): URL | undefined {
   if (ctx.findings.relayUrl) return ctx.findings.relayUrl
@@ -45,7 +47,8 @@ const probeOptions = (ctx: CheckContext): RelayProbeOptions => ({
   insecure: ctx.options.insecure,
 })
 
-const endpoint = (url: URL) => `${url.hostname}:${url.port || (url.protocol === 'https:' ? 443 : 80)}`
+const endpoint = (url: URL) =>
+  `${url.hostname}:${url.port || (url.protocol === 'https:' ? DEFAULT_PORTS.https : DEFAULT_PORTS.http)}`
 
 /** What to change, for a probe that failed before or outside HTTP. */
 export function hintForError(err: RelayError, url: URL): string {
@@ -57,7 +60,7 @@ export function hintForError(err: RelayError, url: URL): string {
       if (err.stage?.includes('forward')) {
         return 'the relay accepted both clients but did not forward a packet between them: restart iroh-relay v0.35.0 and check its [limits] and access settings'
       }
-      return `nothing answered at ${endpoint(url)} in time: check that iroh-relay runs (systemctl status iroh-relay), that nginx proxies to it, and that the firewall lets port ${url.port || 443} in`
+      return `nothing answered at ${endpoint(url)} in time: check that iroh-relay runs (systemctl status iroh-relay), that nginx proxies to it, and that the firewall lets port ${url.port || DEFAULT_PORTS.https} in`
     case 'refused':
       return `nothing accepts connections at ${endpoint(url)}: start nginx and iroh-relay (systemctl status nginx iroh-relay) and open the port, or fix iroh.relay_url`
     case 'tls':
@@ -119,7 +122,7 @@ const generate204Check: Probe = async (url, ctx) => {
     // Relaying works without it; iroh's net_report uses it only for captive-portal detection.
     return warn(
       `GET ${url.origin}/generate_204: ${r.reason}`,
-      'proxy /generate_204 to iroh-relay (http://127.0.0.1:3340) in nginx, passing the X-Tailscale-Challenge header',
+      `proxy /generate_204 to iroh-relay (http://127.0.0.1:${DEFAULT_PORTS.irohRelay}) in nginx, passing the X-Tailscale-Challenge header`,
     )
   }
   return okUnlessInsecure('GET /generate_204 → 204 with the challenge echoed', r.tls, url)

@@ -140,7 +140,7 @@ function serverHint(code: number | undefined): string {
 function tlsOutcome(r: AllocateResult, t: TurnMetadata): CheckOutcome {
   if (!r.tls || r.tls.authorized) return ok(describeAllocation(r))
   return warn(
-    `${describeAllocation(r)}, but the certificate is not valid for ${t.host}: ${r.tls.authorizationError ?? 'unknown reason'} (accepted because of --insecure)`,
+    `${describeAllocation(r)}, but the certificate is not valid for ${t.host}: ${r.tls.error ?? 'unknown reason'} (accepted because of --insecure)`,
     `install a certificate valid for ${t.host} in coturn (cert= and pkey=) and restart it`,
   )
 }

@@ -31,11 +31,3 @@ export function toJsonReport(report: DoctorReport): JsonReport {
     })),
   }
 }
-
-/** The envelope printed when the doctor could not run at all. */
-export function toJsonError(error: { message: string; hint?: string | undefined; exitCode: number }) {
-  return {
-    status: 'error' as const,
-    error: { message: error.message, hint: error.hint ?? null, exitCode: error.exitCode },
-  }
-}

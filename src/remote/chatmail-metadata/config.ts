@@ -4,6 +4,7 @@
  */
 import { formatDuration, parseDuration } from '../../protocols/duration.js'
 import { isBareIpv6, parseIrohRelayUrl } from '../../protocols/metadata-values.js'
+import { DEFAULT_PORTS } from '../../protocols/ports.js'
 import { parseCount, parseFlag, parseMode, parsePort as port, readKeyValues } from '../lib/kv-config.js'
 import type { Answers } from './answers.js'
 
@@ -84,8 +85,8 @@ export function parseConfig(text: string): ConfigResult {
     socketMode: parseMode('socket_mode', v.get('socket_mode'), 0o660, errors),
     domain,
     turnHost: hostName(v.get('turn_host') || domain, errors),
-    turnPort: port('turn_port', v.get('turn_port') || '3478', errors),
-    turnsPort: optionalPort('turns_port', v.get('turns_port'), 5349, errors),
+    turnPort: port('turn_port', v.get('turn_port') || String(DEFAULT_PORTS.turn), errors),
+    turnsPort: optionalPort('turns_port', v.get('turns_port'), DEFAULT_PORTS.turnTls, errors),
     ttlSeconds: ttl(v.get('turn_ttl') || '5d', errors, warnings),
     irohRelayUrl: relayUrl(v.get('iroh_relay_url'), errors),
     secretFile: required(v, 'secret_file', errors),
