@@ -4,8 +4,10 @@
  * namespace of its own (test/helpers/deltachat.ts): it reaches the test host and nothing else.
  */
 import { once } from 'node:events'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { networkInterfaces } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import {
   CONNECT_JS,
@@ -13,9 +15,14 @@ import {
   coreSkipReason,
   createFence,
   type Fence,
+  hostHttps,
   iceServers,
   loginParam,
   RESOLVE_JS,
+  receiveText,
+  secureJoin,
+  signUp,
+  signupMissing,
   startCore,
 } from '../helpers/deltachat.js'
 import { type DeployedHost, startDeployedHost } from '../helpers/deployed-host.js'
@@ -119,4 +126,73 @@ describe.skipIf(skip)(`a real Delta Chat core against a deployed server${skip ? 
     await core.rpc.stopIo(id)
     await core.rpc.removeAccount(id)
   }, 120_000)
+
+  // ------------------------------------------------------------------ sign-up, as the app does it
+
+  const accounts: { a?: number; b?: number; chatA?: number; chatB?: number } = {}
+
+  test('two accounts from the sign-up link through core’s QR handling; Secure-Join; an encrypted message each way', async (ctx) => {
+    const missing = await signupMissing(d.host.host)
+    if (missing) ctx.skip(missing)
+    const a = await core.rpc.addAccount()
+    const b = await core.rpc.addAccount()
+    const ua = await signUp(core, a, d.host.host)
+    const ub = await signUp(core, b, d.host.host)
+    process.stderr.write(
+      `core configure from dclogin: ${Math.round(ua.configureMs)} ms, ${Math.round(ub.configureMs)} ms\n`,
+    )
+    expect(ua.addr).not.toBe(ub.addr)
+    expect(await core.rpc.getConfig(a, 'is_chatmail')).toBe('1') // XCHATMAIL seen
+    await core.rpc.startIo(a)
+    await core.rpc.startIo(b)
+
+    const t0 = performance.now()
+    const chatB = await secureJoin(core, a, b)
+    process.stderr.write(`Secure-Join: ${Math.round(performance.now() - t0)} ms\n`)
+
+    const t1 = performance.now()
+    const arriving = receiveText(core, a, 'hello from b')
+    await core.rpc.miscSendTextMessage(b, chatB, 'hello from b')
+    const inA = await arriving
+    const ms1 = performance.now() - t1
+    expect(inA.msg.showPadlock).toBe(true)
+    const t2 = performance.now()
+    const back = receiveText(core, b, 'hello from a')
+    await core.rpc.miscSendTextMessage(a, inA.chatId, 'hello from a')
+    const inB = await back
+    const ms2 = performance.now() - t2
+    expect(inB.msg.showPadlock).toBe(true)
+    expect(inB.chatId).toBe(chatB)
+    process.stderr.write(`message b→a ${Math.round(ms1)} ms, a→b ${Math.round(ms2)} ms (padlock shown)\n`)
+    Object.assign(accounts, { a, b, chatA: inA.chatId, chatB })
+  }, 300_000)
+
+  test('a redeploy changes nothing and both accounts keep working', async (ctx) => {
+    if (accounts.a === undefined) ctx.skip('needs the two accounts of the sign-up test')
+    const r = await d.redeploy('--no-doctor')
+    expect(r.code, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout).changed).toBe(0)
+    const arriving = receiveText(core, accounts.a!, 'after the redeploy')
+    await core.rpc.miscSendTextMessage(accounts.b!, accounts.chatB!, 'after the redeploy')
+    expect((await arriving).msg.showPadlock).toBe(true)
+  }, 300_000)
+
+  test('registration closed: a new account is refused with a clear reason', async (ctx) => {
+    const missing = await signupMissing(d.host.host)
+    if (missing) ctx.skip(missing)
+    const path = join(d.dir, 'chatmail.toml')
+    const original = readFileSync(path, 'utf8')
+    if (!/^#?\s*registration\s*=/m.test(original)) ctx.skip('chatmail.toml has no registration setting yet (issue 11)')
+    writeFileSync(path, original.replace(/^#?\s*registration\s*=.*$/m, 'registration = "closed"'))
+    try {
+      const r = await d.redeploy('--no-doctor')
+      expect(r.code, r.stderr).toBe(0)
+      const refused = await hostHttps(d.host.host, 'POST', '/new')
+      expect(refused.status).toBeGreaterThanOrEqual(400)
+      expect(JSON.parse(refused.body).reason).toMatch(/closed/)
+    } finally {
+      writeFileSync(path, original)
+      await d.redeploy('--no-doctor')
+    }
+  }, 300_000)
 })

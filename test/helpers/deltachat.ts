@@ -16,8 +16,10 @@
  * the test hosts' names and NXDOMAIN for every other name (core is static musl: an unanswered
  * query costs it 5 s), and the namespace's /etc/resolv.conf and /etc/hosts point only there.
  */
+import assert from 'node:assert/strict'
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { request } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -321,4 +323,88 @@ export async function iceServers(
   accountId: number,
 ): Promise<{ urls: string[]; username?: string; credential?: string }[]> {
   return JSON.parse(await core.rpc.iceServers(accountId))
+}
+
+/** An HTTPS request from the runner to a test host (self-signed: certificate not checked). */
+export function hostHttps(ip: string, method: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: ip, port: 443, method, path, rejectUnauthorized: false, headers: { 'content-length': 0 } },
+      (res) => {
+        let body = ''
+        res.on('data', (c: Buffer) => {
+          body += c.toString()
+        })
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+      },
+    )
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+/** Why accounts cannot be signed up on this server yet, or undefined. */
+export async function signupMissing(ip: string): Promise<string | undefined> {
+  const r = await hostHttps(ip, 'GET', '/new')
+  if (r.status === 404) return 'the deployed server has no sign-up endpoint /new yet (issue 11: accounts, sign-up)'
+  const page = await hostHttps(ip, 'GET', '/')
+  if (!/dcaccount:/i.test(page.body)) return 'the server page https://HOST/ shows no dcaccount: link yet'
+  return undefined
+}
+
+/**
+ * One new account in the core, the way the app gets it on an IP-only (self-signed) server: the
+ * page's dcaccount: link, which core recognises (checkQr → account); core itself would POST to
+ * it with strict certificate checks and fail on a self-signed server, so the page's sign-up
+ * (POST /new, as a browser does) hands out a dclogin: link that says to accept the certificate;
+ * core configures from that link alone (checkQr → login, addTransportFromQr).
+ */
+export async function signUp(
+  core: Core,
+  accountId: number,
+  ip: string,
+  query = '',
+): Promise<{ addr: string; configureMs: number }> {
+  const page = await hostHttps(ip, 'GET', '/')
+  const link = /dcaccount:[^"'<>\s]+/i.exec(page.body)?.[0]
+  assert.ok(link, 'the sign-up page shows a dcaccount: link')
+  const qr = await core.rpc.checkQr(accountId, link!.replaceAll('&amp;', '&'))
+  assert.equal(qr.kind, 'account', `checkQr(${link}): ${JSON.stringify(qr)}`)
+  const created = await hostHttps(ip, 'POST', `/new${query}`)
+  assert.equal(created.status, 200, `POST /new${query}: ${created.body}`)
+  const { email, dclogin_url } = JSON.parse(created.body) as { email: string; dclogin_url?: string }
+  assert.match(dclogin_url ?? '', /^dclogin:/, 'a self-signed server hands out a dclogin: link')
+  const login = await core.rpc.checkQr(accountId, dclogin_url!)
+  assert.equal(login.kind, 'login', JSON.stringify(login))
+  const t0 = performance.now()
+  await core.rpc.addTransportFromQr(accountId, dclogin_url!)
+  const configureMs = performance.now() - t0
+  assert.equal(await core.rpc.isConfigured(accountId), true)
+  return { addr: email, configureMs }
+}
+
+/** The next incoming message of accountId whose text is `text` (others are passed over). */
+export async function receiveText(
+  core: Core,
+  accountId: number,
+  text: string,
+  timeoutMs = 30_000,
+): Promise<{ msg: T.Message; chatId: number }> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const ev = await waitForEvent(core, accountId, 'IncomingMsg', () => true, Math.max(1, deadline - Date.now()))
+    const msg = await core.rpc.getMessage(accountId, ev.msgId)
+    if (msg.text === text) return { msg, chatId: ev.chatId }
+  }
+}
+
+/** Secure-Join: b scans a's invite; resolves when both sides report it done, with b's chat id. */
+export async function secureJoin(core: Core, a: number, b: number, timeoutMs = 60_000): Promise<number> {
+  const invite = await core.rpc.getChatSecurejoinQrCode(a, null)
+  assert.equal((await core.rpc.checkQr(b, invite)).kind, 'askVerifyContact')
+  const joined = waitForEvent(core, b, 'SecurejoinJoinerProgress', (e) => e.progress === 1000, timeoutMs)
+  const invited = waitForEvent(core, a, 'SecurejoinInviterProgress', (e) => e.progress === 1000, timeoutMs)
+  const chatB = await core.rpc.secureJoin(b, invite)
+  await Promise.all([joined, invited])
+  return chatB
 }

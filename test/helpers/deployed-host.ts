@@ -27,7 +27,16 @@ export interface DeployedHost {
   stop(): Promise<void>
 }
 
-export async function startDeployedHost(opts: TestHostOptions & { initArgs?: string[] }): Promise<DeployedHost> {
+export interface DeployedHostOptions extends TestHostOptions {
+  /** The server's name for `chatmail init` (default: the host's IP address, an IP-only server). */
+  domain?: string
+  /** More `chatmail init` arguments, e.g. ['--tls', 'self-signed']. */
+  initArgs?: string[]
+  /** More `deploy host` arguments for every deploy, e.g. ['--skip-dns-check', '--no-doctor']. */
+  deployArgs?: string[]
+}
+
+export async function startDeployedHost(opts: DeployedHostOptions): Promise<DeployedHost> {
   const dir = mkdtempSync(join(tmpdir(), 'chatmail-deployed-'))
   let mirror: StandInMirror | undefined
   const stop = async () => {
@@ -40,15 +49,18 @@ export async function startDeployedHost(opts: TestHostOptions & { initArgs?: str
     const m = mirror
     const cli = (args: string[], timeoutMs = 600_000) => runCli(args, { cwd: dir, timeoutMs })
     const deploy = (...extra: string[]) =>
-      cli(deployHostArgs(host, `root@${host.host}`, m, '--yes', '--json', ...extra))
-    const init = await cli(['init', host.host, ...(opts.initArgs ?? [])])
+      cli(deployHostArgs(host, `root@${host.host}`, m, '--yes', '--json', ...(opts.deployArgs ?? []), ...extra))
+    const init = await cli(['init', opts.domain ?? host.host, ...(opts.initArgs ?? [])])
     if (init.code !== 0) throw new Error(`chatmail init failed: ${init.stderr}`)
     const first = await deploy()
     if (first.code !== 0) throw new Error(`chatmail deploy host failed (${first.code}): ${first.stderr.slice(-3000)}`)
     const toml = parse(readFileSync(join(dir, 'chatmail.toml'), 'utf8')) as {
       doctor?: { user?: string; password?: string }
     }
-    const doctor = { user: toml.doctor?.user ?? `doctor@${host.host}`, password: toml.doctor?.password ?? '' }
+    const doctor = {
+      user: toml.doctor?.user ?? `doctor@${opts.domain ?? host.host}`,
+      password: toml.doctor?.password ?? '',
+    }
     if (!doctor.password) throw new Error('the deploy kept no doctor password in chatmail.toml')
     return { host, dir, doctor, redeploy: deploy, cli, stop }
   } catch (err) {
