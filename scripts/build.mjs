@@ -19,6 +19,6 @@ await build({
   logLevel: 'warning',
   chunkNames: 'chunks/[name]-[hash]',
   // Loaded from node_modules when a command needs them (ssh2 has optional native parts).
-  external: ['ssh2', 'cpu-features', 'imapflow', 'listr2', 'typescript', 'ts-node', 'tsx'],
+  external: ['ssh2', 'cpu-features', 'imapflow', 'openpgp', 'nodemailer', 'listr2', 'typescript', 'ts-node', 'tsx'],
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
 })

@@ -66,6 +66,8 @@ export interface DoctorOptions {
   /** Ports of TLS endpoints not on their usual port (--tls-port NAME=PORT), by endpoint name. */
   tlsPorts?: Partial<Record<TlsEndpoint, number>>
   timeoutMs: number
+  /** mail.signup creates an account through POST /new (and logs in with it) instead of only asking. */
+  signup?: boolean
 }
 
 /** What checks found and later ones read. Each is written once, by the check that owns it. */
