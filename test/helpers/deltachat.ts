@@ -348,39 +348,48 @@ export async function signupMissing(ip: string): Promise<string | undefined> {
   const r = await hostHttps(ip, 'GET', '/new')
   if (r.status === 404) return 'the deployed server has no sign-up endpoint /new yet (issue 11: accounts, sign-up)'
   const page = await hostHttps(ip, 'GET', '/')
-  if (!/dcaccount:/i.test(page.body)) return 'the server page https://HOST/ shows no dcaccount: link yet'
+  if (!/dcaccount:|signup\.js/i.test(page.body)) return 'the server page https://HOST/ offers no sign-up yet'
   return undefined
 }
 
 /**
- * One new account in the core, the way the app gets it on an IP-only (self-signed) server: the
- * page's dcaccount: link, which core recognises (checkQr → account); core itself would POST to
- * it with strict certificate checks and fail on a self-signed server, so the page's sign-up
- * (POST /new, as a browser does) hands out a dclogin: link that says to accept the certificate;
- * core configures from that link alone (checkQr → login, addTransportFromQr).
+ * One new account in the core, the way the app gets it from the server's page. A server with a
+ * trusted certificate shows a dcaccount: link, which core recognises (checkQr → account) and
+ * follows itself (addTransportFromQr POSTs to /new, strict certificate checks). A self-signed
+ * server cannot be reached that way, so its page runs the sign-up in the browser (POST /new, as
+ * signup.js does) and shows the dclogin: link it gets back, which tells core to accept the
+ * certificate; core configures from that link alone (checkQr → login, addTransportFromQr).
  */
 export async function signUp(
   core: Core,
   accountId: number,
   ip: string,
   query = '',
-): Promise<{ addr: string; configureMs: number }> {
-  const page = await hostHttps(ip, 'GET', '/')
-  const link = /dcaccount:[^"'<>\s]+/i.exec(page.body)?.[0]
-  assert.ok(link, 'the sign-up page shows a dcaccount: link')
-  const qr = await core.rpc.checkQr(accountId, link!.replaceAll('&amp;', '&'))
-  assert.equal(qr.kind, 'account', `checkQr(${link}): ${JSON.stringify(qr)}`)
-  const created = await hostHttps(ip, 'POST', `/new${query}`)
-  assert.equal(created.status, 200, `POST /new${query}: ${created.body}`)
-  const { email, dclogin_url } = JSON.parse(created.body) as { email: string; dclogin_url?: string }
-  assert.match(dclogin_url ?? '', /^dclogin:/, 'a self-signed server hands out a dclogin: link')
-  const login = await core.rpc.checkQr(accountId, dclogin_url!)
-  assert.equal(login.kind, 'login', JSON.stringify(login))
+): Promise<{ addr: string; configureMs: number; via: 'dcaccount' | 'dclogin' }> {
+  const page = await hostHttps(ip, 'GET', `/${query}`)
+  const account = /dcaccount:[^"'<>\s]+/i.exec(page.body)?.[0]?.replaceAll('&amp;', '&')
+  let link: string
+  let via: 'dcaccount' | 'dclogin'
+  if (account) {
+    const qr = await core.rpc.checkQr(accountId, account)
+    assert.equal(qr.kind, 'account', `checkQr(${account}): ${JSON.stringify(qr)}`)
+    ;[link, via] = [account, 'dcaccount']
+  } else {
+    assert.match(page.body, /signup\.js/, 'the sign-up page shows a dcaccount: link or runs the sign-up script')
+    const created = await hostHttps(ip, 'POST', `/new${query}`)
+    assert.equal(created.status, 200, `POST /new${query}: ${created.body}`)
+    const { dclogin_url } = JSON.parse(created.body) as { dclogin_url?: string }
+    assert.match(dclogin_url ?? '', /^dclogin:/, 'a self-signed server hands out a dclogin: link')
+    const qr = await core.rpc.checkQr(accountId, dclogin_url!)
+    assert.equal(qr.kind, 'login', JSON.stringify(qr))
+    ;[link, via] = [dclogin_url!, 'dclogin']
+  }
   const t0 = performance.now()
-  await core.rpc.addTransportFromQr(accountId, dclogin_url!)
+  await core.rpc.addTransportFromQr(accountId, link)
   const configureMs = performance.now() - t0
   assert.equal(await core.rpc.isConfigured(accountId), true)
-  return { addr: email, configureMs }
+  const [transport] = await core.rpc.listTransports(accountId)
+  return { addr: transport!.addr, configureMs, via }
 }
 
 /** The next incoming message of accountId whose text is `text` (others are passed over). */
