@@ -11,6 +11,7 @@ import { homedir, userInfo } from 'node:os'
 import { dirname, isAbsolute, join } from 'node:path'
 import SSHConfig, { LineType } from 'ssh-config'
 import { cannotRun } from '../lib/errors.js'
+import { globMatch } from './known-hosts.js'
 
 /** Where a value came from, for messages: `~/.ssh/config line 12`. */
 export interface ConfigSource {
@@ -108,22 +109,14 @@ export function parseSshConfig(text: string, file: string): ParsedFile {
   return out
 }
 
-function globToRegExp(pattern: string): RegExp {
-  const re = pattern
-    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-    .replace(/\*/g, '.*')
-    .replace(/\?/g, '.')
-  return new RegExp(`^${re}$`, 'i')
-}
-
 /** ssh_config PATTERNS: a comma or space separated list, `!` negates and a negated match wins. */
 export function patternListMatches(patterns: string[], name: string): boolean {
   let matched = false
   for (const p of patterns.flatMap((v) => v.split(','))) {
     if (p === '') continue
     if (p.startsWith('!')) {
-      if (globToRegExp(p.slice(1)).test(name)) return false
-    } else if (globToRegExp(p).test(name)) matched = true
+      if (globMatch(p.slice(1), name)) return false
+    } else if (globMatch(p, name)) matched = true
   }
   return matched
 }
@@ -235,9 +228,8 @@ async function readInclude(pattern: string, baseDir: string): Promise<string[]> 
   if (!/[*?]/.test(base)) return [full]
   if (/[*?]/.test(dir)) throw cannotRun(`Include ${pattern}: wildcards are supported in the file name only`)
   const names = await readdir(dir).catch(() => [] as string[])
-  const re = globToRegExp(base)
   return names
-    .filter((n) => re.test(n))
+    .filter((n) => globMatch(base, n))
     .sort()
     .map((n) => join(dir, n))
 }

@@ -43,7 +43,8 @@ export function hostLookupName(host: string, port = 22): string {
   return port === 22 ? host : `[${host}]:${port}`
 }
 
-function globMatch(pattern: string, name: string): boolean {
+/** OpenSSH PATTERNS: `*` any run, `?` one character, case-insensitive (known_hosts and ssh_config). */
+export function globMatch(pattern: string, name: string): boolean {
   const re = pattern
     .replace(/[.+^${}()|[\]\\]/g, '\\$&')
     .replace(/\*/g, '.*')

@@ -13,9 +13,10 @@ export interface PromptStreams {
 /** Reads one line in raw mode (no echo); Ctrl-C or Ctrl-D give up (undefined). */
 export function readHidden(prompt: string, { input, output }: PromptStreams): Promise<string | undefined> {
   return new Promise((resolve) => {
-    output.write(prompt)
+    // Echo off before the prompt appears: whatever is typed in answer is never shown.
     const wasRaw = input.isRaw
     input.setRawMode(true)
+    output.write(prompt)
     input.resume()
     let text = ''
     const done = (value: string | undefined) => {

@@ -183,10 +183,15 @@ describe.skipIf(skip)(`SSH as operators use it, against a real sshd${skip ? ` (s
     })
     let out = ''
     let typed = false
+    let wrong = false
     const code = await new Promise<number | null>((resolve) => {
       child.stdout.on('data', (d: Buffer) => {
         out += d.toString('utf8')
-        if (!typed && /Enter passphrase for SSH key .*enc_key: $/.test(out)) {
+        // First a wrong passphrase (asked again), then the right one.
+        if (!wrong && /Enter passphrase for SSH key .*enc_key: $/.test(out)) {
+          wrong = true
+          child.stdin.write('not-it\r')
+        } else if (!typed && /wrong passphrase, try again\. Enter passphrase for SSH key .*enc_key: $/.test(out)) {
           typed = true
           child.stdin.write(`${PASSPHRASE}\r`)
         }
@@ -197,6 +202,7 @@ describe.skipIf(skip)(`SSH as operators use it, against a real sshd${skip ? ` (s
     expect(code, out).toBe(0)
     expect(out).toMatch(/dry run: nothing was changed/)
     expect(out).not.toContain(PASSPHRASE)
+    expect(out).not.toContain('not-it')
   }, 400_000)
 
   test('a jump host: both host keys checked; a changed jump-host key is refused', async () => {
