@@ -107,6 +107,39 @@ describe.skipIf(skip)(`chatmail deploy host on a real Debian host${skip ? ` (ski
     expect(audit).toMatch(/result=ok changed=0/)
   }, 300_000)
 
+  test('iroh-relay runs sandboxed as its own user on its port; nginx names no version (issue 9 item 10)', async () => {
+    const unit = await guestShell(
+      host,
+      'systemctl show -p User,CapabilityBoundingSet,RestrictNamespaces,MemoryMax,LimitNOFILE,NoNewPrivileges,ProtectSystem iroh-relay',
+    )
+    expect(unit).toContain('User=iroh-relay')
+    expect(unit).toMatch(/^CapabilityBoundingSet=$/m)
+    expect(unit).toContain('RestrictNamespaces=yes')
+    expect(unit).toContain(`MemoryMax=${512 * 1024 * 1024}`)
+    expect(unit).toContain('LimitNOFILE=65536')
+    expect(unit).toContain('NoNewPrivileges=yes')
+    expect(unit).toContain('ProtectSystem=strict')
+    // It still listens on 3340 as iroh-relay (the doctor's relay checks in the first test went through it).
+    const listener = await guestShell(
+      host,
+      "ss -Hltnp 'sport = :3340' | head -1; ps -o user= -C node,iroh-relay | sort -u",
+    )
+    expect(listener).toMatch(/:3340\b/)
+    expect(listener).toMatch(/^iroh-relay$/m)
+    // systemd's own exposure score: as low as chatmail-metadata's, far from unsandboxed (9.x UNSAFE).
+    const score = (text: string) => Number(/Overall exposure level for \S+: ([\d.]+)/.exec(text)?.[1] ?? Number.NaN)
+    const relay = score(
+      await guestShell(host, 'systemd-analyze security --no-pager iroh-relay.service 2>&1 | tail -n 1'),
+    )
+    const metadata = score(
+      await guestShell(host, 'systemd-analyze security --no-pager chatmail-metadata.service 2>&1 | tail -n 1'),
+    )
+    expect(relay, 'exposure of iroh-relay.service').toBeLessThanOrEqual(3)
+    expect(relay).toBeLessThanOrEqual(metadata + 1)
+    const head = await guestShell(host, 'curl -skI https://127.0.0.1/ | tr -d "\\r" | grep -i "^server:"')
+    expect(head.trim()).toBe('Server: nginx')
+  }, 120_000)
+
   test('--dry-run after a local config change shows exactly that diff and changes nothing', async () => {
     const path = join(dir, 'chatmail.toml')
     const original = readFileSync(path, 'utf8')

@@ -1,0 +1,73 @@
+/** iroh-relay.service gets chatmail-metadata's sandbox; nginx names no version (issue 9 item 10). */
+import { resolve } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { buildConfig } from '../../src/config/init.js'
+import type { FileResource } from '../../src/deploy/resources.js'
+import { dovecotStack } from '../../src/deploy/stacks/dovecot.js'
+
+const files = async () => {
+  const spec = await dovecotStack({
+    config: buildConfig({ path: 'x', force: false, domain: 'chat.example.org', profile: 'dovecot' }),
+    metadataProgram: '// program\n',
+    irohRelay: {},
+    doctorPassword: 'pw',
+    templatesDir: resolve('templates'),
+  })
+  const byPath = new Map<string, string>()
+  for (const r of spec.resources)
+    if (r.kind === 'file') byPath.set((r as FileResource).path, (r as FileResource).content)
+  return byPath
+}
+
+/** The [Service] settings of a unit, each key with all its values. */
+const serviceSettings = (unit: string): Map<string, string[]> => {
+  const out = new Map<string, string[]>()
+  let inService = false
+  for (const line of unit.split('\n')) {
+    if (/^\[.*\]$/.test(line)) inService = line === '[Service]'
+    const m = /^([A-Za-z]+)=(.*)$/.exec(line)
+    if (inService && m) out.set(m[1] as string, [...(out.get(m[1] as string) ?? []), m[2] as string])
+  }
+  return out
+}
+
+// What the metadata unit has that the relay must not copy: it has no network at all, and it is
+// started with a runtime directory and dovecot ordering of its own.
+const NOT_SANDBOX = new Set([
+  'Type',
+  'User',
+  'Group',
+  'ExecStartPre',
+  'ExecStart',
+  'ExecReload',
+  'Restart',
+  'RestartSec',
+])
+const DIFFERENT = new Set(['PrivateNetwork', 'RestrictAddressFamilies', 'RuntimeDirectory', 'RuntimeDirectoryMode'])
+
+describe('iroh-relay.service', () => {
+  it('has every sandbox setting of chatmail-metadata.service, with the network it needs', async () => {
+    const f = await files()
+    const metadata = serviceSettings(f.get('/etc/systemd/system/chatmail-metadata.service') as string)
+    const relay = serviceSettings(f.get('/etc/systemd/system/iroh-relay.service') as string)
+    for (const [key, values] of metadata) {
+      if (NOT_SANDBOX.has(key) || DIFFERENT.has(key)) continue
+      expect(relay.get(key), key).toBeDefined()
+      if (!['MemoryMax', 'TasksMax'].includes(key)) expect(relay.get(key)?.[0], key).toBe(values[0])
+    }
+    expect(relay.get('CapabilityBoundingSet')).toEqual([''])
+    expect(relay.get('AmbientCapabilities')).toEqual([''])
+    expect(relay.get('RestrictAddressFamilies')).toEqual(['AF_INET AF_INET6 AF_UNIX'])
+    expect(relay.get('LimitNOFILE')).toEqual(['65536'])
+    expect(relay.get('MemoryMax')).toEqual(['512M'])
+    expect(relay.get('User')).toEqual(['iroh-relay'])
+    expect(relay.has('PrivateNetwork')).toBe(false)
+  })
+})
+
+describe('nginx', () => {
+  it('sends no version (server_tokens off, in the http context)', async () => {
+    const conf = (await files()).get('/etc/nginx/conf.d/chatmail.conf') as string
+    expect(conf).toMatch(/^server_tokens off;$/m)
+  })
+})
