@@ -30,6 +30,8 @@ export interface InitOptions {
 }
 
 export function buildConfig(o: InitOptions): Config {
+  const control = checkValue(o.domain)
+  if (control) throw usageError(`DOMAIN ${control} (got ${JSON.stringify(o.domain)})`)
   const check = checkDomain(o.domain)
   if (!check.ok) throw usageError(check.reason)
   const domain = check.domain

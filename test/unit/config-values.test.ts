@@ -165,6 +165,7 @@ describe('chatmail init refuses the same values in its flags (usage error)', () 
     [{ relayUrl: 'gopher://relay.example.org' }, /--relay-url must be a URL that starts with http:\/\/ or https:\/\//],
     [{ acmeEmail: 'admin@example.org\nx' }, /--acme-email must not contain control characters/],
     [{ acmeEmail: 'admin' }, /--acme-email must be an e-mail address/],
+    [{ domain: 'chat.example.org\n' }, /DOMAIN must not contain control characters; found a newline/],
   ])('%j', (extra, message) => {
     expect(init(extra)).toThrow(message)
     try {
