@@ -37,7 +37,8 @@ describe.skipIf(skip)(`a real Delta Chat core against a deployed server${skip ? 
   let core: Core
 
   beforeAll(async () => {
-    d = await startDeployedHost(HOST)
+    // The deploy's own doctor is deploy.test.ts's subject; this file checks the server with a real core.
+    d = await startDeployedHost({ ...HOST, deployArgs: ['--no-doctor'] })
     fence = await createFence({ ...FENCE, hosts: [{ ip: d.host.host, names: [d.host.domain] }] })
     core = await startCore(fence)
   }, 600_000)
@@ -190,6 +191,48 @@ describe.skipIf(skip)(`a real Delta Chat core against a deployed server${skip ? 
       const refused = await hostHttps(d.host.host, 'POST', '/new')
       expect(refused.status).toBeGreaterThanOrEqual(400)
       expect(JSON.parse(refused.body).reason).toMatch(/closed/)
+    } finally {
+      writeFileSync(path, original)
+      await d.redeploy('--no-doctor')
+    }
+  }, 300_000)
+
+  test('registration invite: an invite token creates one account, then no more', async (ctx) => {
+    const missing = await signupMissing(d.host.host)
+    if (missing) ctx.skip(missing)
+    if ((await d.cli(['invite', '--help'])).code !== 0) ctx.skip('no `chatmail invite` command yet (issue 11)')
+    const path = join(d.dir, 'chatmail.toml')
+    const original = readFileSync(path, 'utf8')
+    if (!/^#?\s*registration\s*=/m.test(original)) ctx.skip('chatmail.toml has no registration setting yet (issue 11)')
+    writeFileSync(path, original.replace(/^#?\s*registration\s*=.*$/m, 'registration = "invite"'))
+    try {
+      const r = await d.redeploy('--no-doctor')
+      expect(r.code, r.stderr).toBe(0)
+      const without = await hostHttps(d.host.host, 'POST', '/new')
+      expect(without.status).toBeGreaterThanOrEqual(400)
+      expect(JSON.parse(without.body).reason).toMatch(/invite/)
+      const inv = await d.cli([
+        'invite',
+        `root@${d.host.host}`,
+        '-i',
+        d.host.keyFile,
+        '--known-hosts',
+        d.host.knownHostsFile,
+        '--uses',
+        '1',
+        '--json',
+      ])
+      expect(inv.code, inv.stderr).toBe(0)
+      const { token, link } = JSON.parse(inv.stdout) as { token: string; link: string }
+      expect(link).toContain(token)
+      const id = await core.rpc.addAccount()
+      const first = await signUp(core, id, d.host.host, `?i=${encodeURIComponent(token)}`)
+      expect(first.addr).toMatch(/@/)
+      const again = await hostHttps(d.host.host, 'POST', `/new?i=${encodeURIComponent(token)}`)
+      expect(again.status, again.body).toBeGreaterThanOrEqual(400)
+      expect(JSON.parse(again.body).reason).toBeTruthy()
+      process.stderr.write(`invite used twice: ${again.status} ${JSON.parse(again.body).reason}\n`)
+      await core.rpc.removeAccount(id)
     } finally {
       writeFileSync(path, original)
       await d.redeploy('--no-doctor')
