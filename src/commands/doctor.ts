@@ -7,7 +7,7 @@ import { toJUnit } from '../doctor/report/junit.js'
 import { plainProgress, renderText } from '../doctor/report/plain.js'
 import { parseTlsPorts } from '../doctor/tls-ports.js'
 import { BaseCommand, commonFlags, configFlag } from '../lib/base-command.js'
-import { describeFsError, ExitCode } from '../lib/errors.js'
+import { describeFsError, ExitCode, usageError } from '../lib/errors.js'
 import { colourOn, note } from '../lib/output.js'
 
 export default class Doctor extends BaseCommand {
@@ -27,6 +27,14 @@ turn.rejects-bad-credentials turn.rejects-expired-credentials relay.ping relay.g
 relay.upgrade relay.handshake relay.forward tls.imap tls.submission tls.submission-starttls
 tls.https tls.turns. Groups: imap discovery credentials turn relay tls. A selector may also be
 an id prefix (metadata selects metadata.*).
+
+With --ssh [USER@]HOST[:PORT] (the same keys and known_hosts rules as deploy host, one
+connection, nothing written) the host group runs too: host.units (every unit of the stack
+active, none failed), host.ports (each port held by its unit), host.disk (/, /home/vmail,
+/var/log: warn at 85% used, fail at 95% or under 200 MiB free), host.memory (warn under 10%
+available, fail under 3%), host.clock (skew against this machine: warn at 5 s, fail at 60 s),
+host.restart-needed (warn: a process runs a replaced binary or library), host.version (the last
+deploy and the iroh-relay binary).
 
 The tls group checks the certificate on IMAP 993, submission 465 and 587 (STARTTLS), HTTPS 443
 and TURN over TLS 5349 (--tls-port NAME=PORT when elsewhere): valid for the name, a trusted
@@ -132,6 +140,29 @@ Exit codes:
       helpValue: 'NAME=PORT',
       multiple: true,
     }),
+    ssh: Flags.string({
+      description:
+        'Also check the host from the inside over SSH (read-only, one connection): host.units host.ports host.disk host.memory host.clock host.restart-needed host.version.',
+      helpValue: '[USER@]HOST[:PORT]',
+    }),
+    identity: Flags.string({
+      char: 'i',
+      description: 'With --ssh: SSH private key, tried first (then the agent, then ~/.ssh/id_*), as deploy host.',
+      helpValue: 'FILE',
+    }),
+    'known-hosts': Flags.string({
+      description: 'With --ssh: known_hosts file (default: UserKnownHostsFile, else ~/.ssh/known_hosts).',
+      helpValue: 'FILE',
+    }),
+    'ssh-config': Flags.string({
+      char: 'F',
+      description: 'With --ssh: SSH config file (default: ~/.ssh/config; none: read no config).',
+      helpValue: 'FILE',
+    }),
+    'accept-new-host-key': Flags.boolean({
+      description: 'With --ssh: trust and record the key of a host not yet in known_hosts (never a changed key).',
+      default: false,
+    }),
     strict: Flags.boolean({
       description: 'Warnings fail the exit code too (exit 1), e.g. for CI gates. The report is unchanged.',
       default: false,
@@ -160,13 +191,22 @@ Exit codes:
     if (!json) for (const w of warnings) note(`warning: ${w}`)
     const progress = json ? undefined : await this.progress()
     // imapflow and listr2 load only when the doctor runs (the CLI bundle keeps them external).
-    const { runDoctor } = await import('../doctor/index.js')
-    const report = await runDoctor(options, {
-      only: flags.only,
-      skip: flags.skip,
-      onPlan: (checks) => progress?.plan(checks),
-      onResult: (r) => progress?.result(r),
-    })
+    const wantsHost = (flags.only ?? []).some((s) => /(^|,)\s*host(\.|,|$)/.test(s))
+    if (wantsHost && !flags.ssh) throw usageError('the host checks need --ssh [USER@]HOST[:PORT]')
+    const { HostProbe, runDoctor } = await import('../doctor/index.js')
+    const ssh = flags.ssh ? await this.sshHost(flags) : undefined
+    if (ssh) options.host = new HostProbe(flags.ssh as string, ssh.connect)
+    let report: DoctorReport
+    try {
+      report = await runDoctor(options, {
+        only: flags.only,
+        skip: flags.skip,
+        onPlan: (checks) => progress?.plan(checks),
+        onResult: (r) => progress?.result(r),
+      })
+    } finally {
+      ssh?.close()
+    }
     await progress?.done()
     if (flags.junit) await writeJUnit(flags.junit, report)
     if (flags.prometheus) await writePrometheus(flags.prometheus, report, options.domain)
@@ -174,6 +214,33 @@ Exit codes:
     if (json) return toJsonReport(report)
     process.stdout.write(renderText(report, { colour: colourOn(process.stdout) }))
     return undefined
+  }
+
+  /** --ssh: where and how to connect (resolved as deploy host does); the connection opens when a host check asks. */
+  private async sshHost(flags: {
+    ssh?: string | undefined
+    identity?: string | undefined
+    'known-hosts'?: string | undefined
+    'ssh-config'?: string | undefined
+    'accept-new-host-key': boolean
+  }) {
+    const { resolveTarget, SshSession } = await import('../ssh/index.js')
+    const target = await resolveTarget(flags.ssh as string, {
+      ...(flags.identity ? { identity: flags.identity } : {}),
+      ...(flags['known-hosts'] ? { knownHosts: flags['known-hosts'] } : {}),
+      ...(flags['ssh-config'] ? { sshConfig: flags['ssh-config'] } : {}),
+      acceptNewHostKey: flags['accept-new-host-key'],
+    })
+    let session: ReturnType<typeof SshSession.connectTo> | undefined
+    return {
+      connect: () => {
+        session ??= SshSession.connectTo(target)
+        return session
+      },
+      close: () => {
+        session?.then((s) => s.close()).catch(() => undefined)
+      },
+    }
   }
 
   /** The tree on a terminal, plain lines otherwise; both on stderr. */

@@ -15,7 +15,7 @@ export interface DoctorRun extends Omit<RunOptions, 'findings' | 'plan' | 'state
 }
 
 export async function runDoctor(options: DoctorOptions, run: DoctorRun = {}): Promise<DoctorReport> {
-  const defs = run.checks ?? (await loadChecks())
+  const defs = run.checks ?? (await loadChecks(options))
   const findings = seedFindings(options, Date.now())
   const plan = planChecks(defs, run, findings)
   run.onPlan?.(defs.filter((d) => plan.has(d.id)))
@@ -29,5 +29,6 @@ export async function runDoctor(options: DoctorOptions, run: DoctorRun = {}): Pr
   }
 }
 
+export { HostProbe } from './host-probe.js'
 export { doctorOptions } from './options.js'
 export { loadChecks } from './registry.js'

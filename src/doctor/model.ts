@@ -5,6 +5,7 @@
  * per check, and prints results in a fixed order.
  */
 import type { TurnMetadata } from '../protocols/metadata-values.js'
+import type { HostProbe } from './host-probe.js'
 import type { RunState } from './run-state.js'
 import type { TlsEndpoint } from './tls-ports.js'
 
@@ -65,6 +66,8 @@ export interface DoctorOptions {
   deployed?: boolean
   /** Ports of TLS endpoints not on their usual port (--tls-port NAME=PORT), by endpoint name. */
   tlsPorts?: Partial<Record<TlsEndpoint, number>>
+  /** The host over SSH (--ssh, or deploy host's connection): enables the host checks. */
+  host?: HostProbe
   timeoutMs: number
   /** mail.signup creates an account through POST /new (and logs in with it) instead of only asking. */
   signup?: boolean
