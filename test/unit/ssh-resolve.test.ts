@@ -3,7 +3,7 @@
  * Real files in a temporary HOME; no network.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
@@ -163,5 +163,41 @@ describe('identities in OpenSSH order', () => {
     )) as Error
     expect(err.message).toMatch(/^no SSH key to log in to 10\.0\.0\.1 with: no -i, no ssh-agent running/)
     expect((err as { hint?: string }).hint).toMatch(/ssh-add|ssh-keygen/)
+  })
+})
+
+describe('ssh_config details', () => {
+  test('Match host/user/all apply; Match exec is never run and is reported; ProxyCommand is reported as ignored', async () => {
+    const f = join(home, 'match_config')
+    writeFileSync(
+      f,
+      [
+        'Match host 192.0.2.* user root',
+        '  Port 2201',
+        `Match exec "touch ${join(home, 'ran')}"`,
+        '  Port 2202',
+        'Host m',
+        '  HostName 192.0.2.8',
+        '  ProxyCommand nc %h %p',
+        'Match all',
+        '  IdentityFile ~/.ssh/%h_%r_%p',
+        '',
+      ].join('\n'),
+    )
+    const t = await resolveTarget('m', { sshConfig: f })
+    // Match host sees the HostName only once it is set: the first Match ran before `Host m`.
+    expect(t.port).toBe(22)
+    expect(t.identityFiles).toEqual([join(home, '.ssh', '192.0.2.8_root_22')])
+    expect(t.notes.join('\n')).toMatch(/line 3: Match exec is not supported; that block is not applied/)
+    expect(t.notes.join('\n')).toMatch(/line 7: proxycommand is not supported by chatmail and is ignored/)
+    expect(existsSync(join(home, 'ran'))).toBe(false)
+    const direct = await resolveTarget('root@192.0.2.3', { sshConfig: f })
+    expect(direct.port).toBe(2201)
+  })
+
+  test('a config that does not parse names the file', async () => {
+    const f = join(home, 'broken_config')
+    writeFileSync(f, 'Host x\n  HostName "unterminated\n')
+    await expect(resolveTarget('x', { sshConfig: f })).rejects.toThrow(/cannot parse SSH config .*broken_config/)
   })
 })
