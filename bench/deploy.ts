@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildConfig } from '../src/config/init.js'
 import { deploy } from '../src/deploy/engine.js'
-import { buildSpec } from '../src/deploy/host.js'
+import { stackBuilder } from '../src/deploy/host.js'
 import { SshSession } from '../src/ssh/index.js'
 import { buildStandInTarball } from '../test/helpers/standin-tarball.js'
 import { startTestHost, stopTestHost } from '../test/helpers/testhost.js'
@@ -21,7 +21,7 @@ try {
   const tarball = buildStandInTarball(dir)
   const config = buildConfig({ path: 'x', force: false, domain: host.host, profile: 'dovecot' })
   const loaded = { path: join(dir, 'chatmail.toml'), config }
-  const spec = await buildSpec(
+  const spec = await stackBuilder(
     {
       loaded,
       acceptNewHostKey: false,

@@ -3,15 +3,20 @@ import { createReadStream } from 'node:fs'
 import { ChatmailError, cannotRun, ExitCode } from '../lib/errors.js'
 import { collect, type SshSession } from '../ssh/index.js'
 import { type ApplyOutcome, applyScript, parseApplyOutput, uploadPath } from './apply.js'
-import { type Facts, factsScript, parseFacts } from './facts.js'
+import { type Facts, factsScript, hostFactsScript, parseFacts, resourceFactsScript } from './facts.js'
 import { APPLY_LOCK, AUDIT_LOG, HostLock } from './lock.js'
 import { computePlan, type Plan } from './plan.js'
 import { type PreflightProblem, preflightDns, preflightFacts, type Resolver } from './preflight.js'
 import { checkSpec, type DeploySpec } from './resources.js'
+import { type HostInfo, hostInfo } from './service.js'
 
 export interface DeployOptions {
   session: SshSession
-  spec: DeploySpec
+  /**
+   * What to deploy: a spec, or a stack built from the host's facts (its Debian release and
+   * package versions), which costs one more round trip for the facts of its resources.
+   */
+  spec: DeploySpec | ((host: HostInfo) => Promise<DeploySpec>)
   /** For the DNS preflight and the audit line. */
   domain?: string
   skipDnsCheck?: boolean
@@ -98,20 +103,44 @@ const preflightError = (problems: PreflightProblem[]) =>
  * facts → preflight → plan → apply, under the host lock. Round trips: 1 (lock + facts) + 1 (apply,
  * only when something changed) + 1 per uploaded binary + 1 (audit + unlock).
  */
+const checked = (spec: DeploySpec): DeploySpec => {
+  const problems = checkSpec(spec)
+  if (problems.length > 0) throw new ChatmailError(`invalid stack: ${problems.join('; ')}`, ExitCode.failed)
+  return spec
+}
+
+/** Builds the spec from the host facts and gathers the facts of its resources (one round trip). */
+async function stackFacts(
+  session: SshSession,
+  build: (host: HostInfo) => Promise<DeploySpec>,
+  hostOutput: string,
+): Promise<{ spec: DeploySpec; facts: Facts }> {
+  const spec = checked(await build(hostInfo(parseFacts(hostOutput))))
+  const r = await session.exec('sh', { stdin: resourceFactsScript(spec.resources) })
+  if (r.code !== 0 || !/(^|\n)end\n/.test(r.stdout)) {
+    throw cannotRun(
+      `gathering facts on ${session.target.host} failed: ${r.stderr.trim().split('\n').slice(-3).join('; ') || 'no output'}`,
+    )
+  }
+  return { spec, facts: parseFacts(hostOutput.replace(/(^|\n)end\n[\s\S]*$/, '$1') + r.stdout) }
+}
+
 async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
   const started = Date.now()
-  const { session, spec } = opts
+  const { session } = opts
   const progress = opts.onProgress ?? (() => {})
-  const specProblems = checkSpec(spec)
-  if (specProblems.length > 0) throw new ChatmailError(`invalid stack: ${specProblems.join('; ')}`, ExitCode.failed)
+  const build = typeof opts.spec === 'function' ? opts.spec : undefined
+  const staticSpec = typeof opts.spec === 'function' ? undefined : checked(opts.spec)
 
   progress('gathering facts')
-  const lock = await HostLock.acquire(session, factsScript(spec.resources))
+  const lock = await HostLock.acquire(session, staticSpec ? factsScript(staticSpec.resources) : hostFactsScript())
   let plan: Plan | undefined
   let applied: ApplyOutcome | undefined
   let result = 'error'
   try {
-    const facts = parseFacts(lock.output)
+    const { spec, facts } = build
+      ? await stackFacts(session, build, lock.output)
+      : { spec: staticSpec as DeploySpec, facts: parseFacts(lock.output) }
     const problems = preflightFacts(facts, { ports: spec.ports, minFreeMb: opts.minFreeMb })
     if (opts.domain && !opts.skipDnsCheck) {
       problems.push(...(await preflightDns(opts.domain, facts, session.target.host, opts.resolver)))

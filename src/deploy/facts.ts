@@ -1,5 +1,6 @@
 import { shellQuote } from '../ssh/quote.js'
 import type { Resource } from './resources.js'
+import { hostShell } from './shell.js'
 
 /**
  * Facts: everything the plan and the preflight need, gathered by ONE remote shell script whose
@@ -73,47 +74,24 @@ export interface Facts {
   commands: Map<string, boolean>
 }
 
-const SCRIPT_HEAD = String.raw`export LC_ALL=C
-printf 'uid\t%s\n' "$(id -u)"
-if [ -r /etc/os-release ]; then . /etc/os-release; fi
-printf 'os\t%s\t%s\t%s\n' "$ID" "$VERSION_ID" "$VERSION_CODENAME"
-printf 'arch\t%s\n' "$(uname -m)"
-df -Pk / | awk 'NR==2 { printf "disk\t%s\n", $4 }'
-ip -o addr show scope global 2>/dev/null | awk '{ sub(/\/.*/, "", $4); printf "addr\t%s\n", $4 }'
-ss -Hlntup 2>/dev/null | while IFS= read -r l; do printf 'listen\t%s\n' "$l"; done
-f() {
-  if [ -f "$1" ]; then
-    h=$(sha256sum <"$1" | cut -d' ' -f1); c=
-    if [ "$2" = 1 ] && [ "$(stat -c %s "$1")" -le ${MAX_DIFF_BYTES} ]; then c=$(base64 -w0 <"$1"); fi
-    printf 'file\t%s\t1\t%s\t%s\t%s\n' "$1" "$(stat --printf '%U\t%G\t%a\t%s' "$1")" "$h" "$c"
-  elif [ -e "$1" ]; then printf 'file\t%s\tother\n' "$1"
-  else printf 'file\t%s\t0\n' "$1"; fi
+/** Facts about the host alone (OS release, arch, ports, installed packages), ending in `end`. */
+export function hostFactsScript(): string {
+  return `${hostShell('facts-host.sh')}printf 'end\\n'\n`
 }
-d() {
-  if [ -d "$1" ]; then printf 'dir\t%s\t1\t%s\n' "$1" "$(stat --printf '%U\t%G\t%a' "$1")"
-  else printf 'dir\t%s\t0\n' "$1"; fi
-}
-u() {
-  if e=$(getent passwd "$1"); then
-    printf 'user\t%s\t1\t%s\t%s\t%s\n' "$1" "$(echo "$e" | cut -d: -f6)" "$(echo "$e" | cut -d: -f7)" "$(id -nG "$1")"
-  else printf 'user\t%s\t0\n' "$1"; fi
-}
-s() {
-  printf 'unit\t%s\t' "$1"
-  systemctl show -p ActiveEnterTimestampMonotonic -p ActiveState -p LoadState -p UnitFileState "$1" 2>/dev/null |
-    sort | cut -d= -f2- | tr '\n' '\t'
-  echo
-}
-`
 
-/** The batched facts script for these resources (run as root with `sh`). */
+/** The batched facts script for these resources, host facts included (run as root with `sh`). */
 export function factsScript(resources: Resource[]): string {
-  const lines = [SCRIPT_HEAD]
+  return hostShell('facts-host.sh') + resourceFactsScript(resources)
+}
+
+/** Facts about these resources only, ending in `end`. */
+export function resourceFactsScript(resources: Resource[]): string {
+  const lines = [`MAX_DIFF_BYTES=${MAX_DIFF_BYTES}`, hostShell('facts-lib.sh')]
   const packages: string[] = []
   for (const r of resources) {
     switch (r.kind) {
       case 'file':
-        lines.push(`f ${shellQuote(r.path)} ${r.secret ? 0 : 1}`)
+        lines.push(`f ${shellQuote(r.path)} ${r.secret || r.data ? 0 : 1}`)
         break
       case 'binary':
         lines.push(`f ${shellQuote(r.path)} 0`)

@@ -8,13 +8,14 @@ import { fileURLToPath } from 'node:url'
 import { saveDoctorAccount } from '../config/doctor-account.js'
 import type { LoadedConfig } from '../config/load.js'
 import type { DoctorReport } from '../doctor/model.js'
-import { ChatmailError, cannotRun, ExitCode, usageError } from '../lib/errors.js'
+import { cannotRun, usageError } from '../lib/errors.js'
 import { describeTarget, type ResolvedTarget, resolveTarget, SshSession, type SshTarget } from '../ssh/index.js'
 import { type DeployResult, deploy } from './engine.js'
 import type { Plan } from './plan.js'
 import type { DeploySpec } from './resources.js'
-import { doctorAddress, PATHS } from './stacks/common.js'
-import { dovecotStack } from './stacks/dovecot.js'
+import { buildStack, type HostInfo } from './service.js'
+import { doctorAddress, PATHS } from './services/common.js'
+import { stackFor } from './stacks/index.js'
 
 /** The package root (dist/ and templates/ live there), found from this module's location. */
 export async function packageRoot(): Promise<string> {
@@ -72,31 +73,30 @@ export function resolveDeployTarget(loaded: LoadedConfig, o: DeployTargetOptions
   })
 }
 
-export async function buildSpec(o: DeployHostOptions, doctorPassword: string): Promise<DeploySpec> {
+/**
+ * The stack of the config's profile, as the engine builds it once it knows the host (its Debian
+ * release and package versions). Checks what can be checked before connecting.
+ */
+export async function stackBuilder(
+  o: DeployHostOptions,
+  doctorPassword: string,
+): Promise<(host: HostInfo) => Promise<DeploySpec>> {
   const config = o.loaded.config
-  if (config.profile !== 'dovecot') {
-    throw new ChatmailError(
-      `profile ${config.profile} cannot be deployed yet; only dovecot is implemented`,
-      ExitCode.usage,
-      'set profile = "dovecot" in the config',
-    )
-  }
+  const stack = stackFor(config.profile)
   const root = await packageRoot()
-  const programPath = `${root}/dist/remote/chatmail-metadata.js`
-  const metadataProgram = await readFile(programPath, 'utf8').catch(() => {
-    throw cannotRun(`${programPath} is missing`, 'run `npm run build` first')
-  })
   const source = o.irohRelaySource ?? config.deploy.irohRelaySource
   const sha = o.irohRelaySha256 ?? config.deploy.irohRelaySha256
   if (sha !== undefined && !/^[0-9a-f]{64}$/.test(sha))
     throw usageError(`iroh-relay sha256 ${sha} is not 64 hex digits`)
-  return dovecotStack({
-    config,
-    metadataProgram,
-    doctorPassword,
-    irohRelay: { ...(source ? { source } : {}), ...(sha ? { sha256: sha } : {}) },
-    templatesDir: `${root}/templates`,
-  })
+  return (host) =>
+    buildStack(stack, {
+      config,
+      host,
+      templatesDir: `${root}/templates`,
+      distDir: `${root}/dist`,
+      doctorPassword,
+      irohRelay: { ...(source ? { source } : {}), ...(sha ? { sha256: sha } : {}) },
+    })
 }
 
 export async function deployHost(o: DeployHostOptions): Promise<DeployHostResult> {
@@ -109,7 +109,7 @@ export async function deployHost(o: DeployHostOptions): Promise<DeployHostResult
       progress(`saved the doctor account's new password in ${o.loaded.path}`)
     }
   }
-  const spec = await buildSpec(o, password)
+  const spec = await stackBuilder(o, password)
   let session = o.session
   if (!session) {
     const resolved = await resolveDeployTarget(o.loaded, o)

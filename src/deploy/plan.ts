@@ -5,6 +5,7 @@ import {
   type Arch,
   type BinaryVariant,
   type DeploySpec,
+  idsOf,
   type Resource,
   type ServiceResource,
   sha256,
@@ -84,11 +85,16 @@ function planResource(r: Exclude<Resource, ServiceResource>, facts: Facts, arch:
       if (fact?.notAFile) {
         throw new ChatmailError(`${r.path} exists on the host but is not a regular file`, ExitCode.failed)
       }
+      if (r.data && fact?.exists) return item(r, [], false)
       if (!fact?.exists) {
-        const what = r.secret ? 'new (secret)' : `new, ${Buffer.byteLength(r.content)} bytes`
+        const what = r.data
+          ? 'new (server data: created once, never overwritten)'
+          : r.secret
+            ? 'new (secret)'
+            : `new, ${Buffer.byteLength(r.content)} bytes`
         return item(r, [what], true, {
           writeContent: true,
-          diff: r.secret ? undefined : unifiedDiff('', r.content, '/dev/null', r.path),
+          diff: r.secret || r.data ? undefined : unifiedDiff('', r.content, '/dev/null', r.path),
         })
       }
       const changes: string[] = []
@@ -128,8 +134,8 @@ function planResource(r: Exclude<Resource, ServiceResource>, facts: Facts, arch:
 function planService(r: ServiceResource, facts: Facts, byId: Map<string, PlanItem>): PlanItem {
   const fact = facts.units.get(r.unit)
   const changedIds = (ids: string[] | undefined) => (ids ?? []).filter((id) => byId.get(id)?.action !== 'unchanged')
-  const restartIds = changedIds(r.restartOn)
-  const reloadIds = changedIds(r.reloadOn).filter((id) => !restartIds.includes(id))
+  const restartIds = changedIds(idsOf(r.restartOn))
+  const reloadIds = changedIds(idsOf(r.reloadOn)).filter((id) => !restartIds.includes(id))
   const isActive = fact?.active === 'active' || fact?.active === 'activating' || fact?.active === 'reloading'
   const changes: string[] = []
   const extra: Partial<PlanItem> = {}

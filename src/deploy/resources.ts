@@ -2,10 +2,16 @@ import { createHash } from 'node:crypto'
 import { loadTemplate, type TemplateVars } from './template.js'
 
 /**
- * What a stack declares. A stack is a function returning a `DeploySpec`: a flat list of resources
- * (each with a unique `id`), the ports it will own, and nothing else; the engine orders the work
- * (packages → users → directories → binaries → files → daemon-reload → validation → restarts →
- * service state) and restarts a service only when one of its `restartOn` resources changed.
+ * The resource model. A stack (src/deploy/stacks/) is a set of services (src/deploy/services/),
+ * each declaring resources; flattened, they make a `DeploySpec`: a list of resources (each with a
+ * unique `id`) and the ports the stack will own. The engine orders the work (packages → users →
+ * directories → binaries → files → daemon-reload → validation → restarts → service state) and
+ * restarts a service only when one of the resources its `restartOn` names changed.
+ *
+ * Managed configuration vs server data: a resource is configuration that deploy owns and rewrites
+ * to match the stack, unless it is marked `data`: then deploy creates it once, when it is absent,
+ * and never rewrites, chowns or removes it (accounts, mail, DKIM keys; certificates are made by
+ * command resources whose `unless` test keeps an existing one). Deploy never deletes anything.
  */
 
 export type Arch = 'x86_64' | 'aarch64'
@@ -48,6 +54,11 @@ export interface FileResource extends Ownership {
   content: string
   /** The plan never shows the content or a diff; the facts script never reads it back. */
   secret?: boolean
+  /**
+   * Server data, not configuration: `content` is the initial content, written only when the file
+   * does not exist; an existing file is never rewritten, re-owned or removed (and never read back).
+   */
+  data?: boolean
 }
 
 export type BinarySource = { url: string } | { file: string }
@@ -74,12 +85,16 @@ export interface ServiceResource {
   unit: string
   enabled: boolean
   running: boolean
-  /** Ids of resources whose change restarts this service (its unit file, configs, binary). */
-  restartOn: string[]
+  /**
+   * The resources whose change restarts this service (its unit file, configs, binary), by
+   * reference to the resource objects. A failed restart puts these files back and restarts the
+   * service on them.
+   */
+  restartOn: Resource[]
   /** Commands that must succeed before the restart, e.g. `doveconf -n >/dev/null`. */
   validate?: string[]
   /** `reload` instead of `restart` when only these resources changed (optional). */
-  reloadOn?: string[]
+  reloadOn?: Resource[]
 }
 
 /**
@@ -162,6 +177,12 @@ export const file = (
   secret: own.secret,
 })
 
+/** Server data: created with `initial` (owner, mode) when absent, never touched afterwards. */
+export const dataFile = (path: string, initial: string, own: Partial<Ownership> = {}): FileResource => ({
+  ...file(path, initial, own),
+  data: true,
+})
+
 /** A file rendered from `templates/<template>` with `{{name}}` placeholders. */
 export async function templateFile(
   path: string,
@@ -200,7 +221,10 @@ export const service = (unit: string, opts: Partial<Omit<ServiceResource, 'kind'
     reloadOn: opts.reloadOn,
   }) satisfies ServiceResource
 
-/** Rejects duplicate ids, restartOn ids that do not exist, and relative paths. */
+/** The ids of the resources a service restarts or reloads on. */
+export const idsOf = (rs: Resource[] | undefined): string[] => (rs ?? []).map((r) => r.id)
+
+/** Rejects duplicate ids, restart triggers that are not in the spec, and relative paths. */
 export function checkSpec(spec: DeploySpec): string[] {
   const problems: string[] = []
   const ids = new Set<string>()
@@ -213,7 +237,8 @@ export function checkSpec(spec: DeploySpec): string[] {
   for (const r of spec.resources) {
     if (r.kind !== 'service') continue
     for (const dep of [...r.restartOn, ...(r.reloadOn ?? [])]) {
-      if (!ids.has(dep)) problems.push(`${r.id}: restartOn names unknown resource ${dep}`)
+      if (!ids.has(dep.id)) problems.push(`${r.id}: restartOn names a resource not in the stack: ${dep.id}`)
+      if (dep.kind === 'file' && dep.data) problems.push(`${r.id}: restarts on server data ${dep.id}`)
     }
   }
   return problems

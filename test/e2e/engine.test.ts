@@ -131,6 +131,11 @@ describe.skipIf(skip)(`deploy engine on a real host${skip ? ` (skipped: ${skip})
       const relaySha = sha('#!/bin/sh\necho relay v1\n')
       const localBin = join(tmp, 'tool')
       writeFileSync(localBin, '#!/bin/sh\necho tool\n')
+      const relaySource = { url: `http://${host.runnerIp}:${serverPort}/relay.tar.gz` }
+      const relay = binary('/usr/local/bin/chatmail-test-relay', {
+        x86_64: { sha256: relaySha, source: relaySource, tarMember: '*/relay' },
+        aarch64: { sha256: relaySha, source: relaySource, tarMember: '*/relay' },
+      })
       return {
         resources: [
           pkg('tree'),
@@ -138,24 +143,13 @@ describe.skipIf(skip)(`deploy engine on a real host${skip ? ` (skipped: ${skip})
           directory('/srv/chatmail-test', { mode: '0750' }),
           conf,
           unit,
-          binary('/usr/local/bin/chatmail-test-relay', {
-            x86_64: {
-              sha256: relaySha,
-              source: { url: `http://${host.runnerIp}:${serverPort}/relay.tar.gz` },
-              tarMember: '*/relay',
-            },
-            aarch64: {
-              sha256: relaySha,
-              source: { url: `http://${host.runnerIp}:${serverPort}/relay.tar.gz` },
-              tarMember: '*/relay',
-            },
-          }),
+          relay,
           binary('/usr/local/bin/chatmail-test-tool', {
             x86_64: { sha256: sha(readFileSync(localBin)), source: { file: localBin } },
             aarch64: { sha256: sha(readFileSync(localBin)), source: { file: localBin } },
           }),
           service('chatmail-test.service', {
-            restartOn: [unit.id, conf.id, 'binary:/usr/local/bin/chatmail-test-relay'],
+            restartOn: [unit, conf, relay],
             validate: ['grep -q "^valid = yes" /etc/chatmail-test/app.conf'],
           }),
         ],

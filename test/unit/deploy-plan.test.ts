@@ -7,6 +7,7 @@ import {
   checkSpec,
   command,
   type DeploySpec,
+  dataFile,
   directory,
   file,
   pkg,
@@ -33,8 +34,8 @@ const unit = file('/etc/systemd/system/x.service', '[Service]\nExecStart=/usr/bi
 const bin = binary('/usr/local/bin/x', {
   x86_64: { sha256: 'a'.repeat(64), source: { url: 'https://example.org/x.tar.gz' }, tarMember: './x' },
 })
-const svc = service('x.service', { restartOn: [conf.id, unit.id, bin.id], validate: ['x --check'] })
-const other = service('other.service', { restartOn: [secret.id] })
+const svc = service('x.service', { restartOn: [conf, unit, bin], validate: ['x --check'] })
+const other = service('other.service', { restartOn: [secret] })
 const spec: DeploySpec = {
   resources: [
     pkg('x', ['x x/q string y']),
@@ -75,14 +76,14 @@ describe('plan', () => {
     expect(checkSpec(spec)).toEqual([])
     expect(
       checkSpec({
-        resources: [file('rel', ''), file('rel', ''), service('a', { restartOn: ['file:/nope'] })],
+        resources: [file('rel', ''), file('rel', ''), service('a', { restartOn: [file('/nope', '')] })],
         ports: [],
       }),
     ).toEqual([
       'file:rel: path must be absolute',
       'duplicate resource file:rel',
       'file:rel: path must be absolute',
-      'service:a: restartOn names unknown resource file:/nope',
+      'service:a: restartOn names a resource not in the stack: file:/nope',
     ])
   })
 
@@ -164,6 +165,28 @@ describe('plan', () => {
   })
 })
 
+describe('server data', () => {
+  const users = dataFile('/etc/x/users', '', { group: 'x', mode: '0640' })
+  const dataSpec: DeploySpec = { resources: [users], ports: [] }
+  it('is created when absent, without showing its content', () => {
+    const plan = computePlan(dataSpec, facts({ files: new Map([['/etc/x/users', { exists: false }]]) }))
+    expect(plan.items[0]).toMatchObject({ action: 'create', writeContent: true, diff: undefined })
+    expect(applyScript(plan)).toContain('w /etc/x/users root x 0640')
+  })
+  it('is never rewritten, re-owned or read back once it exists', () => {
+    const have = { exists: true, owner: 'x', group: 'x', mode: '0600', sha256: sha256('a:b\n'), size: 4 }
+    const plan = computePlan(dataSpec, facts({ files: new Map([['/etc/x/users', have]]) }))
+    expect(plan.items[0]).toMatchObject({ action: 'unchanged', changes: [] })
+    expect(plan.changed).toBe(0)
+    expect(applyScript(plan)).toBe('')
+    expect(factsScript([users])).toContain('f /etc/x/users 0')
+  })
+  it('cannot be what a service restarts on', () => {
+    const problems = checkSpec({ resources: [users, service('x.service', { restartOn: [users] })], ports: [] })
+    expect(problems).toEqual(['service:x.service: restarts on server data file:/etc/x/users'])
+  })
+})
+
 describe('apply script', () => {
   test('orders the work and validates before restarting', () => {
     const f = converged()
@@ -226,7 +249,7 @@ describe('command resources', () => {
   })
   it('are gathered in the facts script and ordered around the services in the apply script', () => {
     expect(factsScript([cert])).toContain("if ( test -s /etc/c.pem ) >/dev/null 2>&1 </dev/null; then printf 'cmd")
-    const svc = service('x.service', { restartOn: ['command:cert'] })
+    const svc = service('x.service', { restartOn: [cert] })
     const plan = computePlan({ resources: [cert, late, svc], ports: [] }, facts())
     const script = applyScript(plan)
     const a = script.indexOf('touch /etc/c.pem')

@@ -1,25 +1,33 @@
-import { readFileSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { buildConfig } from '../../src/config/init.js'
-import { checkSpec, type FileResource } from '../../src/deploy/resources.js'
-import { PATHS, ssha512 } from '../../src/deploy/stacks/common.js'
-import { dovecotStack } from '../../src/deploy/stacks/dovecot.js'
+import { checkSpec, type FileResource, type Resource } from '../../src/deploy/resources.js'
+import { buildStack, type HostInfo } from '../../src/deploy/service.js'
+import { PATHS, ssha512 } from '../../src/deploy/services/common.js'
+import { stackFor } from '../../src/deploy/stacks/index.js'
 
 const config = (domain: string, extra: Partial<Parameters<typeof buildConfig>[0]> = {}) =>
   buildConfig({ path: 'x', force: false, domain, profile: 'dovecot', ...extra })
 
-const stack = (c = config('chat.example.org')) =>
-  dovecotStack({
+const distDir = mkdtempSync(join(tmpdir(), 'chatmail-dist-'))
+mkdirSync(join(distDir, 'remote'))
+writeFileSync(join(distDir, 'remote', 'chatmail-metadata.js'), '// program\n')
+const bookworm: HostInfo = { release: '12', codename: 'bookworm', arch: 'x86_64', packages: new Map() }
+
+const stack = (c = config('chat.example.org'), host = bookworm) =>
+  buildStack(stackFor('dovecot'), {
     config: c,
-    metadataProgram: '// program\n',
+    host,
+    distDir,
     irohRelay: {},
     doctorPassword: 'doctor-password',
     templatesDir: resolve('templates'),
   })
 
-const fileAt = (resources: { kind: string }[], path: string) =>
-  resources.find((r): r is FileResource => r.kind === 'file' && (r as FileResource).path === path)
+const fileAt = (resources: Resource[], path: string) =>
+  resources.find((r): r is FileResource => r.kind === 'file' && r.path === path)
 
 describe('the dovecot stack', () => {
   it('renders every template with every value, and is a valid spec', async () => {
@@ -98,5 +106,95 @@ describe('the dovecot stack', () => {
     expect(readFileSync('templates/iroh-relay/iroh-relay.service', 'utf8')).toContain(
       'ExecStart=/usr/local/bin/iroh-relay --config-path /etc/iroh-relay.toml',
     )
+  })
+})
+
+describe('stacks made of services', () => {
+  it('claims the ports of every service, and restarts on resources of the spec', async () => {
+    const spec = await stack()
+    expect(spec.ports.map((p) => `${p.port}/${p.proto}`).sort()).toEqual(
+      [
+        '25/tcp',
+        '465/tcp',
+        '587/tcp',
+        '143/tcp',
+        '993/tcp',
+        '80/tcp',
+        '443/tcp',
+        '3478/tcp',
+        '3478/udp',
+        '5349/tcp',
+        '3340/tcp',
+      ].sort(),
+    )
+    const ids = new Set(spec.resources.map((r) => r.id))
+    const units = spec.resources.filter((r) => r.kind === 'service')
+    expect(units.map((u) => u.unit).sort()).toEqual(
+      [
+        'certbot.timer',
+        'chatmail-metadata.service',
+        'coturn.service',
+        'dovecot.service',
+        'iroh-relay.service',
+        'nginx.service',
+        'postfix.service',
+      ].sort(),
+    )
+    for (const u of units) for (const r of [...u.restartOn, ...(u.reloadOn ?? [])]) expect(ids).toContain(r.id)
+    // The certificate restarts every service that reads it.
+    const cert = spec.resources.find((r) => r.id === 'command:tls-self-signed')!
+    const onCert = units.filter((u) => u.restartOn.some((r) => r.id === cert.id)).map((u) => u.unit)
+    expect(onCert.sort()).toEqual(['coturn.service', 'dovecot.service', 'nginx.service', 'postfix.service'])
+  })
+  it('keeps accounts as server data and the doctor account in its own managed file', async () => {
+    const spec = await stack()
+    const users = fileAt(spec.resources, '/etc/dovecot/users')!
+    expect(users).toMatchObject({ data: true, content: '', group: 'dovecot', mode: '0640' })
+    const doctor = fileAt(spec.resources, '/etc/dovecot/doctor.passwd')!
+    expect(doctor.data).toBeUndefined()
+    expect(doctor.secret).toBe(true)
+    expect(doctor.content).toMatch(/^doctor@chat\.example\.org:\{SSHA512\}/)
+    const conf = fileAt(spec.resources, '/etc/dovecot/dovecot.conf')!.content
+    expect(conf.indexOf('/etc/dovecot/doctor.passwd')).toBeGreaterThan(0)
+    expect(conf.indexOf('/etc/dovecot/users')).toBeGreaterThan(conf.indexOf('/etc/dovecot/doctor.passwd'))
+  })
+  it("renders a release's own template when templates/<dir>/debian-<release>/ has one", async () => {
+    const templates = mkdtempSync(join(tmpdir(), 'chatmail-templates-'))
+    const { cpSync } = await import('node:fs')
+    cpSync(resolve('templates'), templates, { recursive: true })
+    mkdirSync(join(templates, 'nginx', 'debian-13'))
+    writeFileSync(join(templates, 'nginx', 'debian-13', 'index.html'), 'trixie page for {{domain}}\n')
+    const build = (release: string) =>
+      buildStack(stackFor('dovecot'), {
+        config: config('chat.example.org'),
+        host: { ...bookworm, release },
+        distDir,
+        irohRelay: {},
+        doctorPassword: 'x',
+        templatesDir: templates,
+      })
+    expect(fileAt((await build('13')).resources, '/var/www/chatmail/index.html')!.content).toBe(
+      'trixie page for chat.example.org\n',
+    )
+    expect(fileAt((await build('12')).resources, '/var/www/chatmail/index.html')!.content).not.toContain('trixie')
+  })
+  it('refuses a profile without a stack, and two services declaring one resource differently', async () => {
+    expect(() => stackFor('madmail')).toThrow(/profile madmail cannot be deployed yet; only dovecot is implemented/)
+    const { directory } = await import('../../src/deploy/resources.js')
+    const a = { name: 'a', build: () => ({ directories: [directory('/srv/x')] }) }
+    const b = { name: 'b', build: () => ({ directories: [directory('/srv/x', { mode: '0700' })] }) }
+    const c = { name: 'c', build: () => ({ directories: [directory('/srv/x')] }) }
+    const ctx = {
+      config: config('x.example.org'),
+      host: bookworm,
+      distDir,
+      irohRelay: {},
+      doctorPassword: 'x',
+      templatesDir: '',
+    }
+    await expect(buildStack({ profile: 't', services: [a, b] }, ctx)).rejects.toThrow(
+      /a and b declare dir:\/srv\/x differently/,
+    )
+    expect((await buildStack({ profile: 't', services: [a, c] }, ctx)).resources).toHaveLength(1)
   })
 })

@@ -1,7 +1,12 @@
-/** Pieces shared by the stack profiles: paths, the pinned iroh-relay, the doctor account. */
+/** Pieces the services share: paths, template rendering, the pinned iroh-relay, the doctor account. */
 import { createHash, createHmac } from 'node:crypto'
+import { access } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { Config } from '../../config/schema.js'
-import type { BinaryResource } from '../resources.js'
+import type { BinaryResource, FileResource } from '../resources.js'
+import { templateFile } from '../resources.js'
+import type { StackContext } from '../service.js'
+import type { TemplateVars } from '../template.js'
 
 export const MANAGED_BY = 'Managed by `chatmail deploy host`: local changes are overwritten on the next deploy.'
 
@@ -17,6 +22,41 @@ export const PATHS = {
   acmeWebroot: '/var/lib/chatmail/acme',
   irohRelay: '/usr/local/bin/iroh-relay',
 } as const
+
+/**
+ * The template for this host's Debian release: `templates/<dir>/debian-<release>/<file>` when it
+ * exists (e.g. `dovecot/debian-13/dovecot.conf` for dovecot 2.4), else `templates/<dir>/<file>`.
+ */
+export async function releaseTemplate(ctx: StackContext, template: string): Promise<string> {
+  const slash = template.lastIndexOf('/')
+  const specific = `${template.slice(0, slash + 1)}debian-${ctx.host.release}/${template.slice(slash + 1)}`
+  const exists = await access(join(ctx.templatesDir, specific)).then(
+    () => true,
+    () => false,
+  )
+  return exists ? specific : template
+}
+
+/** A managed file rendered from the host release's variant of `templates/<template>`. */
+export async function render(
+  ctx: StackContext,
+  path: string,
+  template: string,
+  vars: TemplateVars,
+  own: Parameters<typeof templateFile>[3] = {},
+): Promise<FileResource> {
+  return templateFile(path, await releaseTemplate(ctx, template), vars, { ...own, templatesDir: ctx.templatesDir })
+}
+
+/** The values most templates use: who manages the file, the domain, the TLS certificate in use. */
+export function baseVars(c: Config) {
+  return {
+    managed_by: MANAGED_BY,
+    domain: c.domain,
+    tls_cert: c.tls.mode === 'manual' ? (c.tls.cert as string) : PATHS.tlsCert,
+    tls_key: c.tls.mode === 'manual' ? (c.tls.key as string) : PATHS.tlsKey,
+  }
+}
 
 /** iroh-relay v0.35.0, the release Delta Chat's iroh speaks; sha256 of the extracted binary. */
 export const IROH_RELAY_VERSION = 'v0.35.0'

@@ -1,0 +1,36 @@
+/** coturn: TURN over UDP and TCP, and over TLS, with the REST-API shared secret. */
+import { pkg, service } from '../resources.js'
+import { type ServiceModule, tcp, udp } from '../service.js'
+import { templateLines } from '../template.js'
+import { baseVars, render } from './common.js'
+import { certificateChanges } from './tls.js'
+
+export const coturn: ServiceModule = {
+  name: 'coturn',
+  async build(ctx) {
+    const c = ctx.config
+    const conf = await render(
+      ctx,
+      '/etc/turnserver.conf',
+      'coturn/turnserver.conf',
+      {
+        ...baseVars(c),
+        turn_port: c.turn.port,
+        turn_tls_port: c.turn.tlsPort,
+        turn_secret: c.turn.secret,
+        external_ip_line: c.turn.externalIp ? `external-ip=${c.turn.externalIp}` : '# external-ip: not behind NAT',
+        own_address_lines: c.turn.externalIp
+          ? templateLines(...c.turn.externalIp.split('/').map((ip) => `denied-peer-ip=${ip}`))
+          : '# own public address: denied as a peer only when turn.external_ip names it',
+      },
+      { owner: 'root', group: 'turnserver', mode: '0640', secret: true },
+    )
+    const owners = ['turnserver']
+    return {
+      packages: [pkg('coturn')],
+      files: [conf],
+      units: [service('coturn.service', { restartOn: [conf, ...certificateChanges(c)] })],
+      ports: [tcp(c.turn.port, owners), udp(c.turn.port, owners), tcp(c.turn.tlsPort, owners)],
+    }
+  },
+}

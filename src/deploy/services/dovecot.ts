@@ -1,0 +1,62 @@
+/**
+ * dovecot: IMAP (with METADATA through chatmail-metadata), LMTP delivery from postfix, SASL for
+ * postfix. Accounts: the doctor's in its own managed file; the server's accounts in
+ * /etc/dovecot/users, server data that a deploy creates empty once and never rewrites.
+ */
+import { shellQuote as q } from '../../ssh/quote.js'
+import { command, dataFile, directory, file, pkg, service, user } from '../resources.js'
+import { type ServiceModule, tcp } from '../service.js'
+import { baseVars, doctorAddress, PATHS, render, ssha512 } from './common.js'
+import { certificateChanges } from './tls.js'
+
+export const DOVECOT_USERS = '/etc/dovecot/users'
+export const DOCTOR_PASSDB = '/etc/dovecot/doctor.passwd'
+
+export const dovecot: ServiceModule = {
+  name: 'dovecot',
+  async build(ctx) {
+    const c = ctx.config
+    const doctorUser = doctorAddress(c)
+    const passdb = { owner: 'root', group: 'dovecot', mode: '0640' }
+    const doctor = file(
+      DOCTOR_PASSDB,
+      `${doctorUser}:${ssha512(ctx.doctorPassword, doctorUser, c.turn.secret)}::::::\n`,
+      {
+        ...passdb,
+        secret: true,
+      },
+    )
+    const users = dataFile(DOVECOT_USERS, '', passdb)
+    const conf = await render(ctx, '/etc/dovecot/dovecot.conf', 'dovecot/dovecot.conf', {
+      ...baseVars(c),
+      imap_port: c.imap.port,
+      metadata_socket: PATHS.metadataSocket,
+      doctor_passdb: DOCTOR_PASSDB,
+      users_passdb: DOVECOT_USERS,
+    })
+    // Deploys before the doctor had its own file kept its account in /etc/dovecot/users: take it out
+    // there, so an old password stops working when the doctor's changes.
+    const u = q(doctorUser)
+    const moveDoctor = command(
+      'dovecot-doctor-account-moved',
+      `remove the doctor account from ${DOVECOT_USERS} (it has its own file, ${DOCTOR_PASSDB})`,
+      `[ ! -e ${DOVECOT_USERS} ] || awk -F: -v u=${u} '$1 == u { found = 1 } END { exit found }' ${DOVECOT_USERS}`,
+      `awk -F: -v u=${u} '$1 != u' ${DOVECOT_USERS} >${DOVECOT_USERS}.new && chown --reference=${DOVECOT_USERS} ${DOVECOT_USERS}.new && chmod --reference=${DOVECOT_USERS} ${DOVECOT_USERS}.new && mv -f ${DOVECOT_USERS}.new ${DOVECOT_USERS}`,
+    )
+    return {
+      packages: [pkg('dovecot-imapd'), pkg('dovecot-lmtpd')],
+      users: [user('vmail', { home: '/home/vmail' })],
+      directories: [directory('/home/vmail/mail', { owner: 'vmail', mode: '0700' })],
+      commands: [moveDoctor],
+      files: [doctor, users, conf],
+      units: [
+        service('dovecot.service', {
+          restartOn: [conf, ...certificateChanges(c)],
+          reloadOn: [doctor],
+          validate: ['doveconf -n >/dev/null'],
+        }),
+      ],
+      ports: [tcp(143, ['dovecot', 'imap-login']), tcp(c.imap.port, ['dovecot', 'imap-login'])],
+    }
+  },
+}
