@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite talks to (real servers, no mocks).
+# Installs the Debian packages the test suite talks to (real servers, no mocks), and shellcheck
+# for `npm run lint`.
 # Idempotent: installs only what is missing. Needs root (CI is root); otherwise it says what to install.
 # Services are installed with start-up blocked: the tests start their own instances on loopback.
 set -euo pipefail
 
-PKGS=(coturn dovecot-imapd dovecot-lmtpd dovecot-submissiond prometheus openssl iproute2 iptables util-linux procps)
+PKGS=(coturn dovecot-imapd dovecot-lmtpd dovecot-submissiond prometheus openssl iproute2 iptables util-linux procps shellcheck)
 # The end-to-end deploy test also needs a systemd host and an ACME server:
 if [ "${CHATMAIL_E2E:-1}" != 0 ]; then
   PKGS+=(systemd-container mmdebstrap pebble openssh-client)

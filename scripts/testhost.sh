@@ -46,7 +46,7 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 [[ $NAME =~ ^[a-z0-9][a-z0-9-]{0,30}$ ]] || die "TESTHOST_NAME must be a short lowercase hostname, not '$NAME'"
-[[ $INDEX =~ ^[0-9]+$ ]] && ((INDEX < 250)) || die "TESTHOST_INDEX must be 0..249"
+if ! [[ $INDEX =~ ^[0-9]+$ ]] || ((INDEX >= 250)); then die "TESTHOST_INDEX must be 0..249"; fi
 
 require_root() {
   [ "$(id -u)" = 0 ] || die "must run as root (systemd-nspawn, network namespaces and iptables need it)"
@@ -55,7 +55,7 @@ require_root() {
   done
 }
 
-nspawn_pid() { [ -f "$STATE/pid" ] && cat "$STATE/pid" || true; }
+nspawn_pid() { if [ -f "$STATE/pid" ]; then cat "$STATE/pid"; fi; }
 # Alive and really our systemd-nspawn (a recycled PID must not count).
 is_running() {
   local pid

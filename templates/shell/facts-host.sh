@@ -3,7 +3,7 @@
 # line, kind first (parsed by parseFacts in src/deploy/facts.ts). Runs as root under `sh`.
 export LC_ALL=C
 printf 'uid\t%s\n' "$(id -u)"
-ID= VERSION_ID= VERSION_CODENAME=
+ID='' VERSION_ID='' VERSION_CODENAME=''
 # shellcheck disable=SC1091
 if [ -r /etc/os-release ]; then . /etc/os-release; fi
 printf 'os\t%s\t%s\t%s\n' "$ID" "$VERSION_ID" "$VERSION_CODENAME"
