@@ -5,7 +5,6 @@
 import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
-import { saveDoctorAccount } from '../config/doctor-account.js'
 import type { LoadedConfig } from '../config/load.js'
 import type { DoctorReport } from '../doctor/model.js'
 import { cannotRun, usageError } from '../lib/errors.js'
@@ -50,6 +49,13 @@ export interface DeployHostResult {
   target: Required<SshTarget>
   result: DeployResult
   doctor?: DoctorReport
+  /** The doctor's login. */
+  doctorUser: string
+  /**
+   * A password made for the doctor account because the config had none, now in use on the host:
+   * the caller keeps it in the config (`saveDoctorAccount`). Never set on a dry run.
+   */
+  newDoctorPassword?: string
 }
 
 export interface DeployTargetOptions {
@@ -101,14 +107,10 @@ export async function stackBuilder(
 
 export async function deployHost(o: DeployHostOptions): Promise<DeployHostResult> {
   const progress = o.onProgress ?? (() => {})
-  let password = o.loaded.config.doctor.password
-  if (!password) {
-    password = randomBytes(18).toString('base64url')
-    if (!o.dryRun) {
-      await saveDoctorAccount(o.loaded.path, doctorAddress(o.loaded.config), password)
-      progress(`saved the doctor account's new password in ${o.loaded.path}`)
-    }
-  }
+  const doctorUser = doctorAddress(o.loaded.config)
+  const password = o.loaded.config.doctor.password ?? randomBytes(18).toString('base64url')
+  const made = !o.loaded.config.doctor.password && !o.dryRun
+  const account = { doctorUser, ...(made ? { newDoctorPassword: password } : {}) }
   const spec = await stackBuilder(o, password)
   let session = o.session
   if (!session) {
@@ -128,7 +130,7 @@ export async function deployHost(o: DeployHostOptions): Promise<DeployHostResult
       onProgress: progress,
     })
     const applied = !o.dryRun && (result.applied !== undefined || result.plan.changed === 0)
-    if (!o.doctor || !applied) return { target, result }
+    if (!o.doctor || !applied) return { target, result, ...account }
     progress('running the doctor against the deployed host')
     const ca = await hostCertificate(session, o.loaded)
     const { doctorOptions, runDoctor } = await import('../doctor/index.js')
@@ -147,7 +149,7 @@ export async function deployHost(o: DeployHostOptions): Promise<DeployHostResult
         c,
       ),
     )
-    return { target, result, doctor }
+    return { target, result, doctor, ...account }
   } finally {
     session.close()
   }

@@ -1,5 +1,5 @@
-import { createInterface } from 'node:readline/promises'
 import { Args, Flags } from '@oclif/core'
+import { saveDoctorAccount } from '../../config/doctor-account.js'
 import { loadConfig } from '../../config/load.js'
 import type { DoctorReport } from '../../doctor/model.js'
 import { BaseCommand, commonFlags, configFlag } from '../../lib/base-command.js'
@@ -93,16 +93,20 @@ failed, 2 usage error, 3 could not run (config, SSH connection, key refused).`
 
   public async run(): Promise<unknown> {
     const { args, flags } = await this.parse(DeployHost)
-    const json = this.jsonEnabled()
-    const dryRun = flags['dry-run']
+    const view = {
+      json: this.jsonEnabled(),
+      dryRun: flags['dry-run'],
+      yes: flags.yes,
+      verbose: flags.verbose,
+      tty: Boolean(process.stderr.isTTY),
+    }
     // The config first: without one nothing else matters (issue 15).
     const loaded = await loadConfig(flags.config)
-    const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY) && !json
-    if (!dryRun && !flags.yes && !interactive) {
+    const render = await import('../../deploy/render.js')
+    if (render.needsYes(view, Boolean(process.stdin.isTTY))) {
       throw usageError('no terminal to confirm the plan on', 'pass --yes to apply, or --dry-run to only look')
     }
     const { deployHost, resolveDeployTarget } = await import('../../deploy/host.js')
-    const { formatPlan } = await import('../../deploy/plan.js')
     const { describeTarget, SshSession, terminalPassphrase } = await import('../../ssh/index.js')
     const target = await resolveDeployTarget(loaded, {
       ...(args.destination ? { destination: args.destination } : {}),
@@ -111,21 +115,14 @@ failed, 2 usage error, 3 could not run (config, SSH connection, key refused).`
       ...(flags['ssh-config'] ? { sshConfig: flags['ssh-config'] } : {}),
       acceptNewHostKey: flags['accept-new-host-key'],
     })
-    if (!json) {
+    if (!view.json) {
       for (const n of target.notes) note(`chatmail: ${n}`)
       note(`chatmail: connecting to ${describeTarget(target)}`)
     }
     // Connected before the progress display starts, so a passphrase prompt has the terminal to itself.
     const ask = terminalPassphrase()
     const session = await SshSession.connectTo(target, ask ? { askPassphrase: ask } : {})
-    // A live line on a terminal when nothing will be asked; plain lines otherwise (and none with --json).
-    const { plainProgress, ttyProgress } = await import('../../deploy/progress.js')
-    const live = Boolean(process.stderr.isTTY) && !json && (flags.yes || dryRun)
-    const progress = json
-      ? plainProgress(() => {})
-      : live
-        ? ttyProgress(dryRun ? 'planning' : 'deploying')
-        : plainProgress(note)
+    const progress = render.deployProgress(view, note)
     const out = await progress
       .run(() =>
         deployHost({
@@ -133,55 +130,22 @@ failed, 2 usage error, 3 could not run (config, SSH connection, key refused).`
           session,
           acceptNewHostKey: flags['accept-new-host-key'],
           skipDnsCheck: flags['skip-dns-check'],
-          dryRun,
+          dryRun: view.dryRun,
           ...(flags['iroh-relay-source'] ? { irohRelaySource: flags['iroh-relay-source'] } : {}),
           ...(flags['iroh-relay-sha256'] ? { irohRelaySha256: flags['iroh-relay-sha256'] } : {}),
           doctor: !flags['no-doctor'],
           onProgress: (m) => progress.update(m),
-          confirm: async (plan) => {
-            if (json || live) return true // live: the changes are listed when the display is done
-            process.stderr.write(`${formatPlan(plan, flags.verbose)}\n`)
-            if (flags.yes) return true
-            const rl = createInterface({ input: process.stdin, output: process.stderr })
-            const answer = await rl.question(`apply ${plan.changed} change(s)? [y/N] `)
-            rl.close()
-            return /^y(es)?$/i.test(answer.trim())
-          },
+          confirm: render.confirmPlan(view),
         }),
       )
       .finally(() => session.close())
-    const { plan, applied } = out.result
-    const summary = {
-      host: `${out.target.user}@${out.target.host}:${out.target.port}`,
-      dryRun,
-      changed: plan.changed,
-      unchanged: plan.items.length - plan.changed,
-      resources: plan.items.map((i) => ({ id: i.resource.id, action: i.action, changes: i.changes })),
-      restarted: applied ? [...applied.restarted, ...applied.reloaded, ...applied.started] : [],
-      roundTrips: out.result.roundTrips,
-      durationMs: out.result.durationMs,
-      ...(out.doctor ? { doctor: { status: out.doctor.status, checks: out.doctor.checks } } : {}),
+    if (out.newDoctorPassword) {
+      await saveDoctorAccount(loaded.path, out.doctorUser, out.newDoctorPassword)
+      if (!view.json) note(`chatmail: saved the doctor account's new password in ${loaded.path}`)
     }
-    const declined = !dryRun && plan.changed > 0 && !applied
-    if (out.doctor?.status === 'fail' || declined) process.exitCode = ExitCode.failed
-    if (json) return summary
-    if (dryRun) {
-      this.log(plan.changed === 0 ? 'nothing to change' : formatPlan(plan, flags.verbose))
-      this.log(`${plan.changed} to change, ${summary.unchanged} unchanged (dry run: nothing was changed)`)
-      return undefined
-    }
-    if (declined) {
-      this.log('nothing changed (not confirmed)')
-      return undefined
-    }
-    if (live) {
-      for (const line of formatPlan(plan).split('\n')) if (/^[+~] /.test(line)) this.log(line)
-    }
-    this.log(
-      `${summary.host}: ${plan.changed} changed, ${summary.unchanged} unchanged` +
-        `${summary.restarted.length ? `; restarted ${summary.restarted.join(', ')}` : '; nothing restarted'}` +
-        ` (${(out.result.durationMs / 1000).toFixed(1)} s, ${out.result.roundTrips} round trips)`,
-    )
+    if (out.doctor?.status === 'fail' || render.declined(out, view.dryRun)) process.exitCode = ExitCode.failed
+    if (view.json) return render.deploySummary(out, view.dryRun)
+    for (const line of render.deployText(out, view)) this.log(line)
     if (out.doctor) await this.printDoctor(out.doctor)
     return undefined
   }
