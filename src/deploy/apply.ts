@@ -79,7 +79,7 @@ function resourceStep(i: PlanItem): string[] {
     case 'directory':
       return [
         `install -d -o ${q(r.owner)} -g ${q(r.group)} -m ${q(r.mode)} ${q(r.path)} || fail "cannot create directory ${r.path}"`,
-        `chown ${q(`${r.owner}:${r.group}`)} ${q(r.path)} && chmod ${q(r.mode)} ${q(r.path)} || fail "cannot set owner/mode of ${r.path}"`,
+        `if ! { chown ${q(`${r.owner}:${r.group}`)} ${q(r.path)} && chmod ${q(r.mode)} ${q(r.path)}; }; then fail "cannot set owner/mode of ${r.path}"; fi`,
       ]
     case 'binary':
       return binaryStep(r, i)
@@ -149,13 +149,25 @@ function serviceSteps(items: PlanItem[], unitsChanged: boolean): string[] {
     // "start" is done as a restart: a unit that was stopped when the facts were read may have been
     // started since (a package's postinst) with the old configuration.
     const command = verb === 'start' ? 'restart' : verb
+    // A unit that fails on its new files gets its old ones back and is restarted on them; the
+    // other services still get theirs, and the run fails at the end naming it.
+    const files = serviceFiles(s.resource)
+    const dr = items.some(
+      (i) => i.writeContent && 'path' in i.resource && files.includes(i.resource.path) && isUnitPath(i.resource.path),
+    )
     lines.push(
-      `systemctl ${command} ${u} || fail "systemctl ${command} ${unit} failed: $(journalctl -u ${u} -n 8 --no-pager -o cat 2>/dev/null | tr '\\n' ' ' | cut -c1-1500)"`,
-      `say ${verb} ${u}`,
+      verb === 'stop'
+        ? `systemctl stop ${u} || fail "systemctl stop ${unit} failed"; say stop ${u}`
+        : `if systemctl ${command} ${u}; then say ${verb} ${u}; else restart_failed ${command} ${u} ${dr ? 1 : 0} ${files.map(q).join(' ')}; fi`,
     )
   }
+  lines.push('[ -z "$failed" ] || fail "$failed"')
   return lines
 }
+
+/** The files and binaries a service restarts or reloads on: what a failed restart puts back. */
+const serviceFiles = (s: ServiceResource): string[] =>
+  [...s.restartOn, ...(s.reloadOn ?? [])].flatMap((r) => (r.kind === 'file' || r.kind === 'binary' ? [r.path] : []))
 
 /** Builds the script for the changed part of the plan ('' when nothing changed). */
 export function applyScript(plan: Plan): string {
@@ -185,6 +197,8 @@ export interface ApplyOutcome {
   started: string[]
   reloaded: string[]
   stopped: string[]
+  /** Units that failed on their new files and were put back on their old ones. */
+  failedServices: string[]
   installed: number
   /** Milliseconds spent on the host per phase: packages, commands, services, commands-after. */
   timings: Record<string, number>
@@ -199,6 +213,7 @@ export function parseApplyOutput(stdout: string, stderr = ''): ApplyOutcome {
     started: [],
     reloaded: [],
     stopped: [],
+    failedServices: [],
     installed: 0,
     timings: {},
     log: '',
@@ -218,6 +233,7 @@ export function parseApplyOutput(stdout: string, stderr = ''): ApplyOutcome {
     else if (tag === 'reload-or-restart') out.reloaded.push(value)
     else if (tag === 'start') out.started.push(value)
     else if (tag === 'stop') out.stopped.push(value)
+    else if (tag === 'restart-failed') out.failedServices.push(value)
     else if (tag === 'installed') out.installed = Number(value)
     else if (tag === 'timing' && rest[0]) out.timings[rest[0]] = Number(rest[1])
   }

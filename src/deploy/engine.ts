@@ -133,7 +133,8 @@ async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
   const staticSpec = typeof opts.spec === 'function' ? undefined : checked(opts.spec)
 
   progress('gathering facts')
-  const lock = await HostLock.acquire(session, staticSpec ? factsScript(staticSpec.resources) : hostFactsScript())
+  const script = staticSpec ? factsScript(staticSpec.resources) : hostFactsScript()
+  const lock = await HostLock.acquire(session, script, undefined, undefined, opts.dryRun)
   let plan: Plan | undefined
   let applied: ApplyOutcome | undefined
   let result = 'error'
@@ -176,7 +177,9 @@ async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
     result = 'ok'
     return { facts, plan, applied, roundTrips: 0, durationMs: 0 }
   } finally {
-    await lock.release([auditLine(opts, result, plan, applied, Date.now() - started)]).catch(() => {
+    // A dry run leaves no trace on the host, not even its audit line.
+    const audit = opts.dryRun ? [] : [auditLine(opts, result, plan, applied, Date.now() - started)]
+    await lock.release(audit).catch(() => {
       progress(`warning: could not write ${AUDIT_LOG} or release the lock cleanly`)
     })
   }

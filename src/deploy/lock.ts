@@ -36,23 +36,40 @@ export class HostLock {
     return `${user}@${hostname()} pid ${process.pid} since ${new Date().toISOString()}`
   }
 
-  /** Takes the lock and runs `script` under it; its stdout (up to a line `end`) is `output`. */
+  /**
+   * Takes the lock and runs `script` under it; its stdout (up to a line `end`) is `output`.
+   * `readOnly` (a dry run) changes nothing on the host: a shared lock on the lock file only if it
+   * exists (a host where no deploy ran since boot has nothing to wait for), no owner file, and
+   * `release` writes no audit line.
+   */
   static async acquire(
     session: SshSession,
     script: string,
     owner = HostLock.owner(),
     timeoutMs = 900_000,
+    readOnly = false,
   ): Promise<HostLock> {
-    const holder = [
-      'mkdir -p /run/lock',
-      `exec 9>>${LOCK_FILE}`,
-      `if ! flock -n 9; then printf 'busy\\t%s\\n' "$(cat ${OWNER_FILE} 2>/dev/null)"; exit 75; fi`,
-      `printf '%s\\n' '${owner.replace(/'/g, '')}' >${OWNER_FILE}`,
-      `flock -w ${Math.floor(timeoutMs / 1000) - 5} ${APPLY_LOCK} true 2>/dev/null || true`,
-      script,
-      `while IFS= read -r l; do printf '%s\\n' "$l" >>${AUDIT_LOG}; done`,
-      `rm -f ${OWNER_FILE}`,
-    ].join('\n')
+    const busy = `printf 'busy\\t%s\\n' "$(cat ${OWNER_FILE} 2>/dev/null)"; exit 75`
+    const waitApply = `flock ${readOnly ? '-s ' : ''}-w ${Math.floor(timeoutMs / 1000) - 5} ${APPLY_LOCK} true 2>/dev/null || true`
+    const holder = (
+      readOnly
+        ? [
+            `if [ -e ${LOCK_FILE} ]; then exec 9<${LOCK_FILE}; if ! flock -s -n 9; then ${busy}; fi; fi`,
+            `[ ! -e ${APPLY_LOCK} ] || ${waitApply}`,
+            script,
+            'cat >/dev/null',
+          ]
+        : [
+            'mkdir -p /run/lock',
+            `exec 9>>${LOCK_FILE}`,
+            `if ! flock -n 9; then ${busy}; fi`,
+            `printf '%s\\n' '${owner.replace(/'/g, '')}' >${OWNER_FILE}`,
+            waitApply,
+            script,
+            `while IFS= read -r l; do printf '%s\\n' "$l" >>${AUDIT_LOG}; done`,
+            `rm -f ${OWNER_FILE}`,
+          ]
+    ).join('\n')
     session.roundTrips++
     const channel = await session.open(holder)
     const output = await new Promise<string>((resolve, reject) => {

@@ -257,6 +257,76 @@ describe.skipIf(skip)(`deploy engine on a real host${skip ? ` (skipped: ${skip})
       }
     })
 
+    test('a unit that fails on its new files gets its old ones back; the others still get theirs', async () => {
+      const unitFile = (name: string, pre: string) =>
+        file(
+          `/etc/systemd/system/chatmail-${name}.service`,
+          `[Service]\nExecStartPre=${pre}\nExecStart=/bin/sleep infinity\n\n[Install]\nWantedBy=multi-user.target\n`,
+        )
+      const twoServices = (failing: string, after: string): DeploySpec => {
+        const failConf = file('/etc/chatmail-fail.conf', failing)
+        const failUnit = unitFile('fail', '/bin/grep -q ^good /etc/chatmail-fail.conf')
+        const afterConf = file('/etc/chatmail-after.conf', after)
+        const afterUnit = unitFile('after', '/bin/true')
+        return {
+          resources: [
+            failConf,
+            failUnit,
+            afterConf,
+            afterUnit,
+            service('chatmail-fail.service', { restartOn: [failConf, failUnit] }),
+            service('chatmail-after.service', { restartOn: [afterConf, afterUnit] }),
+          ],
+          ports: [],
+        }
+      }
+      await deploy({ session, spec: twoServices('good 1\n', 'after 1\n'), skipDnsCheck: true })
+      const since = (unit: string) => guestShell(host, `systemctl show -p ActiveEnterTimestampMonotonic ${unit}`)
+      const failBefore = await since('chatmail-fail')
+      const afterBefore = await since('chatmail-after')
+      const err = await deploy({ session, spec: twoServices('bad\n', 'after 2\n'), skipDnsCheck: true }).catch(
+        (e: Error) => e,
+      )
+      expect(err).toBeInstanceOf(Error)
+      expect((err as Error).message).toMatch(
+        /systemctl restart chatmail-fail.service failed: .*chatmail-fail.service.*; its previous files were restored and it runs on them again/,
+      )
+      expect(
+        await guestShell(host, 'cat /etc/chatmail-fail.conf; systemctl is-active chatmail-fail chatmail-after'),
+      ).toBe('good 1\nactive\nactive\n')
+      expect(await since('chatmail-fail')).not.toBe(failBefore)
+      // The service after it was restarted on its new file, not left on the old one.
+      expect(await guestShell(host, 'cat /etc/chatmail-after.conf')).toBe('after 2\n')
+      expect(await since('chatmail-after')).not.toBe(afterBefore)
+      await guestShell(
+        host,
+        'systemctl disable --now chatmail-fail chatmail-after; rm -f /etc/systemd/system/chatmail-fail.service /etc/systemd/system/chatmail-after.service; systemctl daemon-reload',
+      )
+    })
+
+    test('a dry run changes nothing on the host: no audit line, no lock or owner file', async () => {
+      const state =
+        'wc -l </var/log/chatmail-deploy.log; ls /run/lock | grep chatmail-deploy || true; cat /run/lock/chatmail-deploy.owner 2>/dev/null || true'
+      // A host that has not seen a deploy since boot has no lock files; one that has keeps them as they are.
+      for (const setup of [
+        'rm -f /run/lock/chatmail-deploy.*',
+        'touch /run/lock/chatmail-deploy.lock /run/lock/chatmail-deploy.apply && echo earlier >/run/lock/chatmail-deploy.owner',
+      ]) {
+        await guestShell(host, setup)
+        const before = await guestShell(host, state)
+        const r = await deploy({
+          session,
+          spec: await spec({ name: 'dry', valid: 'yes' }),
+          skipDnsCheck: true,
+          dryRun: true,
+        })
+        expect(r.plan.changed).toBeGreaterThan(0)
+        expect(await guestShell(host, state)).toBe(before)
+      }
+      await guestShell(host, 'rm -f /run/lock/chatmail-deploy.owner')
+      expect(await guestShell(host, 'cat /etc/chatmail-test/app.conf')).toContain('name = second')
+    })
+
     test('every run leaves an audit line', async () => {
       const log = await guestShell(host, 'cat /var/log/chatmail-deploy.log')
       const lines = log.trim().split('\n')

@@ -29,7 +29,13 @@ export const coturn: ServiceModule = {
     return {
       packages: [pkg('coturn')],
       files: [conf],
-      units: [service('coturn.service', { restartOn: [conf, ...certificateChanges(c)] })],
+      units: [
+        service('coturn.service', {
+          restartOn: [conf, ...certificateChanges(c)],
+          // coturn has no check mode: turnserver_conf_ok (templates/shell/apply-lib.sh) parses it strictly.
+          validate: ['turnserver_conf_ok /etc/turnserver.conf'],
+        }),
+      ],
       ports: [tcp(c.turn.port, owners), udp(c.turn.port, owners), tcp(c.turn.tlsPort, owners)],
     }
   },

@@ -19,7 +19,13 @@ export const irohRelay: ServiceModule = {
     return {
       users: [user('iroh-relay')],
       files: [bin, conf, unit],
-      units: [service('iroh-relay.service', { restartOn: [bin, conf, unit] })],
+      units: [
+        service('iroh-relay.service', {
+          restartOn: [bin, conf, unit],
+          // iroh-relay has no check mode either: at least its binary must run on this host.
+          validate: [`${PATHS.irohRelay} --help >/dev/null`],
+        }),
+      ],
       ports: [tcp(c.iroh.port, ['iroh-relay', 'node'])],
     }
   },

@@ -1,0 +1,77 @@
+/**
+ * coturn has no check mode, so the deploy validates /etc/turnserver.conf strictly before a
+ * restart (turnserver_conf_ok in templates/shell/apply-lib.sh), against the real turnserver's
+ * list of options.
+ */
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { buildConfig } from '../../src/config/init.js'
+import type { FileResource, ServiceResource } from '../../src/deploy/resources.js'
+import { buildStack } from '../../src/deploy/service.js'
+import { stackFor } from '../../src/deploy/stacks/index.js'
+
+const hasTurnserver = spawnSync('turnserver', ['-h']).error === undefined
+
+describe.skipIf(!hasTurnserver)('the coturn validation step', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'chatmail-turncheck-'))
+  const check = (conf: string) => {
+    const path = join(dir, 'turnserver.conf')
+    writeFileSync(path, conf)
+    return spawnSync(
+      'sh',
+      [
+        '-c',
+        `BACKUP_ROOT=${dir}/backup; . ${resolve('templates/shell/apply-lib.sh')}; turnserver_conf_ok "$1"`,
+        'sh',
+        path,
+      ],
+      { encoding: 'utf8' },
+    )
+  }
+  const rendered = async () => {
+    mkdirSync(join(dir, 'remote'), { recursive: true })
+    writeFileSync(join(dir, 'remote', 'chatmail-metadata.js'), '// program\n')
+    writeFileSync(join(dir, 'cert.pem'), 'cert\n')
+    writeFileSync(join(dir, 'key.pem'), 'key\n')
+    const config = buildConfig({
+      path: 'x',
+      force: false,
+      domain: 'chat.example.org',
+      profile: 'dovecot',
+      tlsMode: 'manual',
+      cert: join(dir, 'cert.pem'),
+      key: join(dir, 'key.pem'),
+    })
+    const spec = await buildStack(stackFor('dovecot'), {
+      config,
+      host: { release: '12', codename: 'bookworm', arch: 'x86_64', packages: new Map() },
+      distDir: dir,
+      irohRelay: {},
+      doctorPassword: 'pw',
+      templatesDir: resolve('templates'),
+    })
+    const unit = spec.resources.find((r): r is ServiceResource => r.kind === 'service' && r.unit === 'coturn.service')
+    expect(unit?.validate).toEqual(['turnserver_conf_ok /etc/turnserver.conf'])
+    return spec.resources.find((r): r is FileResource => r.kind === 'file' && r.path === '/etc/turnserver.conf')!
+      .content
+  }
+
+  it('passes the rendered turnserver.conf', async () => {
+    const r = check(await rendered())
+    expect(r.stdout + r.stderr).toBe('')
+    expect(r.status).toBe(0)
+  })
+  it('refuses a directive turnserver does not know, naming the line', async () => {
+    const r = check(`${await rendered()}relay-everything=yes\n`)
+    expect(r.status).toBe(1)
+    expect(r.stdout).toMatch(/turnserver\.conf line \d+: turnserver has no option "relay-everything"/)
+  })
+  it('refuses a certificate or key that cannot be read', async () => {
+    const r = check((await rendered()).replace(/^cert=.*$/m, 'cert=/nonexistent/cert.pem'))
+    expect(r.status).toBe(1)
+    expect(r.stdout).toMatch(/line \d+: cannot read cert \/nonexistent\/cert\.pem/)
+  })
+})
