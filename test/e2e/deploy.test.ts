@@ -140,6 +140,25 @@ describe.skipIf(skip)(`chatmail deploy host on a real Debian host${skip ? ` (ski
     expect(head.trim()).toBe('Server: nginx')
   }, 120_000)
 
+  test('accounts are server data: a redeploy keeps them, and takes the doctor out of them', async () => {
+    // As a deploy before the doctor had its own file left it, plus an account the server made.
+    await guestShell(
+      host,
+      'cat /etc/dovecot/doctor.passwd >>/etc/dovecot/users && echo "alice@x.example:{PLAIN}secret::::::" >>/etc/dovecot/users',
+    )
+    const r = await cli(deployArgs('--yes', '--json'), dir)
+    expect(r.code, `${r.stderr}\n${r.stdout.slice(0, 4000)}`).toBe(0)
+    const out = JSON.parse(r.stdout)
+    expect(
+      out.resources.filter((x: { action: string }) => x.action !== 'unchanged').map((x: { id: string }) => x.id),
+    ).toEqual(['command:dovecot-doctor-account-moved'])
+    expect(out.doctor.status).toBe('ok')
+    expect(await guestShell(host, 'cat /etc/dovecot/users')).toBe('alice@x.example:{PLAIN}secret::::::\n')
+    expect(await guestShell(host, 'stat -c "%a %U:%G" /etc/dovecot/users /etc/dovecot/doctor.passwd')).toBe(
+      '640 root:dovecot\n640 root:dovecot\n',
+    )
+  }, 300_000)
+
   test('--dry-run after a local config change shows exactly that diff and changes nothing', async () => {
     const path = join(dir, 'chatmail.toml')
     const original = readFileSync(path, 'utf8')
