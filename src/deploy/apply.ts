@@ -22,8 +22,8 @@ export const BACKUP_ROOT = '/var/lib/chatmail-deploy/backup'
 /** Where a local binary is uploaded before the apply script runs (one per sha256). */
 export const uploadPath = (sha: string): string => `/var/lib/chatmail-deploy/upload/${sha}`
 
-/** The apply script's settings and helpers (templates/shell/apply-lib.sh). */
-const head = (): string => `BACKUP_ROOT=${BACKUP_ROOT}\n${hostShell('apply-lib.sh')}`
+/** The apply script's settings and helpers (templates/shell/apply-lib.sh): the same for every plan. */
+export const applyHead = (): string => `BACKUP_ROOT=${BACKUP_ROOT}\n${hostShell('apply-lib.sh')}`
 
 const isUnitPath = (p: string) => /^\/(etc|lib|usr\/lib|run)\/systemd\/system\//.test(p)
 
@@ -186,7 +186,7 @@ export function applyScript(plan: Plan): string {
   body.push(...timed('services', serviceSteps(items, unitsChanged)))
   body.push(...timed('commands-after', commandSteps(items, 'after-services')))
   body.push('rm -rf "$B"', "say 'done'")
-  return `${head()}${body.join('\n')}\n`
+  return `${applyHead()}${body.join('\n')}\n`
 }
 
 export interface ApplyOutcome {

@@ -4,14 +4,13 @@
  * list of options.
  */
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { buildConfig } from '../../src/config/init.js'
 import type { FileResource, ServiceResource } from '../../src/deploy/resources.js'
-import { buildStack } from '../../src/deploy/service.js'
-import { stackFor } from '../../src/deploy/stacks/index.js'
+import { buildTestStack } from '../helpers/stack.js'
 
 const hasTurnserver = spawnSync('turnserver', ['-h']).error === undefined
 
@@ -32,8 +31,6 @@ describe.skipIf(!hasTurnserver)('the coturn validation step', () => {
     )
   }
   const rendered = async () => {
-    mkdirSync(join(dir, 'remote'), { recursive: true })
-    writeFileSync(join(dir, 'remote', 'chatmail-metadata.js'), '// program\n')
     writeFileSync(join(dir, 'cert.pem'), 'cert\n')
     writeFileSync(join(dir, 'key.pem'), 'key\n')
     const config = buildConfig({
@@ -45,14 +42,7 @@ describe.skipIf(!hasTurnserver)('the coturn validation step', () => {
       cert: join(dir, 'cert.pem'),
       key: join(dir, 'key.pem'),
     })
-    const spec = await buildStack(stackFor('dovecot'), {
-      config,
-      host: { release: '12', codename: 'bookworm', arch: 'x86_64', packages: new Map() },
-      distDir: dir,
-      irohRelay: {},
-      doctorPassword: 'pw',
-      templatesDir: resolve('templates'),
-    })
+    const spec = await buildTestStack(config)
     const unit = spec.resources.find((r): r is ServiceResource => r.kind === 'service' && r.unit === 'coturn.service')
     expect(unit?.validate).toEqual(['turnserver_conf_ok /etc/turnserver.conf'])
     return spec.resources.find((r): r is FileResource => r.kind === 'file' && r.path === '/etc/turnserver.conf')!

@@ -3,15 +3,14 @@
  * command lines. Each one has a strict type, checked when the config is loaded (issue 9, items
  * 2-4); the template renderer refuses a multi-line value as the last line of defence.
  */
-import { resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { buildConfig } from '../../src/config/init.js'
 import { ConfigError, parseConfigText } from '../../src/config/load.js'
 import { renderConfig } from '../../src/config/render.js'
 import type { Config } from '../../src/config/schema.js'
-import { dovecotStack } from '../../src/deploy/stacks/dovecot.js'
 import { renderTemplate, templateLines } from '../../src/deploy/template.js'
 import { ExitCode } from '../../src/lib/errors.js'
+import { buildTestStack } from '../helpers/stack.js'
 
 const SECRET = '0123456789abcdef0123'
 const toml = (sections: Record<string, Record<string, unknown>>, top = '') => {
@@ -37,14 +36,7 @@ const refusal = (sections: Record<string, Record<string, unknown>>, top = ''): C
   throw new Error(`accepted: ${toml(sections, top)}`)
 }
 
-const stack = (config: Config) =>
-  dovecotStack({
-    config,
-    metadataProgram: '// program\n',
-    irohRelay: {},
-    doctorPassword: 'doctor-password',
-    templatesDir: resolve('templates'),
-  })
+const stack = (config: Config) => buildTestStack(config)
 
 describe('the proven exploits are refused when the config is loaded', () => {
   it('a newline in tls.cert (it added a directive to dovecot.conf, nginx, turnserver.conf and main.cf)', () => {

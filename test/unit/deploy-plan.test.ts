@@ -1,5 +1,5 @@
 import { describe, expect, it, test } from 'vitest'
-import { applyScript, parseApplyOutput } from '../../src/deploy/apply.js'
+import { applyHead, applyScript as fullScript, parseApplyOutput } from '../../src/deploy/apply.js'
 import { emptyFacts, type Facts, factsScript } from '../../src/deploy/facts.js'
 import { computePlan, formatPlan } from '../../src/deploy/plan.js'
 import {
@@ -15,6 +15,14 @@ import {
   sha256,
   user,
 } from '../../src/deploy/resources.js'
+
+/** The part of the apply script made for the plan (after the fixed helpers). */
+const applyScript = (plan: Parameters<typeof fullScript>[0]): string => {
+  const script = fullScript(plan)
+  if (script === '') return ''
+  expect(script.startsWith(applyHead())).toBe(true)
+  return script.slice(applyHead().length)
+}
 
 function facts(over: Partial<Facts> = {}): Facts {
   return {
@@ -209,6 +217,11 @@ describe('apply script', () => {
       at('systemctl restart x.service'),
     ]
     expect([...order].sort((a, b) => a - b)).toEqual(order)
+    // A failed restart puts back exactly this service's files (a unit file among them: daemon-reload).
+    expect(script).toContain(
+      'if systemctl restart x.service; then say restart x.service; else restart_failed restart x.service 1 /etc/x/x.conf /etc/systemd/system/x.service /usr/local/bin/x; fi',
+    )
+    expect(script.indexOf('[ -z "$failed" ] || fail "$failed"')).toBeGreaterThan(at('systemctl restart x.service'))
     expect(script).not.toContain('/etc/x/secret')
     expect(script).toContain(Buffer.from(CONF).toString('base64'))
   })

@@ -3,23 +3,16 @@
  * every step included) passes shellcheck, like the .sh files `npm run lint` checks.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { buildConfig } from '../../src/config/init.js'
 import { applyScript } from '../../src/deploy/apply.js'
 import { emptyFacts, factsScript } from '../../src/deploy/facts.js'
 import { computePlan } from '../../src/deploy/plan.js'
-import { buildStack } from '../../src/deploy/service.js'
-import { stackFor } from '../../src/deploy/stacks/index.js'
+import { buildTestStack } from '../helpers/stack.js'
 
 const hasShellcheck = spawnSync('shellcheck', ['--version']).status === 0
 
 describe.skipIf(!hasShellcheck)('generated host shell passes shellcheck', () => {
-  const distDir = mkdtempSync(join(tmpdir(), 'chatmail-dist-'))
-  mkdirSync(join(distDir, 'remote'))
-  writeFileSync(join(distDir, 'remote', 'chatmail-metadata.js'), '// program\n')
   const check = (script: string) => {
     // SC2235: `unless` tests and commands run in a subshell on purpose (an `exit` in one must not
     // end the script).
@@ -30,14 +23,7 @@ describe.skipIf(!hasShellcheck)('generated host shell passes shellcheck', () => 
     it(`for a fresh host, TLS ${mode}`, async () => {
       const domain = mode === 'acme' ? 'chat.example.org' : '203.0.113.5'
       const config = buildConfig({ path: 'x', force: false, domain, profile: 'dovecot', acmeEmail: 'a@example.org' })
-      const spec = await buildStack(stackFor('dovecot'), {
-        config,
-        host: { release: '12', codename: 'bookworm', arch: 'x86_64', packages: new Map() },
-        distDir,
-        irohRelay: { source: '/tmp/iroh-relay.tar.gz' },
-        doctorPassword: 'pw',
-        templatesDir: resolve('templates'),
-      })
+      const spec = await buildTestStack(config, { irohRelay: { source: '/tmp/iroh-relay.tar.gz' } })
       const plan = computePlan(spec, { ...emptyFacts(), uid: 0, arch: 'x86_64' })
       expect(plan.changed).toBe(spec.resources.length)
       expect(check(applyScript(plan))).toBe('')

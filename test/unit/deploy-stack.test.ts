@@ -1,30 +1,18 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { buildConfig } from '../../src/config/init.js'
-import { checkSpec, type FileResource, type Resource } from '../../src/deploy/resources.js'
-import { buildStack, type HostInfo } from '../../src/deploy/service.js'
+import { checkSpec, directory, type FileResource, type Resource } from '../../src/deploy/resources.js'
+import { buildStack } from '../../src/deploy/service.js'
 import { PATHS, ssha512 } from '../../src/deploy/services/common.js'
 import { stackFor } from '../../src/deploy/stacks/index.js'
+import { BOOKWORM, buildTestStack, testStackContext } from '../helpers/stack.js'
 
 const config = (domain: string, extra: Partial<Parameters<typeof buildConfig>[0]> = {}) =>
   buildConfig({ path: 'x', force: false, domain, profile: 'dovecot', ...extra })
 
-const distDir = mkdtempSync(join(tmpdir(), 'chatmail-dist-'))
-mkdirSync(join(distDir, 'remote'))
-writeFileSync(join(distDir, 'remote', 'chatmail-metadata.js'), '// program\n')
-const bookworm: HostInfo = { release: '12', codename: 'bookworm', arch: 'x86_64', packages: new Map() }
-
-const stack = (c = config('chat.example.org'), host = bookworm) =>
-  buildStack(stackFor('dovecot'), {
-    config: c,
-    host,
-    distDir,
-    irohRelay: {},
-    doctorPassword: 'doctor-password',
-    templatesDir: resolve('templates'),
-  })
+const stack = (c = config('chat.example.org')) => buildTestStack(c)
 
 const fileAt = (resources: Resource[], path: string) =>
   resources.find((r): r is FileResource => r.kind === 'file' && r.path === path)
@@ -160,19 +148,11 @@ describe('stacks made of services', () => {
   })
   it("renders a release's own template when templates/<dir>/debian-<release>/ has one", async () => {
     const templates = mkdtempSync(join(tmpdir(), 'chatmail-templates-'))
-    const { cpSync } = await import('node:fs')
     cpSync(resolve('templates'), templates, { recursive: true })
     mkdirSync(join(templates, 'nginx', 'debian-13'))
     writeFileSync(join(templates, 'nginx', 'debian-13', 'index.html'), 'trixie page for {{domain}}\n')
     const build = (release: string) =>
-      buildStack(stackFor('dovecot'), {
-        config: config('chat.example.org'),
-        host: { ...bookworm, release },
-        distDir,
-        irohRelay: {},
-        doctorPassword: 'x',
-        templatesDir: templates,
-      })
+      buildTestStack(config('chat.example.org'), { host: { ...BOOKWORM, release }, templatesDir: templates })
     expect(fileAt((await build('13')).resources, '/var/www/chatmail/index.html')!.content).toBe(
       'trixie page for chat.example.org\n',
     )
@@ -180,18 +160,10 @@ describe('stacks made of services', () => {
   })
   it('refuses a profile without a stack, and two services declaring one resource differently', async () => {
     expect(() => stackFor('madmail')).toThrow(/profile madmail cannot be deployed yet; only dovecot is implemented/)
-    const { directory } = await import('../../src/deploy/resources.js')
     const a = { name: 'a', build: () => ({ directories: [directory('/srv/x')] }) }
     const b = { name: 'b', build: () => ({ directories: [directory('/srv/x', { mode: '0700' })] }) }
     const c = { name: 'c', build: () => ({ directories: [directory('/srv/x')] }) }
-    const ctx = {
-      config: config('x.example.org'),
-      host: bookworm,
-      distDir,
-      irohRelay: {},
-      doctorPassword: 'x',
-      templatesDir: '',
-    }
+    const ctx = testStackContext(config('x.example.org'))
     await expect(buildStack({ profile: 't', services: [a, b] }, ctx)).rejects.toThrow(
       /a and b declare dir:\/srv\/x differently/,
     )
