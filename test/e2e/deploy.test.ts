@@ -182,7 +182,7 @@ describe.skipIf(skip)(`chatmail deploy host on a real Debian host${skip ? ` (ski
   test('a broken value is caught by validation; the old config keeps running', async () => {
     const path = join(dir, 'chatmail.toml')
     const original = readFileSync(path, 'utf8')
-    // A certificate path that does not exist: dovecot and nginx refuse it at validation.
+    // A certificate path that does not exist: coturn, nginx (and dovecot) refuse it at validation.
     writeFileSync(
       path,
       original.replace(
@@ -193,7 +193,7 @@ describe.skipIf(skip)(`chatmail deploy host on a real Debian host${skip ? ` (ski
     try {
       const r = await cli(deployArgs('--yes'), dir)
       expect(r.code).toBe(1)
-      expect(r.stderr).toMatch(/validation of (dovecot|postfix|nginx)\.service failed/)
+      expect(r.stderr).toMatch(/validation of (dovecot|postfix|coturn|nginx)\.service failed/)
       expect(r.stderr).toContain('was not restarted')
       expect(await guestShell(host, 'grep -c /etc/chatmail/tls/fullchain.pem /etc/dovecot/dovecot.conf')).toMatch(/^1/)
       expect((await guestShell(host, 'systemctl is-active dovecot nginx postfix')).trim().split('\n')).toEqual([
