@@ -177,6 +177,7 @@ EOF
     done
   elif [ -f /etc/apt/sources.list.d/debian.sources ]; then
     local runner_suite
+    # shellcheck disable=SC1091
     runner_suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
     [ -n "$runner_suite" ] || die "cannot tell the runner's Debian suite from /etc/os-release"
     rm -f "$ROOT/etc/apt/sources.list" "$ROOT"/etc/apt/sources.list.d/*

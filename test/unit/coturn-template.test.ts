@@ -1,20 +1,13 @@
 /** What the rendered turnserver.conf holds (issue 9 item 6); coturn-hardening.test.ts runs it. */
-import { resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { buildConfig } from '../../src/config/init.js'
 import type { Config } from '../../src/config/schema.js'
 import type { FileResource } from '../../src/deploy/resources.js'
-import { dovecotStack } from '../../src/deploy/stacks/dovecot.js'
+import { buildTestStack } from '../helpers/stack.js'
 
 const base = buildConfig({ path: 'x', force: false, domain: 'chat.example.org', profile: 'dovecot' })
 const turnserverConf = async (config: Config) => {
-  const spec = await dovecotStack({
-    config,
-    metadataProgram: '// program\n',
-    irohRelay: {},
-    doctorPassword: 'pw',
-    templatesDir: resolve('templates'),
-  })
+  const spec = await buildTestStack(config)
   return (
     spec.resources.find((r) => r.kind === 'file' && (r as FileResource).path === '/etc/turnserver.conf') as FileResource
   ).content
