@@ -1,18 +1,13 @@
 /** iroh-relay.service gets chatmail-metadata's sandbox; nginx names no version (issue 9 item 10). */
-import { resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { buildConfig } from '../../src/config/init.js'
 import type { FileResource } from '../../src/deploy/resources.js'
-import { dovecotStack } from '../../src/deploy/stacks/dovecot.js'
+import { buildTestStack } from '../helpers/stack.js'
 
 const files = async () => {
-  const spec = await dovecotStack({
-    config: buildConfig({ path: 'x', force: false, domain: 'chat.example.org', profile: 'dovecot' }),
-    metadataProgram: '// program\n',
-    irohRelay: {},
-    doctorPassword: 'pw',
-    templatesDir: resolve('templates'),
-  })
+  const spec = await buildTestStack(
+    buildConfig({ path: 'x', force: false, domain: 'chat.example.org', profile: 'dovecot' }),
+  )
   const byPath = new Map<string, string>()
   for (const r of spec.resources)
     if (r.kind === 'file') byPath.set((r as FileResource).path, (r as FileResource).content)
