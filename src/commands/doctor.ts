@@ -100,7 +100,16 @@ Exit codes:
       env: 'CHATMAIL_USER',
       helpValue: 'ADDRESS',
     }),
-    password: Flags.string({ description: 'Its password.', env: 'CHATMAIL_PASSWORD', helpValue: 'PASSWORD' }),
+    password: Flags.string({
+      description:
+        'Its password. On the command line it shows in ps and shell history: prefer CHATMAIL_PASSWORD or --password-file.',
+      env: 'CHATMAIL_PASSWORD',
+      helpValue: 'PASSWORD',
+    }),
+    'password-file': Flags.string({
+      description: 'File holding the password (a final newline is ignored); wins over CHATMAIL_PASSWORD.',
+      helpValue: 'FILE',
+    }),
     'turn-secret-file': Flags.string({
       description:
         "File with the server's TURN secret (default: turn.secret of the config); enables turn.credential.hmac.",
@@ -178,6 +187,8 @@ Exit codes:
       imapPort: flags['imap-port'],
       user: flags.user,
       password: flags.password,
+      passwordFile: flags['password-file'],
+      passwordOnCommandLine: this.argv.some((a) => a === '--password' || a.startsWith('--password=')),
       turnSecretFile: flags['turn-secret-file'],
       ca: flags.ca,
       insecure: flags.insecure,
@@ -188,7 +199,8 @@ Exit codes:
     const { options, warnings } = await resolveDoctorOptions(input)
     if (flags['tls-port']) options.tlsPorts = parseTlsPorts(flags['tls-port'])
     const json = this.jsonEnabled()
-    if (!json) for (const w of warnings) note(`warning: ${w}`)
+    // On stderr in every mode: the JSON on stdout stays the report alone.
+    for (const w of warnings) note(`warning: ${w}`)
     const progress = json ? undefined : await this.progress()
     // imapflow and listr2 load only when the doctor runs (the CLI bundle keeps them external).
     const wantsHost = (flags.only ?? []).some((s) => /(^|,)\s*host(\.|,|$)/.test(s))

@@ -43,6 +43,18 @@ function allowedKeys(path: string[]): string[] {
   return Object.keys(s?.entries ?? {})
 }
 
+/** Keys whose values are secrets: an error about them never shows the value. */
+const SECRET_KEYS: ReadonlySet<string> = new Set(['turn.secret', 'doctor.password'])
+
+/** A TOML value as an error shows it; tables and lists by kind (a TOML table has no prototype to print). */
+function describeValue(input: unknown): string {
+  if (typeof input === 'string') return JSON.stringify(input)
+  if (Array.isArray(input)) return 'a list'
+  if (input instanceof Date) return input.toISOString()
+  if (typeof input === 'object' && input !== null) return 'a table'
+  return String(input)
+}
+
 function describeIssue(issue: v.BaseIssue<unknown>): string {
   // A quoted TOML key may hold anything: shown escaped, like values.
   const keys = (issue.path ?? []).map((p) => JSON.stringify(String(p.key)).slice(1, -1))
@@ -58,9 +70,8 @@ function describeIssue(issue: v.BaseIssue<unknown>): string {
   if (issue.type === 'strict_object' && keys.length > 0) {
     return `"${dotted}" must be a table ([${dotted}]) with keys: ${allowedKeys(keys).join(', ')}`
   }
-  const got = typeof issue.input === 'string' ? JSON.stringify(issue.input) : String(issue.input)
-  // Secrets are never echoed back.
-  const shown = dotted === 'turn.secret' || dotted === 'doctor.password' ? '' : ` (got ${got})`
+  // Secrets (turn.secret, doctor.password) are never echoed back, whatever their type.
+  const shown = SECRET_KEYS.has(dotted) ? '' : ` (got ${describeValue(issue.input)})`
   return `${issue.message}${shown}`
 }
 

@@ -5,12 +5,15 @@
  */
 import { isIP } from 'node:net'
 import { ImapFlow } from 'imapflow'
+import { READ_LIMITS } from '../lib/read-limits.js'
 import { getMetadata, type MetadataValues } from './imap-metadata.js'
 import type { DoctorOptions } from './model.js'
 import { trustingOptions, usesStarttls } from './tls-probe.js'
 
 export interface ImapSession {
   client: ImapFlow
+  /** The certificate did not verify (only with --insecure), and the password went over it anyway. */
+  unverifiedTls: boolean
   /** One GETMETADATA "" for every key any check asks for, shared by all callers. */
   metadata(keys: readonly string[], signal: AbortSignal): Promise<MetadataValues>
 }
@@ -34,6 +37,10 @@ export function imapClientOptions(options: DoctorOptions, user: string, pass: st
     socketTimeout: options.timeoutMs * 2,
     disableAutoIdle: true,
     disableCompression: true,
+    // imapflow reads lines and literals up to 1 GiB; the doctor's answers are small.
+    maxLineLength: READ_LIMITS.imapLine,
+    maxLiteralSize: READ_LIMITS.imapLiteral,
+    maxResponseSize: READ_LIMITS.imapResponse,
   }
 }
 
@@ -64,13 +71,22 @@ export class ImapSessionSlot {
     signal: AbortSignal,
   ): Promise<ImapSession> {
     const client = new ImapFlow(imapClientOptions(options, auth.user, auth.password))
-    client.on('error', () => undefined) // failures surface through the pending command instead
+    // Failures surface through the pending command, except why imapflow gave up on an oversized
+    // answer: the command then only says "Connection not available", so that reason is kept.
+    let overLimit: unknown
+    client.on('error', (err: unknown) => {
+      if (oversizedAnswer(err)) overLimit = err
+    })
     await closingOnAbort(client, signal, () => client.connect())
     let pending: Promise<MetadataValues> | undefined
+    const tls = (client as unknown as { socket?: { authorized?: boolean } }).socket
     this.#session = {
       client,
+      unverifiedTls: tls?.authorized === false,
       metadata: (keys, sig) => {
-        pending ??= closingOnAbort(client, sig, () => getMetadata(client, '', keys))
+        pending ??= closingOnAbort(client, sig, () => getMetadata(client, '', keys)).catch((err: unknown) => {
+          throw overLimit ?? err
+        })
         return pending
       },
     }
@@ -94,4 +110,14 @@ export class ImapSessionSlot {
       clearTimeout(timer)
     }
   }
+}
+
+/** imapflow's codes for an answer over its limits (set from READ_LIMITS above). */
+const OVER_LIMIT = new Set(['LineTooLarge', 'LiteralTooLarge', 'ResponseTooLarge', 'TooManyTokens'])
+
+/** What to say when imapflow stopped reading an oversized answer; undefined for other errors. */
+export function oversizedAnswer(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code
+  if (typeof code !== 'string' || !OVER_LIMIT.has(code)) return undefined
+  return `the server sent more than any chatmail server does (${(err as Error).message}); the doctor stopped reading`
 }

@@ -22,6 +22,10 @@ export interface DoctorFlags {
   imapPort?: number | undefined
   user?: string | undefined
   password?: string | undefined
+  /** --password-file: the file holding the password. */
+  passwordFile?: string | undefined
+  /** The password came as --password on the command line (where ps and shell history see it). */
+  passwordOnCommandLine?: boolean | undefined
   turnSecretFile?: string | undefined
   ca?: string | undefined
   insecure: boolean
@@ -94,6 +98,7 @@ export async function resolveDoctorOptions(flags: DoctorFlags): Promise<Resolved
   if (secretFile?.warning) warnings.push(secretFile.warning)
   if (cfg && loaded?.looseMode !== undefined)
     warnings.push(`${loaded.path} has mode ${loaded.looseMode.toString(8)}; run chmod 600 ${loaded.path}`)
+  const password = await readPassword(flags, warnings)
   const ca = await readCa(flags.ca)
   const options = doctorOptions(
     {
@@ -101,7 +106,7 @@ export async function resolveDoctorOptions(flags: DoctorFlags): Promise<Resolved
       imapHost: flags.imapHost,
       imapPort: flags.imapPort,
       user: flags.user,
-      password: flags.password,
+      password,
       turnSecret: secretFile?.secret,
       ca,
       insecure: flags.insecure,
@@ -111,7 +116,30 @@ export async function resolveDoctorOptions(flags: DoctorFlags): Promise<Resolved
     },
     cfg,
   )
+  if (options.insecure && options.password) {
+    warnings.push(
+      '--insecure: the IMAP password is sent even when the server certificate does not verify, so whoever is in the path can read it',
+    )
+  }
   return { options, warnings }
+}
+
+/** The password from --password-file, or --password / CHATMAIL_PASSWORD (warning when it was argv). */
+async function readPassword(flags: DoctorFlags, warnings: string[]): Promise<string | undefined> {
+  if (flags.passwordFile && flags.passwordOnCommandLine) {
+    throw usageError('--password and --password-file both given', 'give the password once, preferably in the file')
+  }
+  if (flags.passwordFile) {
+    const file = await readSecretFile(flags.passwordFile)
+    if (file.warning) warnings.push(file.warning)
+    return file.secret
+  }
+  if (flags.passwordOnCommandLine) {
+    warnings.push(
+      '--password shows the password to every user of this machine (ps) and keeps it in shell history: use CHATMAIL_PASSWORD or --password-file FILE',
+    )
+  }
+  return flags.password
 }
 
 /** What a run names itself: the server, the account, trust and overrides. Unset values come from the config. */

@@ -23,9 +23,12 @@ function reply(socket: Socket, what: string): Promise<{ code: number; lines: str
       socket.off('close', onClose)
       socket.off('error', onError)
     }
+    let total = 0
     const onData = (chunk: Buffer) => {
       buffer += chunk.toString('latin1')
-      if (buffer.length > MAX_REPLY_BYTES) {
+      total += chunk.length
+      // The whole reply counts, not only the unfinished line: "250-" lines can go on without end.
+      if (total > MAX_REPLY_BYTES) {
         cleanup()
         reject(new SmtpError(`${what}: more than ${MAX_REPLY_BYTES} bytes without a complete SMTP reply`))
         return

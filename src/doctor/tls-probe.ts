@@ -12,6 +12,7 @@ import {
   type TLSSocket,
   connect as tlsConnect,
 } from 'node:tls'
+import { READ_LIMITS, ReadLimitError } from '../lib/read-limits.js'
 import { contextTrusting } from '../lib/tls.js'
 import { DEFAULT_PORTS } from '../protocols/ports.js'
 
@@ -82,18 +83,28 @@ export async function handshakeReport(socket: TLSSocket, host: string): Promise<
   return describeCertificate(socket, host)
 }
 
-/** Reads lines until one matches `done`; rejects on `bad`, close or abort. */
+/**
+ * Reads lines until one matches `done`; rejects on `bad`, close or abort, and on a server that
+ * sends a line longer than READ_LIMITS.line or more than READ_LIMITS.preamble in all before it.
+ */
 function expectLine(socket: Socket, done: RegExp, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    let buffer = ''
+    let partial = ''
+    let total = 0
     const cleanup = () => {
       socket.off('data', onData)
       socket.off('close', onClose)
     }
+    const stop = (err: Error) => {
+      cleanup()
+      socket.destroy()
+      reject(err)
+    }
     const onData = (chunk: Buffer) => {
-      buffer += chunk.toString('latin1')
-      const lines = buffer.split('\r\n')
-      buffer = lines.pop() ?? ''
+      total += chunk.length
+      // Only the unfinished line is kept; complete lines are looked at once and dropped.
+      const lines = (partial + chunk.toString('latin1')).split('\r\n')
+      partial = lines.pop() ?? ''
       for (const line of lines) {
         if (done.test(line)) {
           cleanup()
@@ -105,7 +116,10 @@ function expectLine(socket: Socket, done: RegExp, what: string): Promise<void> {
           reject(new Error(`${what}: the server said "${line.slice(0, 120)}"`))
           return
         }
+        if (line.length > READ_LIMITS.line) return stop(new ReadLimitError(`${what}: one line`, READ_LIMITS.line))
       }
+      if (partial.length > READ_LIMITS.line) return stop(new ReadLimitError(`${what}: one line`, READ_LIMITS.line))
+      if (total > READ_LIMITS.preamble) return stop(new ReadLimitError(what, READ_LIMITS.preamble))
     }
     const onClose = () => {
       cleanup()

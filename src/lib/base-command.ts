@@ -1,6 +1,7 @@
 import { Command, Errors, Flags } from '@oclif/core'
 import { ChatmailError, ExitCode, oneLine, toJsonError } from './errors.js'
 import { configureColour } from './output.js'
+import { printable } from './printable.js'
 
 /** Flags every command takes. */
 export const commonFlags = {
@@ -36,11 +37,12 @@ export abstract class BaseCommand extends Command {
     // A parse failure is reported here; oclif must not also warn that the command never parsed.
     ;(this as unknown as { parsed: boolean }).parsed = true
     const { message, exitCode, hint } = normalizeError(err)
-    // The error on its own line, its hint on the next (issue 15: they used to run together).
-    const text = hint ? `${message}\nhint: ${hint}` : message
+    // The error on its own line, its hint on the next (issue 15: they used to run together);
+    // control characters (from a server or a file) escaped, never sent to the terminal.
     if (this.jsonEnabled()) {
       process.stdout.write(`${JSON.stringify(toJsonError({ message, hint, exitCode }))}\n`)
     }
+    const text = hint ? `${printable(message)}\nhint: ${printable(hint)}` : printable(message)
     process.stderr.write(`chatmail: ${text}\n`)
     if (this.verbose && !(err instanceof ChatmailError) && err.stack) process.stderr.write(`${err.stack}\n`)
     process.exitCode = exitCode

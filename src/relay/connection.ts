@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import tls from 'node:tls'
 import { Deadline } from '../lib/deadline.js'
+import { READ_LIMITS, ReadLimitError } from '../lib/read-limits.js'
 import { classifySocketError } from '../lib/socket-errors.js'
 import { contextTrusting, describePeerTls, type PeerTls } from '../lib/tls.js'
 import {
@@ -52,7 +53,7 @@ export interface RelayProbeOptions {
   insecure?: boolean
 }
 
-const MAX_HEAD = 32 * 1024
+const MAX_HEAD = READ_LIMITS.httpHead
 
 /** Runs `fn` under one deadline for the whole probe; every failure comes out as a RelayError. */
 export async function withDeadline<T>(
@@ -208,6 +209,8 @@ export class RelayConnection {
   private readonly ws = new WsDecoder()
   /** Raw websocket binary messages (for 1.x detection, where frames are not 0.35 frames). */
   readonly rawMessages: Buffer[] = []
+  /** Bytes read so far: a probe exchanges a few kilobytes, a relay that floods it is cut off. */
+  private received = 0
 
   constructor(
     readonly socket: net.Socket,
@@ -243,6 +246,13 @@ export class RelayConnection {
   }
 
   private onData(chunk: Buffer): void {
+    this.received += chunk.length
+    if (this.received > READ_LIMITS.relayConnection) {
+      const limit = new ReadLimitError('the relay connection', READ_LIMITS.relayConnection)
+      this.fail(new RelayError('protocol', limit.message))
+      this.socket.destroy()
+      return
+    }
     try {
       if (this.variant === 'derp') {
         for (const f of this.derp.push(chunk)) this.deliver(f)

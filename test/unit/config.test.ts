@@ -74,6 +74,18 @@ describe('config file', () => {
     expect(message).toContain('turn.secret must be at least 16')
     expect(message).not.toContain('north-but-short')
   })
+  it('never echoes doctor.password in an error, whatever its type', () => {
+    for (const value of ['98765432123', '["hunter2-in-a-list"]', 'true', '{ x = "hunter2-in-a-table" }']) {
+      let message = ''
+      try {
+        parseConfigText(base(`[doctor]\nuser = "d@chat.example.org"\npassword = ${value}\n`), 'cm.toml')
+      } catch (err) {
+        message = (err as Error).message
+      }
+      expect(message, value).toContain('doctor.password must be a string')
+      expect(message, value).not.toMatch(/98765432123|hunter2/)
+    }
+  })
   it('refuses chatmail-turn public secret', () => {
     expect(() => parseConfigText('domain = "chat.example.org"\n[turn]\nsecret = "north"\n', 'c')).toThrow(/turn.secret/)
   })

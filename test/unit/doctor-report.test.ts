@@ -4,7 +4,9 @@ import type { DoctorReport } from '../../src/doctor/model.js'
 import { toJsonReport } from '../../src/doctor/report/json.js'
 import { toJUnit, xmlEscape } from '../../src/doctor/report/junit.js'
 import { renderText } from '../../src/doctor/report/plain.js'
+import { treeText } from '../../src/doctor/report/tty.js'
 import { toJsonError } from '../../src/lib/errors.js'
+import { printable } from '../../src/lib/printable.js'
 
 const report: DoctorReport = {
   status: 'fail',
@@ -92,5 +94,43 @@ describe('text', () => {
     expect(text).toContain('1 ok, 1 warn, 1 failed, 1 skipped')
     expect(text).not.toContain('\u001b[')
     expect(renderText(report, { colour: true })).toContain('\u001b[')
+  })
+})
+
+describe('server text in text output (issue 9 item 12)', () => {
+  const hostile = '\u001b]0;owned\u0007\u001b[2J\u001b[H\r\nok  imap.tls  all checks passed\u009b\u202e'
+  const result = {
+    id: 'imap.login',
+    group: 'imap',
+    title: 'login',
+    status: 'fail' as const,
+    detail: `refused: ${hostile}`,
+    hint: `server says ${hostile}`,
+    durationMs: 3,
+  }
+  // Every control character but the newlines the report itself puts between its lines.
+  const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/
+
+  it('printable shows every control character as an escape and leaves ordinary text alone', () => {
+    expect(printable('plain text, ünïcödé, 🔑 and tabs?')).toBe('plain text, ünïcödé, 🔑 and tabs?')
+    expect(printable('a\u001b[2Jb\nc\u202ed')).toBe('a\\x1b[2Jb\\x0ac\\u{202e}d')
+    expect(printable(hostile)).not.toMatch(CONTROL)
+  })
+
+  it('the plain report and progress lines carry no control character from a check', () => {
+    const text = renderText({ status: 'fail', checks: [result] }, { colour: false })
+    expect(text).not.toMatch(CONTROL)
+    expect(text).toContain('\\x1b]0;owned\\x07')
+    // Only the report's own lines: the check, its fix, the blank line and the verdict.
+    expect(text.trimEnd().split('\n')).toHaveLength(4)
+  })
+
+  it('the live tree on a terminal carries none either', () => {
+    for (const status of ['ok', 'warn', 'fail', 'skip'] as const) {
+      const shown = treeText({ ...result, status })
+      expect(shown.text).toContain('\\x1b]0;owned')
+      expect(shown.text).not.toMatch(CONTROL)
+    }
+    expect(treeText(result).text.split('\n')).toHaveLength(2) // the line and its fix, nothing the server added
   })
 })

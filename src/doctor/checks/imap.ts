@@ -1,6 +1,8 @@
 /** The imap group: the certificate, logging in, and whether METADATA (discovery) is offered. */
 
+import { ReadLimitError } from '../../lib/read-limits.js'
 import { classifySocketError } from '../../lib/socket-errors.js'
+import { oversizedAnswer } from '../imap-session.js'
 import { type CheckContext, type CheckDef, type CheckOutcome, fail, ok, skip, warn } from '../model.js'
 import { type CertificateReport, probeImapTls, usesStarttls } from '../tls-probe.js'
 
@@ -91,9 +93,13 @@ async function tlsCheck(ctx: CheckContext): Promise<CheckOutcome> {
     const cert = await probeImapTls(imapHost, imapPort, { starttls: usesStarttls(ctx.options), ca, signal: ctx.signal })
     return judgeCertificate(cert, imapHost, insecure, Date.now())
   } catch (err) {
-    return fail(`no TLS connection to ${imapHost}:${imapPort}: ${(err as Error).message}`, connectHint(err, imapHost))
+    const hint = err instanceof ReadLimitError ? OVERSIZED_HINT : connectHint(err, imapHost)
+    return fail(`no TLS connection to ${imapHost}:${imapPort}: ${(err as Error).message}`, hint)
   }
 }
+
+const OVERSIZED_HINT =
+  'this is not how dovecot answers: check that --imap-host/--imap-port point at the chatmail server, and what listens there'
 
 function loginFailure(err: unknown, ctx: CheckContext): CheckOutcome {
   const e = err as Error & { authenticationFailed?: boolean; code?: string; responseText?: string }
@@ -104,6 +110,8 @@ function loginFailure(err: unknown, ctx: CheckContext): CheckOutcome {
       'check --user/--password (or CHATMAIL_USER/CHATMAIL_PASSWORD, [doctor] in chatmail.toml); on a chatmail server the address must be on its domain',
     )
   }
+  const oversized = oversizedAnswer(err)
+  if (oversized) return fail(`${where}: ${oversized}`, OVERSIZED_HINT)
   if (classifySocketError(err).certificate) {
     return fail(
       `TLS to ${where} failed: ${e.message}`,
@@ -121,7 +129,10 @@ async function loginCheck(ctx: CheckContext): Promise<CheckOutcome> {
   try {
     const session = await ctx.state.imap.open(ctx.options, { user, password }, ctx.signal)
     ctx.findings.capabilities = new Set(session.client.capabilities.keys())
-    return ok(`logged in as ${user} at ${ctx.options.imapHost}:${ctx.options.imapPort}`)
+    const unverified = session.unverifiedTls
+      ? '; the password was sent over TLS whose certificate did not verify (accepted because of --insecure)'
+      : ''
+    return ok(`logged in as ${user} at ${ctx.options.imapHost}:${ctx.options.imapPort}${unverified}`)
   } catch (err) {
     return loginFailure(err, ctx)
   }

@@ -10,6 +10,7 @@ import {
   type TurnMetadata,
 } from '../../protocols/metadata-values.js'
 import type { MetadataValues } from '../imap-metadata.js'
+import { oversizedAnswer } from '../imap-session.js'
 import { type CheckContext, type CheckDef, type CheckOutcome, fail, ok, skip, warn } from '../model.js'
 import { applyTurnOverride, turnsFromTurn } from '../overrides.js'
 
@@ -27,6 +28,8 @@ async function metadataValues(ctx: CheckContext): Promise<MetadataValues | Check
     return values
   } catch (err) {
     const e = err as Error & { responseText?: string }
+    const oversized = oversizedAnswer(err)
+    if (oversized) return fail(`GETMETADATA: ${oversized}`, `${FIX_SERVICE}; its answers are a few hundred bytes`)
     return fail(`GETMETADATA failed: ${e.responseText ?? e.message}`, FIX_SERVICE)
   }
 }

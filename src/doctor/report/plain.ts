@@ -1,5 +1,9 @@
-/** Plain text: one line per finished check (progress, stderr) and the final report (stdout). */
+/**
+ * Plain text: one line per finished check (progress, stderr) and the final report (stdout).
+ * What a server said is printed with its control characters escaped (lib/printable.ts).
+ */
 import { Chalk, type ChalkInstance } from 'chalk'
+import { printable } from '../../lib/printable.js'
 import type { CheckResult, CheckStatus, DoctorReport } from '../model.js'
 
 export interface TextStyle {
@@ -27,12 +31,12 @@ const chalkFor = (style: TextStyle): ChalkInstance => new Chalk({ level: style.c
 export function formatResultLine(r: CheckResult, style: TextStyle): string {
   const chalk = chalkFor(style)
   const ms = r.status === 'skip' ? '' : chalk.dim(` (${r.durationMs} ms)`)
-  return `${paint(chalk, r.status, LABEL[r.status].padEnd(4))}  ${r.id}  ${r.detail}${ms}`
+  return `${paint(chalk, r.status, LABEL[r.status].padEnd(4))}  ${printable(r.id)}  ${printable(r.detail)}${ms}`
 }
 
 export function formatHintLine(r: CheckResult, style: TextStyle): string | undefined {
   if (!r.hint || (r.status !== 'fail' && r.status !== 'warn')) return undefined
-  return `      ${chalkFor(style).cyan('fix:')} ${r.hint}`
+  return `      ${chalkFor(style).cyan('fix:')} ${printable(r.hint)}`
 }
 
 export function summarize(report: DoctorReport): string {

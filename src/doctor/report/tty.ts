@@ -3,6 +3,7 @@
  * its result is known. The tree only displays results; the runner decides them.
  */
 import { Listr, ListrLogger, type ListrTask, ProcessOutput } from 'listr2'
+import { printable } from '../../lib/printable.js'
 import type { CheckDef, CheckResult } from '../model.js'
 
 interface Pending {
@@ -18,18 +19,22 @@ function pending(): Pending {
   return { promise, resolve }
 }
 
+/** What the tree shows for a finished check: the text of a skip, a failure (with its fix) or a title. */
+export function treeText(r: CheckResult): { kind: 'skip' | 'fail' | 'title'; text: string } {
+  const line = printable(`${r.id}  ${r.detail}`)
+  if (r.status === 'skip') return { kind: 'skip', text: line }
+  if (r.status === 'fail') return { kind: 'fail', text: r.hint ? `${line}\nfix: ${printable(r.hint)}` : line }
+  return { kind: 'title', text: r.status === 'warn' ? `(warn) ${line}` : line }
+}
+
 function checkTask(def: CheckDef, result: Promise<CheckResult>): ListrTask {
   return {
-    title: `${def.id}  ${def.title}`,
+    title: printable(`${def.id}  ${def.title}`),
     task: async (_ctx, task) => {
-      const r = await result
-      const line = `${r.id}  ${r.detail}`
-      if (r.status === 'skip') {
-        task.skip(line)
-        return
-      }
-      if (r.status === 'fail') throw new Error(r.hint ? `${line}\nfix: ${r.hint}` : line)
-      task.title = r.status === 'warn' ? `(warn) ${line}` : line
+      const shown = treeText(await result)
+      if (shown.kind === 'skip') return task.skip(shown.text)
+      if (shown.kind === 'fail') throw new Error(shown.text)
+      task.title = shown.text
     },
   }
 }
