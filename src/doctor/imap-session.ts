@@ -113,11 +113,11 @@ export class ImapSessionSlot {
 }
 
 /** imapflow's codes for an answer over its limits (set from READ_LIMITS above). */
-const OVER_LIMIT = new Set(['LineTooLarge', 'LiteralTooLarge', 'ResponseTooLarge', 'TooManyTokens'])
+const OVER_LIMIT: readonly string[] = ['LineTooLarge', 'LiteralTooLarge', 'ResponseTooLarge', 'TooManyTokens']
 
 /** What to say when imapflow stopped reading an oversized answer; undefined for other errors. */
 export function oversizedAnswer(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | undefined)?.code
-  if (typeof code !== 'string' || !OVER_LIMIT.has(code)) return undefined
+  if (typeof code !== 'string' || !OVER_LIMIT.includes(code)) return undefined
   return `the server sent more than any chatmail server does (${(err as Error).message}); the doctor stopped reading`
 }
