@@ -184,10 +184,13 @@ export async function roundtripCheck(ctx: CheckContext): Promise<CheckOutcome> {
           conn.quit()
         }
       }),
-      imap.connect().then(() => imap.mailboxOpen('INBOX')),
-    ]).catch((err) => {
-      throw Object.assign(err as Error, { stage: imap.usable ? 'smtp' : 'imap' })
-    })
+      imap
+        .connect()
+        .then(() => imap.mailboxOpen('INBOX'))
+        .catch((err) => {
+          throw Object.assign(err as Error, { stage: 'imap' })
+        }),
+    ])
     let uid: number | undefined
     while (uid === undefined) {
       const found = await imap.search({ header: { 'message-id': messageId } }, { uid: true })
