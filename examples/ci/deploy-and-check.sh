@@ -11,6 +11,7 @@
 #   CHATMAIL              how to run the CLI                                        (default: npx --no-install chatmail)
 #   REPORT_DIR            where deploy.json, doctor.json and doctor.xml go          (default: reports)
 #   DEPLOY_ARGS           extra arguments for `deploy host`, split on spaces        (optional)
+#   DOCTOR_ARGS           extra arguments for `doctor`, e.g. --ca FILE for a private CA (optional)
 #
 # Exit: 0 deployed and every doctor check ok or skipped; 1 the deploy failed or a check failed or
 # warned (--strict); 2/3 usage or could not run. Nothing secret is printed: the key and the
@@ -25,6 +26,7 @@ config=${CHATMAIL_CONFIG:-chatmail.toml}
 reports=${REPORT_DIR:-reports}
 read -ra chatmail <<<"${CHATMAIL:-npx --no-install chatmail}"
 read -ra extra <<<"${DEPLOY_ARGS:-}"
+read -ra doctor_extra <<<"${DOCTOR_ARGS:-}"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -45,6 +47,6 @@ fi
 echo "checking $STAGING_DESTINATION with chatmail doctor --strict" >&2
 doctor=0
 "${chatmail[@]}" doctor -c "$config" --ssh "$STAGING_DESTINATION" "${ssh[@]}" --strict \
-  --junit "$reports/doctor.xml" --json >"$reports/doctor.json" || doctor=$?
+  --junit "$reports/doctor.xml" --json "${doctor_extra[@]}" >"$reports/doctor.json" || doctor=$?
 echo "doctor exit $doctor; JUnit report in $reports/doctor.xml" >&2
 exit "$doctor"

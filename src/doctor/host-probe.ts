@@ -99,7 +99,8 @@ export function parseHostFacts(stdout: string, localMs: number): HostFacts {
   const unitOf = new Map(
     (s.get('pids') ?? []).map((l) => {
       const [pid = '', unit = ''] = l.split(/\s+/)
-      return [pid, unit.replace(/\.service$/, '')]
+      // Instances count as their unit: Debian runs postfix as postfix@-.service.
+      return [pid, unit.replace(/\.service$/, '').replace(/@.*$/, '')]
     }),
   )
   const listening = (s.get('listening') ?? []).flatMap((line) => {

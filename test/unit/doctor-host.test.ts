@@ -20,9 +20,12 @@ coturn.service
 @listening
 udp   UNCONN 0      0            0.0.0.0:3478       0.0.0.0:*    users:(("turnserver",pid=42,fd=7))
 tcp   LISTEN 0      100          0.0.0.0:993        0.0.0.0:*    users:(("dovecot",pid=7,fd=30))
+tcp   LISTEN 0      100          0.0.0.0:465        0.0.0.0:*    users:(("smtpd",pid=9,fd=6),("master",pid=8,fd=20))
 @pids
 42 coturn.service
 7 dovecot.service
+8 postfix@-.service
+9 postfix@-.service
 @disk
 /dev/sda1 10000000 9600000 400000 96% /
 /dev/sda1 10000000 9600000 400000 96% /
@@ -51,6 +54,8 @@ describe('parseHostFacts', () => {
     expect(f.listening).toEqual([
       { proto: 'udp', port: 3478, programs: ['turnserver'], units: ['coturn'] },
       { proto: 'tcp', port: 993, programs: ['dovecot'], units: ['dovecot'] },
+      // Debian runs postfix as the instance postfix@-.service: it counts as postfix.
+      { proto: 'tcp', port: 465, programs: ['smtpd', 'master'], units: ['postfix'] },
     ])
     expect(f.disks.map((d) => d.mount)).toEqual(['/', '/home/vmail']) // one line per mount
     expect(f.mem).toEqual({ totalKb: 2_000_000, availKb: 150_000 })
