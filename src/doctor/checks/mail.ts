@@ -233,6 +233,8 @@ export const mailChecks: CheckDef[] = [
     group: 'mail',
     title: 'encrypted message to self arrives',
     after: ['mail.submission'],
+    timeoutHint:
+      'the message was submitted but did not arrive in INBOX in time: check the path postfix → dovecot LMTP (journalctl -u postfix -u dovecot) and the mail queue (postqueue -p)',
     run: roundtripCheck,
   },
 ]
