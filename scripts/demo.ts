@@ -1,16 +1,23 @@
-// `npm run demo`: a local Debian 12 host with systemd (scripts/testhost.sh), `chatmail deploy host`
+// `npm run demo`: a local Debian 13 host with systemd (scripts/testhost.sh), `chatmail deploy host`
 // into it, the doctor's verdict, and how to reach and remove it. Needs root (nspawn, netns).
+// DEMO_DEBIAN=12 makes a Debian 12 host instead.
 // The real iroh-relay release cannot be downloaded in this sandbox: the demo serves a tarball
 // holding the iroh-relay STAND-IN (test/stand-in-relay), with its own sha256.
 import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { serveStandInMirror } from '../test/helpers/standin-tarball.js'
-import { parseEnvOutput } from '../test/helpers/testhost.js'
+import { DEBIAN_SUITES, debianSuite, parseEnvOutput } from '../test/helpers/testhost.js'
 
 const name = process.env.TESTHOST_NAME ?? 'chatmail-demo'
 const index = process.env.TESTHOST_INDEX ?? '9'
-const env = { ...process.env, TESTHOST_NAME: name, TESTHOST_INDEX: index }
+const release = process.env.DEMO_DEBIAN ?? '13'
+const suite = debianSuite(release)
+if (suite === undefined) {
+  process.stderr.write(`demo: DEMO_DEBIAN=${release} is not supported; use 12 or 13\n`)
+  process.exit(2)
+}
+const env = { ...process.env, TESTHOST_NAME: name, TESTHOST_INDEX: index, TESTHOST_SUITE: suite }
 const dir = resolve(process.env.DEMO_DIR ?? '.demo')
 const bin = resolve('bin/run.js')
 const say = (m: string) => process.stderr.write(`demo: ${m}\n`)
@@ -21,7 +28,7 @@ if (process.getuid?.() !== 0) {
 }
 say('installing what the test host needs (scripts/test-deps.sh)')
 execFileSync('bash', ['scripts/test-deps.sh'], { stdio: 'inherit' })
-say(`starting the local Debian host ${name}`)
+say(`starting the local Debian ${DEBIAN_SUITES[suite]} (${suite}) host ${name}`)
 const up = execFileSync('bash', ['scripts/testhost.sh', 'up'], {
   env,
   encoding: 'utf8',
@@ -64,9 +71,9 @@ if (status === 0) {
   })
   writeFileSync(caFile, pem)
 }
-const stop = `TESTHOST_NAME=${name} TESTHOST_INDEX=${index} bash scripts/testhost.sh stop --purge`
+const stop = `TESTHOST_NAME=${name} TESTHOST_INDEX=${index} TESTHOST_SUITE=${suite} bash scripts/testhost.sh stop --purge`
 process.stdout.write(`
-The chatmail server runs in a local Debian host at ${ip} (only this machine can reach it).
+The chatmail server runs in a local Debian ${DEBIAN_SUITES[suite]} host at ${ip} (only this machine can reach it).
   config:      ${join(dir, 'chatmail.toml')}
   check it:    (cd ${dir} && node ${bin} doctor --ca ${caFile})
                or deploy again (npm run demo): nothing changes, and the doctor runs at the end
