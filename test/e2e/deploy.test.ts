@@ -3,6 +3,10 @@
  * (scripts/testhost.sh), driven through the built CLI as an operator would. The iroh-relay
  * binary cannot be downloaded here: the test serves a tarball holding the STAND-IN relay
  * (test/helpers/standin-tarball.ts) from a local HTTP server, with its own sha256.
+ *
+ * Runs on Debian 12 and then on Debian 13, one host each (CHATMAIL_E2E_DEBIAN=13 or =12 picks
+ * one). The checks that do not depend on the release (a squatted port, a foreign OS, host keys)
+ * run on the last host only.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
@@ -12,6 +16,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { runCli } from '../helpers/cli.js'
 import { type StandInMirror, serveStandInMirror } from '../helpers/standin-tarball.js'
 import {
+  DEBIAN_SUITES,
+  type DebianSuite,
+  debianSuite,
   deployHostArgs,
   guestShell,
   startTestHost,
@@ -20,7 +27,20 @@ import {
   testHostSkipReason,
 } from '../helpers/testhost.js'
 
-const OPTS = { name: 'th-deploy', index: 6 }
+const HOSTS = {
+  bookworm: { name: 'th-deploy', index: 6, suite: 'bookworm' },
+  trixie: { name: 'th-d13-deploy', index: 49, suite: 'trixie' },
+} as const satisfies Record<DebianSuite, { name: string; index: number; suite: DebianSuite }>
+const SUITES = (process.env.CHATMAIL_E2E_DEBIAN ?? '12,13').split(',').map((r) => {
+  const suite = debianSuite(r.trim())
+  if (!suite) throw new Error(`CHATMAIL_E2E_DEBIAN: ${r} is not 12 or 13`)
+  return suite
+})
+/** What the release's dovecot must show: its version in `doveconf -n`, and the 2.4 grammar or not. */
+const DOVECOT = {
+  bookworm: { version: /^# 2\.3\./, configVersion: false },
+  trixie: { version: /^# 2\.4\./, configVersion: true },
+} as const
 const BIN = resolve('bin/run.js')
 const skip = testHostSkipReason()
 
@@ -32,7 +52,9 @@ interface Run {
 
 const cli = (args: string[], cwd: string, timeoutMs = 600_000): Promise<Run> => runCli(args, { cwd, timeoutMs })
 
-describe.skipIf(skip)(`chatmail deploy host on a real Debian host${skip ? ` (skipped: ${skip})` : ''}`, () => {
+describe.skipIf(skip).each(SUITES)('chatmail deploy host on a real Debian host: %s', (suite) => {
+  const OPTS = HOSTS[suite]
+  const last = suite === SUITES.at(-1)
   let host: TestHost
   let dir: string
   let mirror: StandInMirror | undefined
@@ -85,6 +107,11 @@ describe.skipIf(skip)(`chatmail deploy host on a real Debian host${skip ? ` (ski
     const modes = await guestShell(host, 'stat -c "%n %a %U:%G" /etc/chatmail/turn-secret /etc/turnserver.conf')
     expect(modes).toContain('/etc/chatmail/turn-secret 400 chatmail-metadata:root')
     expect(modes).toContain('/etc/turnserver.conf 640 root:turnserver')
+    // The release's own dovecot, with the configuration for its version.
+    expect(await guestShell(host, '. /etc/os-release && echo $VERSION_ID')).toBe(`${DEBIAN_SUITES[suite]}\n`)
+    expect(await guestShell(host, 'doveconf -n | head -n 1')).toMatch(DOVECOT[suite].version)
+    const grammar = await guestShell(host, 'grep -c "^dovecot_config_version" /etc/dovecot/dovecot.conf || true')
+    expect(grammar.trim()).toBe(DOVECOT[suite].configVersion ? '1' : '0')
   }, 900_000)
 
   test('a second deploy changes nothing and restarts nothing', async () => {
@@ -209,54 +236,69 @@ describe.skipIf(skip)(`chatmail deploy host on a real Debian host${skip ? ` (ski
     expect(JSON.parse(again.stdout).changed).toBe(0)
   }, 300_000)
 
-  test('a foreign process on port 443 stops the deploy before any change', async () => {
-    await guestShell(
-      host,
-      'systemctl stop nginx && systemd-run --unit=squatter /usr/bin/node -e "require(\'net\').createServer().listen(443)" && sleep 1',
-    )
-    try {
-      const r = await cli(deployArgs('--yes'), dir)
-      expect(r.code).toBe(1)
-      expect(r.stderr).toMatch(/port 443\/tcp is held by node/)
-      expect((await guestShell(host, 'systemctl is-active nginx || true')).trim()).not.toBe('active')
-    } finally {
-      await guestShell(host, 'systemctl stop squatter; systemctl start nginx')
-    }
-  }, 300_000)
-
-  test('a host that is not Debian is refused', async () => {
-    await guestShell(
-      host,
-      'printf "ID=ubuntu\\nVERSION_ID=\\"24.04\\"\\n" >/run/os-release.fake && mount --bind /run/os-release.fake /etc/os-release',
-    )
-    try {
-      const r = await cli(deployArgs('--yes'), dir)
-      expect(r.code).toBe(1)
-      expect(r.stderr).toMatch(
-        /the host runs Ubuntu 24\.04; chatmail deploys to Debian 12 \(bookworm\) or Debian 13 \(trixie\) only/,
+  test.runIf(last)(
+    'a foreign process on port 443 stops the deploy before any change',
+    async () => {
+      await guestShell(
+        host,
+        'systemctl stop nginx && systemd-run --unit=squatter /usr/bin/node -e "require(\'net\').createServer().listen(443)" && sleep 1',
       )
-    } finally {
-      await guestShell(host, 'umount /etc/os-release')
-    }
-  }, 300_000)
+      try {
+        const r = await cli(deployArgs('--yes'), dir)
+        expect(r.code).toBe(1)
+        expect(r.stderr).toMatch(/port 443\/tcp is held by node/)
+        expect((await guestShell(host, 'systemctl is-active nginx || true')).trim()).not.toBe('active')
+      } finally {
+        await guestShell(host, 'systemctl stop squatter; systemctl start nginx')
+      }
+    },
+    300_000,
+  )
 
-  test('a changed host key and an unreachable host are refused with one clear line', async () => {
-    const kh = join(dir, 'wrong_known_hosts')
-    writeFileSync(kh, `${host.host} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n`)
-    const args = deployArgs('--yes')
-    args[args.indexOf('--known-hosts') + 1] = kh
-    const r = await cli(args, dir)
-    expect(r.code).toBe(3)
-    const errorLine = r.stderr
-      .trim()
-      .split('\n')
-      .filter((l) => l.startsWith('chatmail: '))
-      .at(-1)
-    expect(errorLine).toMatch(/host key .*changed|does not match/i)
-    const unreachable = deployArgs('--yes')
-    unreachable[2] = 'root@10.213.250.2'
-    const u = await cli(unreachable, dir, 60_000)
-    expect(u.code).toBe(3)
-    expect(u.stderr).toMatch(/no route|unreachable|timed out|refused/i)
-  }, 120_000)
+  test.runIf(last)(
+    'a host that is not Debian is refused',
+    async () => {
+      await guestShell(
+        host,
+        'printf "ID=ubuntu\\nVERSION_ID=\\"24.04\\"\\n" >/run/os-release.fake && mount --bind /run/os-release.fake /etc/os-release',
+      )
+      try {
+        const r = await cli(deployArgs('--yes'), dir)
+        expect(r.code).toBe(1)
+        expect(r.stderr).toMatch(
+          /the host runs Ubuntu 24\.04; chatmail deploys to Debian 12 \(bookworm\) or Debian 13 \(trixie\) only/,
+        )
+      } finally {
+        await guestShell(host, 'umount /etc/os-release')
+      }
+    },
+    300_000,
+  )
+
+  test.runIf(last)(
+    'a changed host key and an unreachable host are refused with one clear line',
+    async () => {
+      const kh = join(dir, 'wrong_known_hosts')
+      writeFileSync(
+        kh,
+        `${host.host} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n`,
+      )
+      const args = deployArgs('--yes')
+      args[args.indexOf('--known-hosts') + 1] = kh
+      const r = await cli(args, dir)
+      expect(r.code).toBe(3)
+      const errorLine = r.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('chatmail: '))
+        .at(-1)
+      expect(errorLine).toMatch(/host key .*changed|does not match/i)
+      const unreachable = deployArgs('--yes')
+      unreachable[2] = 'root@10.213.250.2'
+      const u = await cli(unreachable, dir, 60_000)
+      expect(u.code).toBe(3)
+      expect(u.stderr).toMatch(/no route|unreachable|timed out|refused/i)
+    },
+    120_000,
+  )
 })
