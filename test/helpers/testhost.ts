@@ -39,6 +39,8 @@ export interface TestHostOptions {
   cacheDir?: string
   /** TESTHOST_SUITE: the Debian release of the guest (default bookworm). */
   suite?: DebianSuite
+  /** TESTHOST_KEEP=1: `up` after a `stop` (without purge) boots the previous run's system again (a reboot). */
+  keep?: boolean
 }
 
 /** The Debian releases the deploy supports, by suite and by major version. */
@@ -82,6 +84,7 @@ function scriptEnv(opts: TestHostOptions): Record<string, string> {
   if (opts.index !== undefined) env.TESTHOST_INDEX = String(opts.index)
   if (opts.runnerPorts) env.TESTHOST_RUNNER_PORTS = opts.runnerPorts
   if (opts.suite) env.TESTHOST_SUITE = opts.suite
+  if (opts.keep) env.TESTHOST_KEEP = '1'
   return env
 }
 
