@@ -79,10 +79,7 @@ describe.skipIf(skip)(`a Debian 12 server upgraded in place to 13${skip ? ` (ski
     expect(upgraded).toMatch(/now Debian 13$/)
     const upgradeTook = seconds(t0)
     // dovecot 2.4 refuses the 2.3 configuration, so dpkg could not finish configuring it.
-    const halfConfigured = await guestShell(
-      host,
-      'dpkg --audit | grep -E "^ [a-z]" || true',
-    )
+    const halfConfigured = await guestShell(host, 'dpkg --audit | grep -E "^ [a-z]" || true')
     // A reboot, as after any release upgrade (the test host's overlay is kept).
     await stopTestHost({ ...OPTS, keep: true }, { purge: false })
     host = await startTestHost({ ...OPTS, keep: true })

@@ -158,6 +158,27 @@ describe('stacks made of services', () => {
     )
     expect(fileAt((await build('12')).resources, '/var/www/chatmail/index.html')!.content).not.toContain('trixie')
   })
+  it('renders dovecot 2.3 on Debian 12 and 2.4 on Debian 13, or for the dovecot-core installed', async () => {
+    const conf = async (release: string, core?: string) => {
+      const packages = new Map(core ? [['dovecot-core', core]] : [])
+      const spec = await buildTestStack(config('chat.example.org'), { host: { ...BOOKWORM, release, packages } })
+      expect(checkSpec(spec)).toEqual([])
+      return fileAt(spec.resources, '/etc/dovecot/dovecot.conf')!.content
+    }
+    const v23 = await conf('12')
+    expect(v23).not.toContain('dovecot_config_version')
+    expect(v23).toContain('mail_attribute_dict = proxy:/run/chatmail-metadata/metadata.socket:metadata')
+    expect(v23).toContain('ssl_cert = </etc/chatmail/tls/fullchain.pem')
+    const v24 = await conf('13')
+    // 2.4 wants the version first, before any other setting.
+    expect(v24.split('\n').find((l) => l !== '' && !l.startsWith('#'))).toBe('dovecot_config_version = 2.4.0')
+    expect(v24).toContain('dict_proxy_socket_path = /run/chatmail-metadata/metadata.socket')
+    expect(v24).toContain('ssl_server_cert_file = /etc/chatmail/tls/fullchain.pem')
+    expect(v24.indexOf('/etc/dovecot/users')).toBeGreaterThan(v24.indexOf('/etc/dovecot/doctor.passwd'))
+    expect(v24).not.toMatch(/%[dnLu]\b|mail_location|disable_plaintext_auth|ssl_cert =/)
+    expect(await conf('13', '1:2.3.19.1+dfsg1-2.1+deb12u7')).toBe(v23)
+    expect(await conf('12', '1:2.4.1+dfsg1-6+deb13u7')).toBe(v24)
+  })
   it('refuses a profile without a stack, and two services declaring one resource differently', async () => {
     expect(() => stackFor('madmail')).toThrow(/profile madmail cannot be deployed yet; only dovecot is implemented/)
     const a = { name: 'a', build: () => ({ directories: [directory('/srv/x')] }) }

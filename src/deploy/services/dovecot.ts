@@ -2,10 +2,15 @@
  * dovecot: IMAP (with METADATA through chatmail-metadata), LMTP delivery from postfix, SASL for
  * postfix. Accounts: the doctor's in its own managed file; the server's accounts in
  * /etc/dovecot/users, server data that a deploy creates empty once and never rewrites.
+ *
+ * Debian 12 ships dovecot 2.3, Debian 13 dovecot 2.4, whose configuration grammar is new: the
+ * same server is rendered from templates/dovecot/dovecot.conf (2.3) or templates/dovecot/2.4/,
+ * for the dovecot the host will run (src/deploy/versions.ts).
  */
 import { shellQuote as q } from '../../ssh/quote.js'
 import { command, dataFile, directory, file, pkg, service, user } from '../resources.js'
 import { type ServiceModule, tcp } from '../service.js'
+import { dovecotMajor } from '../versions.js'
 import { baseVars, doctorAddress, PATHS, render, ssha512 } from './common.js'
 import { certificateChanges } from './tls.js'
 
@@ -27,7 +32,9 @@ export const dovecot: ServiceModule = {
       },
     )
     const users = dataFile(DOVECOT_USERS, '', passdb)
-    const conf = await render(ctx, '/etc/dovecot/dovecot.conf', 'dovecot/dovecot.conf', {
+    const version = dovecotMajor(ctx.host.release, ctx.host.packages.get('dovecot-core'))
+    const template = version === '2.4' ? 'dovecot/2.4/dovecot.conf' : 'dovecot/dovecot.conf'
+    const conf = await render(ctx, '/etc/dovecot/dovecot.conf', template, {
       ...baseVars(c),
       imap_port: c.imap.port,
       metadata_socket: PATHS.metadataSocket,
@@ -53,7 +60,8 @@ export const dovecot: ServiceModule = {
         service('dovecot.service', {
           restartOn: [conf, ...certificateChanges(c)],
           reloadOn: [doctor],
-          validate: ['doveconf -n >/dev/null'],
+          // -x reads the files the configuration names (the certificate and key): -n alone does not.
+          validate: ['doveconf -x -n >/dev/null'],
         }),
       ],
       ports: [tcp(143, ['dovecot', 'imap-login']), tcp(c.imap.port, ['dovecot', 'imap-login'])],

@@ -16,6 +16,16 @@ export const system: ServiceModule = {
         `! grep -qs '${POLICY_MARK}' /usr/sbin/policy-rc.d`,
         'rm -f /usr/sbin/policy-rc.d',
       ),
+      // A package dpkg could not finish configuring: after an in-place upgrade to Debian 13,
+      // dovecot 2.4 refuses the 2.3 configuration in its postinst. Once the deploy has written the
+      // configuration for the new versions and restarted the services, dpkg can finish.
+      command(
+        'dpkg-configure-pending',
+        'finish the package configuration dpkg left pending (dpkg --configure -a)',
+        '! dpkg --audit 2>/dev/null | grep -q .',
+        'DEBIAN_FRONTEND=noninteractive dpkg --force-confold --force-confdef --configure -a',
+        'after-services',
+      ),
     ],
   }),
 }
