@@ -39,7 +39,7 @@ try {
     await core.rpc.removeAccount(id)
   }
   console.log(
-    `configure, address + password (self-signed, no autoconfig needed): median ${fmt(median(configure))} of ${configure.map(fmt).join(', ')} (goal ≤ 2 s)`,
+    `configure, address + password (self-signed IP-only server): median ${fmt(median(configure))} of ${configure.map(fmt).join(', ')} (goal ≤ 2 s)`,
   )
 
   const missing = await signupMissing(d.host.host)
