@@ -5,6 +5,7 @@
 import DeployHost from './commands/deploy/host.js'
 import Doctor from './commands/doctor.js'
 import Init from './commands/init.js'
+import Invite from './commands/invite.js'
 import TurnCred from './commands/turn-cred.js'
 
 export { execute } from '@oclif/core'
@@ -13,5 +14,6 @@ export const COMMANDS = {
   'deploy:host': DeployHost,
   doctor: Doctor,
   init: Init,
+  invite: Invite,
   'turn-cred': TurnCred,
 }

@@ -1,0 +1,95 @@
+import { Args, Flags } from '@oclif/core'
+import { loadConfig } from '../config/load.js'
+import { BaseCommand, commonFlags, configFlag } from '../lib/base-command.js'
+import { cannotRun, ExitCode, usageError } from '../lib/errors.js'
+import { note } from '../lib/output.js'
+import { formatDuration, parseDuration } from '../protocols/duration.js'
+
+export default class Invite extends BaseCommand {
+  static override summary = 'Create an invite: a sign-up link (and QR code) that makes new accounts on the server.'
+  static override description = `Asks the server's chatmail-accounts, over SSH, for an invite token that may create
+--uses accounts until it expires, and prints the sign-up link with its QR code (on a terminal).
+Scanned with Delta Chat, the link creates an account. It works whatever accounts.registration
+says, unless it is "closed"; with registration = "invite" it is the only way to a new account.
+
+On a server with a self-signed certificate (IP-only servers), Delta Chat's sign-up code cannot
+accept the certificate: the link then opens the server's web page, which makes the account and
+hands Delta Chat a login link that accepts the certificate.
+
+Exit codes: 0 created, 1 the server refused, 2 usage error, 3 could not run (config, SSH, service).`
+  static override examples = [
+    { description: 'One account, valid for a week:', command: '<%= config.bin %> invite' },
+    { description: 'Ten accounts within two days:', command: '<%= config.bin %> invite --uses 10 --expires 2d' },
+    { description: 'For a script:', command: '<%= config.bin %> invite root@chat.example.org --json' },
+  ]
+  static override enableJsonFlag = true
+  static override args = {
+    destination: Args.string({ description: 'user@host[:port] or a Host alias from ~/.ssh/config.' }),
+  }
+  static override flags = {
+    ...commonFlags,
+    config: configFlag,
+    uses: Flags.integer({ description: 'How many accounts the invite may create.', default: 1, min: 1, max: 100000 }),
+    expires: Flags.string({ description: 'How long the invite is valid: 1h, 2d, 7d …', default: '7d' }),
+    qr: Flags.boolean({ description: 'Print the QR code also when stdout is not a terminal.', default: false }),
+    identity: Flags.string({ char: 'i', description: 'SSH private key file.', helpValue: 'FILE' }),
+    'known-hosts': Flags.string({ description: 'known_hosts file to check the host key against.', helpValue: 'FILE' }),
+    'ssh-config': Flags.string({ char: 'F', description: 'ssh_config file to read.', helpValue: 'FILE' }),
+  }
+
+  public async run(): Promise<unknown> {
+    const { args, flags } = await this.parse(Invite)
+    const ttl = parseDuration(flags.expires)
+    if (!ttl.ok) throw usageError(`--expires ${flags.expires} ${ttl.reason}`)
+    const loaded = await loadConfig(flags.config)
+    const c = loaded.config
+    if (c.accounts.registration === 'closed') {
+      throw usageError(
+        'accounts.registration is "closed": an invite could not create an account',
+        'set accounts.registration = "invite" (or "open") and deploy',
+      )
+    }
+    const { resolveDeployTarget } = await import('../deploy/host.js')
+    const { describeTarget, SshSession, shellQuote: q, terminalPassphrase } = await import('../ssh/index.js')
+    const { ACCOUNTS, parseInvite } = await import('../signup/remote.js')
+    const target = await resolveDeployTarget(loaded, {
+      ...(args.destination ? { destination: args.destination } : {}),
+      ...(flags.identity ? { identity: flags.identity } : {}),
+      ...(flags['known-hosts'] ? { knownHosts: flags['known-hosts'] } : {}),
+      ...(flags['ssh-config'] ? { sshConfig: flags['ssh-config'] } : {}),
+      acceptNewHostKey: false,
+    })
+    if (!this.jsonEnabled()) note(`chatmail: asking ${describeTarget(target)} for an invite`)
+    const ask = terminalPassphrase()
+    const session = await SshSession.connectTo(target, ask ? { askPassphrase: ask } : {})
+    let out: { code: number | null; stdout: string; stderr: string }
+    try {
+      out = await session.exec(
+        `/usr/bin/node ${q(ACCOUNTS.program)} invite ${q(ACCOUNTS.config)} ${flags.uses} ${ttl.seconds}`,
+      )
+    } finally {
+      session.close()
+    }
+    const invite = out.code === 0 ? parseInvite(out.stdout) : undefined
+    if (!invite) {
+      const why = (out.stderr.trim().split('\n').pop() ?? '').replace(/^error: /, '')
+      throw cannotRun(
+        `the server did not create an invite${why ? `: ${why}` : ''}`,
+        'is the server deployed with this version (chatmail deploy host)?',
+      )
+    }
+    const { dcaccountLink, qrTerminal } = await import('../signup/links.js')
+    const { needsDclogin } = await import('../signup/page.js')
+    const link = needsDclogin(c) ? `https://${c.domain}/?i=${invite.token}` : dcaccountLink(c.domain, invite.token)
+    const expires = new Date(invite.expires * 1000).toISOString().replace('.000Z', 'Z')
+    const result = { link, token: invite.token, uses: invite.uses, expires, registration: invite.registration }
+    if (this.jsonEnabled()) return result
+    this.log(link)
+    if (flags.qr || process.stdout.isTTY) this.log(qrTerminal(link))
+    note(
+      `chatmail: valid for ${invite.uses} account(s) until ${expires} (${formatDuration(ttl.seconds)}); registration is "${invite.registration}"`,
+    )
+    if (out.code !== 0) process.exitCode = ExitCode.failed
+    return undefined
+  }
+}
