@@ -14,6 +14,7 @@ export function standInDist(): string {
   const dir = mkdtempSync(join(tmpdir(), 'chatmail-dist-'))
   mkdirSync(join(dir, 'remote'))
   writeFileSync(join(dir, 'remote', 'chatmail-metadata.js'), '// program\n')
+  writeFileSync(join(dir, 'remote', 'chatmail-accounts.js'), '// accounts program\n')
   return dir
 }
 

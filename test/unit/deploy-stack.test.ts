@@ -120,6 +120,7 @@ describe('stacks made of services', () => {
     expect(units.map((u) => u.unit).sort()).toEqual(
       [
         'certbot.timer',
+        'chatmail-accounts.service',
         'chatmail-metadata.service',
         'coturn.service',
         'dovecot.service',
@@ -149,14 +150,17 @@ describe('stacks made of services', () => {
   it("renders a release's own template when templates/<dir>/debian-<release>/ has one", async () => {
     const templates = mkdtempSync(join(tmpdir(), 'chatmail-templates-'))
     cpSync(resolve('templates'), templates, { recursive: true })
-    mkdirSync(join(templates, 'nginx', 'debian-13'))
-    writeFileSync(join(templates, 'nginx', 'debian-13', 'index.html'), 'trixie page for {{domain}}\n')
+    mkdirSync(join(templates, 'postfix', 'debian-13'))
+    writeFileSync(
+      join(templates, 'postfix', 'debian-13', 'own_senders'),
+      'trixie {{own_sender_lines}} {{managed_by}}\n',
+    )
     const build = (release: string) =>
       buildTestStack(config('chat.example.org'), { host: { ...BOOKWORM, release }, templatesDir: templates })
-    expect(fileAt((await build('13')).resources, '/var/www/chatmail/index.html')!.content).toBe(
-      'trixie page for chat.example.org\n',
+    expect(fileAt((await build('13')).resources, '/etc/postfix/own_senders')!.content).toMatch(
+      /^trixie \/@chat\\\.example\\\.org\$\/i REJECT /,
     )
-    expect(fileAt((await build('12')).resources, '/var/www/chatmail/index.html')!.content).not.toContain('trixie')
+    expect(fileAt((await build('12')).resources, '/etc/postfix/own_senders')!.content).not.toContain('trixie')
   })
   it('renders dovecot 2.3 on Debian 12 and 2.4 on Debian 13, or for the dovecot-core installed', async () => {
     const conf = async (release: string, core?: string) => {

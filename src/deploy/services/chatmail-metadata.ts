@@ -41,6 +41,7 @@ export const chatmailMetadata: ServiceModule = {
         turn_ttl: formatDuration(c.turn.ttlSeconds),
         iroh_relay_url: c.iroh.relayUrl,
         secret_file: PATHS.turnSecret,
+        max_smtp_recipients: c.mail.maxSmtpRecipients,
       },
       { mode: '0644' },
     )

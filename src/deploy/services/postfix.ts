@@ -1,9 +1,11 @@
 /** postfix: SMTP on 25, submission on 465 and 587 (SASL through dovecot), delivery over LMTP. */
 import { isIP } from 'node:net'
+import { ACCOUNTS } from '../../signup/remote.js'
+import { deliveryLines, loginMapLines, ownSenderLines } from '../mail-routing.js'
 import { pkg, service } from '../resources.js'
 import { type ServiceModule, tcp } from '../service.js'
 import { templateLines } from '../template.js'
-import { baseVars, MANAGED_BY, render } from './common.js'
+import { baseVars, doctorAddress, MANAGED_BY, render } from './common.js'
 import { certificateChanges } from './tls.js'
 
 export const postfix: ServiceModule = {
@@ -17,10 +19,17 @@ export const postfix: ServiceModule = {
       hostname_lines: isIP(c.domain)
         ? "# myhostname: the system's host name (an IP-only server; postfix refuses a numeric one)"
         : templateLines(`myhostname = ${c.domain}`, `mydomain = ${c.domain}`),
-      virtual_domain: isIP(c.domain) ? `[${c.domain}]` : c.domain,
+      delivery_lines: templateLines(...deliveryLines(c.domain, doctorAddress(c), ACCOUNTS.socketmapSocket).split('\n')),
     })
     const master = await render(ctx, '/etc/postfix/master.cf', 'postfix/master.cf', { managed_by: MANAGED_BY })
-    const loginMap = await render(ctx, '/etc/postfix/login_map', 'postfix/login_map', { managed_by: MANAGED_BY })
+    const loginMap = await render(ctx, '/etc/postfix/login_map', 'postfix/login_map', {
+      managed_by: MANAGED_BY,
+      login_map_lines: loginMapLines(c.domain),
+    })
+    const ownSenders = await render(ctx, '/etc/postfix/own_senders', 'postfix/own_senders', {
+      managed_by: MANAGED_BY,
+      own_sender_lines: ownSenderLines(c.domain),
+    })
     const owners = ['master', 'smtpd']
     return {
       packages: [
@@ -30,11 +39,11 @@ export const postfix: ServiceModule = {
         ]),
         pkg('postfix-pcre'),
       ],
-      files: [main, master, loginMap],
+      files: [main, master, loginMap, ownSenders],
       units: [
         service('postfix.service', {
           restartOn: [main, master, ...certificateChanges(c)],
-          reloadOn: [loginMap],
+          reloadOn: [loginMap, ownSenders],
           validate: ['postfix check'],
         }),
       ],

@@ -3,6 +3,7 @@
  * TLS, iroh-relay v0.35 behind nginx, TLS certificates, systemd units.
  */
 import type { StackDefinition } from '../service.js'
+import { chatmailAccounts } from '../services/chatmail-accounts.js'
 import { chatmailMetadata } from '../services/chatmail-metadata.js'
 import { coturn } from '../services/coturn.js'
 import { dovecot } from '../services/dovecot.js'
@@ -14,5 +15,5 @@ import { tls } from '../services/tls.js'
 
 export const dovecotStack: StackDefinition = {
   profile: 'dovecot',
-  services: [system, tls, chatmailMetadata, dovecot, postfix, coturn, irohRelay, nginx],
+  services: [system, tls, chatmailMetadata, chatmailAccounts, dovecot, postfix, coturn, irohRelay, nginx],
 }
