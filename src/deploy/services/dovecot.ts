@@ -38,7 +38,7 @@ export const dovecot: ServiceModule = {
     const template = version === '2.4' ? 'dovecot/2.4/dovecot.conf' : 'dovecot/dovecot.conf'
     // chatmail-accounts (dict passdb/userdb), XCHATMAIL and the admin contact are in the 2.3
     // template only so far: the 2.4 one (Debian 13) still has the doctor's and the users file.
-    const accountsVars =
+    const accountsVars: Record<string, string> =
       version === '2.4'
         ? {}
         : {
