@@ -28,14 +28,7 @@ const HOST_IDS = [
   'host.version',
 ]
 const SCRIPT = resolve('examples/ci/deploy-and-check.sh')
-/**
- * Opt-in until a whole run has passed on the shared machine: the first run (06:55) proved the coturn
- * and full-disk faults and found two bugs in the test and one in host.ports (fixed since); the
- * e2e lock queue did not free in time for the second. Run with CHATMAIL_E2E_HOST=1.
- */
-const skip =
-  testHostSkipReason() ??
-  (process.env.CHATMAIL_E2E_HOST === '1' ? undefined : 'opt-in until verified: set CHATMAIL_E2E_HOST=1')
+const skip = testHostSkipReason()
 
 describe.skipIf(skip)(`host checks and the CI example on a real host${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let host: TestHost
