@@ -1,6 +1,6 @@
-import { Args, Flags } from '@oclif/core'
+import { Flags } from '@oclif/core'
 import { loadConfig } from '../config/load.js'
-import { BaseCommand, commonFlags, configFlag } from '../lib/base-command.js'
+import { BaseCommand, commonFlags, configFlag, destinationArg } from '../lib/base-command.js'
 import { cannotRun, ExitCode, usageError } from '../lib/errors.js'
 import { note } from '../lib/output.js'
 import { formatDuration, parseDuration } from '../protocols/duration.js'
@@ -24,7 +24,7 @@ Exit codes: 0 created, 1 the server refused, 2 usage error, 3 could not run (con
   ]
   static override enableJsonFlag = true
   static override args = {
-    destination: Args.string({ description: 'user@host[:port] or a Host alias from ~/.ssh/config.' }),
+    destination: destinationArg,
   }
   static override flags = {
     ...commonFlags,

@@ -1,4 +1,4 @@
-import { Command, Errors, Flags } from '@oclif/core'
+import { Args, Command, Errors, Flags } from '@oclif/core'
 import { ChatmailError, ExitCode, oneLine, toJsonError } from './errors.js'
 import { configureColour } from './output.js'
 import { printable } from './printable.js'
@@ -19,6 +19,9 @@ export const configFlag = Flags.string({
   env: 'CHATMAIL_CONFIG',
   helpValue: 'FILE',
 })
+
+/** The SSH destination of the commands that reach the server (deploy host, invite). */
+export const destinationArg = Args.string({ description: 'user@host[:port] or a Host alias from ~/.ssh/config.' })
 
 /**
  * The base of every command: one clear line on stderr for any error, a documented exit code,

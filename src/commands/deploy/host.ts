@@ -1,8 +1,8 @@
-import { Args, Flags } from '@oclif/core'
+import { Flags } from '@oclif/core'
 import { saveDoctorAccount } from '../../config/doctor-account.js'
 import { loadConfig } from '../../config/load.js'
 import type { DoctorReport } from '../../doctor/model.js'
-import { BaseCommand, commonFlags, configFlag } from '../../lib/base-command.js'
+import { BaseCommand, commonFlags, configFlag, destinationArg } from '../../lib/base-command.js'
 import { ExitCode, usageError } from '../../lib/errors.js'
 import { colourOn, note } from '../../lib/output.js'
 
@@ -47,7 +47,7 @@ failed, 2 usage error, 3 could not run (config, SSH connection, key refused).`
   ]
   static override enableJsonFlag = true
   static override args = {
-    destination: Args.string({ description: 'user@host[:port] or a Host alias from ~/.ssh/config.' }),
+    destination: destinationArg,
   }
   static override flags = {
     ...commonFlags,
