@@ -1,12 +1,12 @@
 import { writeFile } from 'node:fs/promises'
-import { Args, Flags } from '@oclif/core'
+import { Flags } from '@oclif/core'
 import type { CheckDef, DoctorReport } from '../doctor/model.js'
 import { type DoctorFlags, resolveDoctorOptions } from '../doctor/options.js'
 import { type JsonReport, toJsonReport } from '../doctor/report/json.js'
 import { toJUnit } from '../doctor/report/junit.js'
 import { plainProgress, renderText } from '../doctor/report/plain.js'
 import { parseTlsPorts } from '../doctor/tls-ports.js'
-import { BaseCommand, commonFlags, configFlag } from '../lib/base-command.js'
+import { BaseCommand, commonFlags, configFlag, domainArg } from '../lib/base-command.js'
 import { describeFsError, ExitCode, usageError } from '../lib/errors.js'
 import { colourOn, note } from '../lib/output.js'
 
@@ -83,7 +83,7 @@ Exit codes:
   ]
   static override enableJsonFlag = true
   static override args = {
-    domain: Args.string({ description: 'The chatmail domain (default: domain in chatmail.toml).' }),
+    domain: domainArg,
   }
   static override flags = {
     ...commonFlags,

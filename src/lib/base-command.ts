@@ -23,6 +23,9 @@ export const configFlag = Flags.string({
 /** The SSH destination of the commands that reach the server (deploy host, invite). */
 export const destinationArg = Args.string({ description: 'user@host[:port] or a Host alias from ~/.ssh/config.' })
 
+/** The domain of the commands that look at a server from the outside (doctor, dns). */
+export const domainArg = Args.string({ description: 'The chatmail domain (default: domain in chatmail.toml).' })
+
 /**
  * The base of every command: one clear line on stderr for any error, a documented exit code,
  * and never a stack trace unless --verbose asks for it.

@@ -1,0 +1,30 @@
+/** `chatmail dns --check` as text: one line per record, the zone lines to set under each bad one. */
+import chalk from 'chalk'
+import { printable } from '../lib/printable.js'
+import type { ZoneCheck } from './index.js'
+
+const MARK: Record<string, (s: string) => string> = {
+  ok: chalk.green,
+  missing: chalk.red,
+  wrong: chalk.red,
+  error: chalk.yellow,
+}
+
+export function renderCheck(c: ZoneCheck): string {
+  const lines = [`${c.domain}, asked at ${c.nameservers.join(', ')}:`]
+  const width = Math.min(48, Math.max(...c.records.map((r) => r.name.length)))
+  for (const r of c.records) {
+    const status = r.status === 'ok' || r.level === 'required' ? r.status : `${r.status}*`
+    const mark = (MARK[r.status] ?? ((s: string) => s))(status.padEnd(8))
+    lines.push(`  ${mark} ${r.type.padEnd(5)} ${r.name.padEnd(width)}  ${printable(r.detail)}`)
+    for (const [i, f] of (r.fix ?? []).entries()) lines.push(`  ${''.padEnd(8)} ${i === 0 ? 'set: ' : '     '} ${f}`)
+  }
+  const count = (s: string) => c.records.filter((r) => r.status === s).length
+  const bad = ['missing', 'wrong', 'error'].filter((s) => count(s) > 0).map((s) => `${count(s)} ${s}`)
+  lines.push(
+    bad.length === 0
+      ? `all ${c.records.length} records ok`
+      : `${bad.join(', ')} of ${c.records.length}${c.records.some((r) => r.status !== 'ok' && r.level === 'recommended') ? ' (* recommended)' : ''}: set the lines above, then run chatmail dns --check again`,
+  )
+  return `${lines.join('\n')}\n`
+}
