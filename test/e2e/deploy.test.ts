@@ -18,8 +18,8 @@ import { type StandInMirror, serveStandInMirror } from '../helpers/standin-tarba
 import {
   DEBIAN_SUITES,
   type DebianSuite,
-  debianSuite,
   deployHostArgs,
+  e2eSuites,
   guestShell,
   startTestHost,
   stopTestHost,
@@ -31,11 +31,7 @@ const HOSTS = {
   bookworm: { name: 'th-deploy', index: 6, suite: 'bookworm' },
   trixie: { name: 'th-d13-deploy', index: 49, suite: 'trixie' },
 } as const satisfies Record<DebianSuite, { name: string; index: number; suite: DebianSuite }>
-const SUITES = (process.env.CHATMAIL_E2E_DEBIAN ?? '12,13').split(',').map((r) => {
-  const suite = debianSuite(r.trim())
-  if (!suite) throw new Error(`CHATMAIL_E2E_DEBIAN: ${r} is not 12 or 13`)
-  return suite
-})
+const SUITES = e2eSuites()
 /** What the release's dovecot must show: its version in `doveconf -n`, and the 2.4 grammar or not. */
 const DOVECOT = {
   bookworm: { version: /^# 2\.3\./, configVersion: false },

@@ -4,6 +4,9 @@
  * through postfix and dovecot, unknown recipients and own-domain senders refused on port 25,
  * accounts kept by a redeploy that changes nothing, invites and closed registration.
  * SMTP from the runner with curl (a real SMTP client), IMAP with imapflow.
+ *
+ * Runs on Debian 12 (dovecot 2.3: dict passdb/userdb) and on Debian 13 (dovecot 2.4: a Lua
+ * passdb/userdb asking the same service), one host each (CHATMAIL_E2E_DEBIAN=12 or =13 picks one).
  */
 import { execFile } from 'node:child_process'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
@@ -12,10 +15,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ImapFlow } from 'imapflow'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { getMetadata } from '../../src/doctor/imap-metadata.js'
 import { runCli } from '../helpers/cli.js'
 import { type StandInMirror, serveStandInMirror } from '../helpers/standin-tarball.js'
 import {
+  type DebianSuite,
   deployHostArgs,
+  e2eSuites,
   guestShell,
   startTestHost,
   stopTestHost,
@@ -23,7 +29,11 @@ import {
   testHostSkipReason,
 } from '../helpers/testhost.js'
 
-const OPTS = { name: 'th-sign-ip', index: 61 }
+const HOSTS = {
+  bookworm: { name: 'th-sign-ip', index: 61, suite: 'bookworm' },
+  trixie: { name: 'th-sign-d13', index: 62, suite: 'trixie' },
+} as const satisfies Record<DebianSuite, { name: string; index: number; suite: DebianSuite }>
+const SUITES = e2eSuites()
 const skip = testHostSkipReason()
 
 function https(host: string, method: string, path: string): Promise<{ status: number; body: string }> {
@@ -74,151 +84,174 @@ async function imapRefusal(host: string, user: string, pass: string): Promise<st
   }
 }
 
-describe.skipIf(skip)(`sign-up and mail on a deployed IP-only server${skip ? ` (skipped: ${skip})` : ''}`, () => {
-  let host: TestHost
-  let dir: string
-  let mirror: StandInMirror | undefined
-  let ip: string
-  let bracket: string
-  const deploy = () =>
-    runCli(deployHostArgs(host, `root@${host.host}`, mirror as StandInMirror, '--yes', '--json'), {
-      cwd: dir,
-      timeoutMs: 900_000,
-    })
-  const accounts: { email: string; password: string }[] = []
+describe.skipIf(skip).each(SUITES)(
+  `sign-up and mail on a deployed IP-only server: %s${skip ? ` (skipped: ${skip})` : ''}`,
+  (suite) => {
+    const OPTS = HOSTS[suite]
+    let host: TestHost
+    let dir: string
+    let mirror: StandInMirror | undefined
+    let ip: string
+    let bracket: string
+    const deploy = () =>
+      runCli(deployHostArgs(host, `root@${host.host}`, mirror as StandInMirror, '--yes', '--json'), {
+        cwd: dir,
+        timeoutMs: 900_000,
+      })
+    const accounts: { email: string; password: string }[] = []
 
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'chatmail-signup-'))
-    host = await startTestHost(OPTS)
-    ip = host.host
-    bracket = `[${ip}]`
-    mirror = await serveStandInMirror(dir, host.runnerIp)
-    const init = await runCli(['init', ip], { cwd: dir })
-    expect(init.code, init.stderr).toBe(0)
-    const toml = join(dir, 'chatmail.toml')
-    const text = readFileSync(toml, 'utf8')
-    expect(text).toMatch(/^registration = "open"/m)
-    writeFileSync(toml, text.replace(/^max_creations_per_client = \d+/m, 'max_creations_per_client = 1000'))
-    const r = await deploy()
-    expect(r.code, `${r.stderr}\n${r.stdout.slice(0, 3000)}`).toBe(0)
-  }, 1_200_000)
-
-  afterAll(async () => {
-    mirror?.close()
-    await stopTestHost(OPTS).catch(() => {})
-  }, 120_000)
-
-  test('POST /new gives user@[IP] accounts with a dclogin: link; they log in; XCHATMAIL and METADATA', async () => {
-    for (let i = 0; i < 2; i++) {
-      const r = await https(ip, 'POST', '/new')
-      expect(r.status, r.body).toBe(200)
-      const body = JSON.parse(r.body) as { email: string; password: string; dclogin_url: string }
-      expect(body.email).toMatch(new RegExp(`^[a-z0-9]{9}@\\[${ip.replaceAll('.', '\\.')}\\]$`))
-      expect(body.dclogin_url).toBe(
-        `dclogin:${body.email}?p=${encodeURIComponent(body.password)}&v=1&ih=${ip}&sh=${ip}&ic=3`,
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'chatmail-signup-'))
+      host = await startTestHost(OPTS)
+      ip = host.host
+      bracket = `[${ip}]`
+      mirror = await serveStandInMirror(dir, host.runnerIp)
+      const init = await runCli(['init', ip], { cwd: dir })
+      expect(init.code, init.stderr).toBe(0)
+      const toml = join(dir, 'chatmail.toml')
+      const text = readFileSync(toml, 'utf8')
+      expect(text).toMatch(/^registration = "open"/m)
+      writeFileSync(
+        toml,
+        text
+          .replace(/^max_creations_per_client = \d+/m, 'max_creations_per_client = 1000')
+          .replace(/^\[mail\]$/m, '[mail]\nadmin = "ops@example.org"\ncomment = "a test relay"'),
       )
-      accounts.push(body)
-    }
-    const c = await imap(ip, accounts[0]!.email, accounts[0]!.password)
-    expect([...(c.capabilities?.keys() ?? [])]).toContain('XCHATMAIL')
-    await c.logout()
-    expect(await imapRefusal(ip, accounts[0]!.email, 'wrong-password-123')).toMatch(/AUTHENTICATIONFAILED|failed/i)
-    const page = await https(ip, 'GET', '/')
-    expect(page.body).toContain('<script src="/signup.js"></script>')
-    const auto = await https(ip, 'GET', '/.well-known/autoconfig/mail/config-v1.1.xml')
-    expect(auto.status).toBe(200)
-    expect(auto.body).toContain(`<hostname>${ip}</hostname>`)
-  }, 120_000)
+      const r = await deploy()
+      expect(r.code, `${r.stderr}\n${r.stdout.slice(0, 3000)}`).toBe(0)
+    }, 1_200_000)
 
-  test('a first IMAP login creates an account; rule breakers are told why', async () => {
-    const c = await imap(ip, `firstlog1@${bracket}`, 'first-login-password')
-    await c.logout()
-    expect(await imapRefusal(ip, `firstlog2@${bracket}`, 'short')).toMatch(/at least 9 characters/)
-    expect(await guestShell(host, 'cut -f1 /var/lib/chatmail-accounts/accounts')).toContain(`firstlog1@${bracket}`)
-  }, 60_000)
+    afterAll(async () => {
+      mirror?.close()
+      await stopTestHost(OPTS).catch(() => {})
+    }, 120_000)
 
-  test('mail between two user@[IP] accounts arrives (submission, postfix, LMTP)', async () => {
-    const [a, b] = accounts as [{ email: string; password: string }, { email: string; password: string }]
-    const sent = await smtp([
-      `smtp://${ip}:587`,
-      '--ssl-reqd',
-      '--user',
-      `${a.email}:${a.password}`,
-      '--mail-from',
-      a.email,
-      '--mail-rcpt',
-      b.email,
-    ])
-    expect(sent.code, sent.log).toBe(0)
-    const c = await imap(ip, b.email, b.password)
-    let count = 0
-    for (let i = 0; i < 50 && count === 0; i++) {
-      const status = await c.status('INBOX', { messages: true })
-      count = status ? (status.messages ?? 0) : 0
-      if (count === 0) await new Promise((r) => setTimeout(r, 200))
-    }
-    await c.logout()
-    expect(count).toBe(1)
-  }, 60_000)
+    test('POST /new gives user@[IP] accounts with a dclogin: link; they log in; XCHATMAIL and METADATA', async () => {
+      for (let i = 0; i < 2; i++) {
+        const r = await https(ip, 'POST', '/new')
+        expect(r.status, r.body).toBe(200)
+        const body = JSON.parse(r.body) as { email: string; password: string; dclogin_url: string }
+        expect(body.email).toMatch(new RegExp(`^[a-z0-9]{9}@\\[${ip.replaceAll('.', '\\.')}\\]$`))
+        expect(body.dclogin_url).toBe(
+          `dclogin:${body.email}?p=${encodeURIComponent(body.password)}&v=1&ih=${ip}&sh=${ip}&ic=3`,
+        )
+        accounts.push(body)
+      }
+      const c = await imap(ip, accounts[0]!.email, accounts[0]!.password)
+      expect([...(c.capabilities?.keys() ?? [])]).toContain('XCHATMAIL')
+      // What Delta Chat asks on its first fetch: the operator's contact and comment, the recipient limit.
+      expect(
+        await getMetadata(c, '', ['/shared/admin', '/shared/comment', '/shared/vendor/deltachat/maxsmtprecipients']),
+      ).toEqual({
+        '/shared/admin': 'mailto:ops@example.org',
+        '/shared/comment': 'a test relay',
+        '/shared/vendor/deltachat/maxsmtprecipients': '1000',
+      })
+      await c.logout()
+      expect(await imapRefusal(ip, accounts[0]!.email, 'wrong-password-123')).toMatch(/AUTHENTICATIONFAILED|failed/i)
+      const page = await https(ip, 'GET', '/')
+      expect(page.body).toContain('<script src="/signup.js"></script>')
+      const auto = await https(ip, 'GET', '/.well-known/autoconfig/mail/config-v1.1.xml')
+      expect(auto.status).toBe(200)
+      expect(auto.body).toContain(`<hostname>${ip}</hostname>`)
+    }, 120_000)
 
-  test('port 25: an unknown recipient is refused at RCPT; our own domain as sender without login is refused', async () => {
-    const unknown = await smtp([
-      `smtp://${ip}:25`,
-      '--mail-from',
-      'x@example.com',
-      '--mail-rcpt',
-      `nobody000@${bracket}`,
-    ])
-    expect(unknown.log).toMatch(/< 550 5\.1\.1 .*User unknown/)
-    expect(unknown.code).not.toBe(0)
-    const spoof = await smtp([`smtp://${ip}:25`, '--mail-from', accounts[0]!.email, '--mail-rcpt', accounts[1]!.email])
-    expect(spoof.log).toMatch(/< 554 5\.7\.1 .*must be sent with a login/)
-    const foreign = await smtp([`smtp://${ip}:25`, '--mail-from', 'x@example.com', '--mail-rcpt', accounts[1]!.email])
-    expect(foreign.code, foreign.log).toBe(0)
-  }, 60_000)
+    test('a first IMAP login creates an account; rule breakers are told why', async () => {
+      const c = await imap(ip, `firstlog1@${bracket}`, 'first-login-password')
+      await c.logout()
+      expect(await imapRefusal(ip, `firstlog2@${bracket}`, 'short')).toMatch(/at least 9 characters/)
+      expect(await guestShell(host, 'cut -f1 /var/lib/chatmail-accounts/accounts')).toContain(`firstlog1@${bracket}`)
+    }, 60_000)
 
-  test('a redeploy changes nothing and keeps the accounts', async () => {
-    const before = await guestShell(host, 'sha256sum /var/lib/chatmail-accounts/accounts')
-    const r = await deploy()
-    expect(r.code, r.stderr).toBe(0)
-    const out = JSON.parse(r.stdout)
-    expect(out.changed).toBe(0)
-    expect(await guestShell(host, 'sha256sum /var/lib/chatmail-accounts/accounts')).toBe(before)
-    const c = await imap(ip, accounts[0]!.email, accounts[0]!.password)
-    await c.logout()
-  }, 600_000)
+    test('mail between two user@[IP] accounts arrives (submission, postfix, LMTP)', async () => {
+      const [a, b] = accounts as [{ email: string; password: string }, { email: string; password: string }]
+      const sent = await smtp([
+        `smtp://${ip}:587`,
+        '--ssl-reqd',
+        '--user',
+        `${a.email}:${a.password}`,
+        '--mail-from',
+        a.email,
+        '--mail-rcpt',
+        b.email,
+      ])
+      expect(sent.code, sent.log).toBe(0)
+      const c = await imap(ip, b.email, b.password)
+      let count = 0
+      for (let i = 0; i < 50 && count === 0; i++) {
+        const status = await c.status('INBOX', { messages: true })
+        count = status ? (status.messages ?? 0) : 0
+        if (count === 0) await new Promise((r) => setTimeout(r, 200))
+      }
+      await c.logout()
+      expect(count).toBe(1)
+    }, 60_000)
 
-  test('registration invite: an invite works once; closed: new accounts refused with the reason', async () => {
-    const toml = join(dir, 'chatmail.toml')
-    writeFileSync(toml, readFileSync(toml, 'utf8').replace(/^registration = "open"/m, 'registration = "invite"'))
-    expect((await deploy()).code).toBe(0)
-    expect(JSON.parse((await https(ip, 'POST', '/new')).body).reason).toMatch(/invite/)
-    const inv = await runCli(
-      [
-        'invite',
-        `root@${ip}`,
-        '-c',
-        'chatmail.toml',
-        '-i',
-        host.keyFile,
-        '--known-hosts',
-        host.knownHostsFile,
-        '--json',
-      ],
-      { cwd: dir },
-    )
-    expect(inv.code, inv.stderr).toBe(0)
-    const { link, token } = JSON.parse(inv.stdout) as { link: string; token: string }
-    expect(link).toBe(`https://${ip}/?i=${token}`)
-    expect((await https(ip, 'POST', `/new?i=${token}`)).status).toBe(200)
-    expect(JSON.parse((await https(ip, 'POST', `/new?i=${token}`)).body).reason).toBe('this invite has been used up')
-    writeFileSync(toml, readFileSync(toml, 'utf8').replace('registration = "invite"', 'registration = "closed"'))
-    expect((await deploy()).code).toBe(0)
-    const closed = await https(ip, 'POST', '/new')
-    expect(closed.status).toBe(403)
-    expect(JSON.parse(closed.body).reason).toBe('registration is closed on this server')
-    expect(await imapRefusal(ip, `closedacc@${bracket}`, 'password-long-enough')).toMatch(/registration is closed/)
-    const c = await imap(ip, accounts[0]!.email, accounts[0]!.password)
-    await c.logout()
-  }, 900_000)
-})
+    test('port 25: an unknown recipient is refused at RCPT; our own domain as sender without login is refused', async () => {
+      const unknown = await smtp([
+        `smtp://${ip}:25`,
+        '--mail-from',
+        'x@example.com',
+        '--mail-rcpt',
+        `nobody000@${bracket}`,
+      ])
+      expect(unknown.log).toMatch(/< 550 5\.1\.1 .*User unknown/)
+      expect(unknown.code).not.toBe(0)
+      const spoof = await smtp([
+        `smtp://${ip}:25`,
+        '--mail-from',
+        accounts[0]!.email,
+        '--mail-rcpt',
+        accounts[1]!.email,
+      ])
+      expect(spoof.log).toMatch(/< 554 5\.7\.1 .*must be sent with a login/)
+      const foreign = await smtp([`smtp://${ip}:25`, '--mail-from', 'x@example.com', '--mail-rcpt', accounts[1]!.email])
+      expect(foreign.code, foreign.log).toBe(0)
+    }, 60_000)
+
+    test('a redeploy changes nothing and keeps the accounts', async () => {
+      const before = await guestShell(host, 'sha256sum /var/lib/chatmail-accounts/accounts')
+      const r = await deploy()
+      expect(r.code, r.stderr).toBe(0)
+      const out = JSON.parse(r.stdout)
+      expect(out.changed).toBe(0)
+      expect(await guestShell(host, 'sha256sum /var/lib/chatmail-accounts/accounts')).toBe(before)
+      const c = await imap(ip, accounts[0]!.email, accounts[0]!.password)
+      await c.logout()
+    }, 600_000)
+
+    test('registration invite: an invite works once; closed: new accounts refused with the reason', async () => {
+      const toml = join(dir, 'chatmail.toml')
+      writeFileSync(toml, readFileSync(toml, 'utf8').replace(/^registration = "open"/m, 'registration = "invite"'))
+      expect((await deploy()).code).toBe(0)
+      expect(JSON.parse((await https(ip, 'POST', '/new')).body).reason).toMatch(/invite/)
+      const inv = await runCli(
+        [
+          'invite',
+          `root@${ip}`,
+          '-c',
+          'chatmail.toml',
+          '-i',
+          host.keyFile,
+          '--known-hosts',
+          host.knownHostsFile,
+          '--json',
+        ],
+        { cwd: dir },
+      )
+      expect(inv.code, inv.stderr).toBe(0)
+      const { link, token } = JSON.parse(inv.stdout) as { link: string; token: string }
+      expect(link).toBe(`https://${ip}/?i=${token}`)
+      expect((await https(ip, 'POST', `/new?i=${token}`)).status).toBe(200)
+      expect(JSON.parse((await https(ip, 'POST', `/new?i=${token}`)).body).reason).toBe('this invite has been used up')
+      writeFileSync(toml, readFileSync(toml, 'utf8').replace('registration = "invite"', 'registration = "closed"'))
+      expect((await deploy()).code).toBe(0)
+      const closed = await https(ip, 'POST', '/new')
+      expect(closed.status).toBe(403)
+      expect(JSON.parse(closed.body).reason).toBe('registration is closed on this server')
+      expect(await imapRefusal(ip, `closedacc@${bracket}`, 'password-long-enough')).toMatch(/registration is closed/)
+      const c = await imap(ip, accounts[0]!.email, accounts[0]!.password)
+      await c.logout()
+    }, 900_000)
+  },
+)

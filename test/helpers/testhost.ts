@@ -53,6 +53,15 @@ export function debianSuite(release: string): DebianSuite | undefined {
   return (Object.keys(DEBIAN_SUITES) as DebianSuite[]).find((s) => DEBIAN_SUITES[s] === release)
 }
 
+/** The releases an e2e file runs on: `CHATMAIL_E2E_DEBIAN` (e.g. `13` or `12,13`), both by default. */
+export function e2eSuites(value = process.env.CHATMAIL_E2E_DEBIAN ?? '12,13'): DebianSuite[] {
+  return value.split(',').map((r) => {
+    const suite = debianSuite(r.trim())
+    if (!suite) throw new Error(`CHATMAIL_E2E_DEBIAN: ${r} is not 12 or 13`)
+    return suite
+  })
+}
+
 const hasCommand = (cmd: string) =>
   ['/usr/bin', '/usr/sbin', '/bin', '/sbin', '/usr/local/bin'].some((d) => existsSync(`${d}/${cmd}`))
 

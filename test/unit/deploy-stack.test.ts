@@ -183,6 +183,47 @@ describe('stacks made of services', () => {
     expect(await conf('13', '1:2.3.19.1+dfsg1-2.1+deb12u7')).toBe(v23)
     expect(await conf('12', '1:2.4.1+dfsg1-6+deb13u7')).toBe(v24)
   })
+  it('dovecot 2.3 and 2.4 alike: chatmail-accounts after the passwd-files, XCHATMAIL, user@[IP], the admin contact', async () => {
+    const c = config('chat.example.org')
+    c.mail.admin = 'ops@example.org'
+    c.mail.comment = 'a test server'
+    const build = (release: string) => buildTestStack(c, { host: { ...BOOKWORM, release } })
+    const [s12, s13] = [await build('12'), await build('13')]
+    const v23 = fileAt(s12.resources, '/etc/dovecot/dovecot.conf')!.content
+    const v24 = fileAt(s13.resources, '/etc/dovecot/dovecot.conf')!.content
+    for (const conf of [v23, v24]) {
+      expect(conf).toContain('mail_server_admin = mailto:ops@example.org')
+      expect(conf).toContain('mail_server_comment = a test server')
+      expect(conf).toMatch(/^auth_username_chars = .*@\[\]$/m)
+      expect(conf).toMatch(/XCHATMAIL/)
+    }
+    // 2.3: the dict passdb/userdb after both passwd-files; 2.4 has no dict passdb: a Lua script.
+    expect(v23.indexOf('driver = dict')).toBeGreaterThan(v23.indexOf('/etc/dovecot/users'))
+    expect(v23).toContain('imap_capability = +XCHATMAIL')
+    expect(fileAt(s12.resources, '/etc/dovecot/accounts-dict.conf.ext')!.content).toContain(
+      'uri = proxy:/run/chatmail-accounts/dict.socket:accounts',
+    )
+    expect(fileAt(s12.resources, '/etc/dovecot/chatmail-accounts.lua')).toBeUndefined()
+    expect(v24.match(/^(passdb|userdb) \w+/gm)).toEqual([
+      'passdb doctor',
+      'passdb users',
+      'passdb accounts',
+      'userdb doctor',
+      'userdb users',
+      'userdb accounts',
+    ])
+    expect(v24.match(/lua_file = \/etc\/dovecot\/chatmail-accounts\.lua/g)).toHaveLength(2)
+    expect(v24).toMatch(/imap_capability \{\s+XCHATMAIL = yes\s+\}/)
+    const lua = fileAt(s13.resources, '/etc/dovecot/chatmail-accounts.lua')!.content
+    expect(lua).toContain('local SOCKET = "/run/chatmail-accounts/dict.socket"')
+    expect(fileAt(s13.resources, '/etc/dovecot/accounts-dict.conf.ext')).toBeUndefined()
+    const pkgs = (s: typeof s12) => s.resources.flatMap((r) => (r.kind === 'package' ? [r.name] : []))
+    expect(pkgs(s13)).toEqual(expect.arrayContaining(['dovecot-auth-lua', 'lua-socket', 'lua-cjson']))
+    expect(pkgs(s12)).not.toContain('dovecot-auth-lua')
+    const unit = s13.resources.find((r) => r.kind === 'service' && r.unit === 'dovecot.service')
+    if (unit?.kind !== 'service') throw new Error('no dovecot.service')
+    expect(unit.restartOn.map((r) => r.id)).toContain('file:/etc/dovecot/chatmail-accounts.lua')
+  })
   it('refuses a profile without a stack, and two services declaring one resource differently', async () => {
     expect(() => stackFor('madmail')).toThrow(/profile madmail cannot be deployed yet; only dovecot is implemented/)
     const a = { name: 'a', build: () => ({ directories: [directory('/srv/x')] }) }

@@ -18,6 +18,8 @@ import { certificateChanges } from './tls.js'
 
 export const DOVECOT_USERS = '/etc/dovecot/users'
 export const DOCTOR_PASSDB = '/etc/dovecot/doctor.passwd'
+/** dovecot 2.4's passdb/userdb script for chatmail-accounts. */
+export const ACCOUNTS_LUA = '/etc/dovecot/chatmail-accounts.lua'
 
 export const dovecot: ServiceModule = {
   name: 'dovecot',
@@ -35,31 +37,35 @@ export const dovecot: ServiceModule = {
     )
     const users = dataFile(DOVECOT_USERS, '', passdb)
     const version = dovecotMajor(ctx.host.release, ctx.host.packages.get('dovecot-core'))
-    const template = version === '2.4' ? 'dovecot/2.4/dovecot.conf' : 'dovecot/dovecot.conf'
-    // chatmail-accounts (dict passdb/userdb), XCHATMAIL and the admin contact are in the 2.3
-    // template only so far: the 2.4 one (Debian 13) still has the doctor's and the users file.
-    const accountsVars: Record<string, string> =
-      version === '2.4'
-        ? {}
-        : {
-            accounts_dict: ACCOUNTS.dovecotDict,
-            server_admin_line: c.mail.admin
-              ? `mail_server_admin = mailto:${c.mail.admin}`
-              : '# mail_server_admin: mail.admin is not set',
-            server_comment: c.mail.comment,
-          }
-    const conf = await render(ctx, '/etc/dovecot/dovecot.conf', template, {
-      ...baseVars(c),
-      imap_port: c.imap.port,
-      metadata_socket: PATHS.metadataSocket,
-      doctor_passdb: DOCTOR_PASSDB,
-      users_passdb: DOVECOT_USERS,
-      ...accountsVars,
-    })
-    const accountsDict = await render(ctx, ACCOUNTS.dovecotDict, 'dovecot/accounts-dict.conf.ext', {
-      managed_by: MANAGED_BY,
-      dict_socket: ACCOUNTS.dictSocket,
-    })
+    const v24 = version === '2.4'
+    // chatmail-accounts answers passdb and userdb lookups on its dict socket: dovecot 2.3 asks it
+    // with its dict passdb/userdb, 2.4 (which has none) with a Lua script speaking the same protocol.
+    const accounts = v24
+      ? await render(ctx, ACCOUNTS_LUA, 'dovecot/2.4/chatmail-accounts.lua', {
+          managed_by: MANAGED_BY,
+          dict_socket: ACCOUNTS.dictSocket,
+        })
+      : await render(ctx, ACCOUNTS.dovecotDict, 'dovecot/accounts-dict.conf.ext', {
+          managed_by: MANAGED_BY,
+          dict_socket: ACCOUNTS.dictSocket,
+        })
+    const conf = await render(
+      ctx,
+      '/etc/dovecot/dovecot.conf',
+      v24 ? 'dovecot/2.4/dovecot.conf' : 'dovecot/dovecot.conf',
+      {
+        ...baseVars(c),
+        imap_port: c.imap.port,
+        metadata_socket: PATHS.metadataSocket,
+        doctor_passdb: DOCTOR_PASSDB,
+        users_passdb: DOVECOT_USERS,
+        ...(v24 ? { accounts_lua: ACCOUNTS_LUA } : { accounts_dict: ACCOUNTS.dovecotDict }),
+        server_admin_line: c.mail.admin
+          ? `mail_server_admin = mailto:${c.mail.admin}`
+          : '# mail_server_admin: mail.admin is not set',
+        server_comment: c.mail.comment,
+      },
+    )
     // Deploys before the doctor had its own file kept its account in /etc/dovecot/users: take it out
     // there, so an old password stops working when the doctor's changes.
     const u = q(doctorUser)
@@ -70,14 +76,19 @@ export const dovecot: ServiceModule = {
       `awk -F: -v u=${u} '$1 != u' ${DOVECOT_USERS} >${DOVECOT_USERS}.new && chown --reference=${DOVECOT_USERS} ${DOVECOT_USERS}.new && chmod --reference=${DOVECOT_USERS} ${DOVECOT_USERS}.new && mv -f ${DOVECOT_USERS}.new ${DOVECOT_USERS}`,
     )
     return {
-      packages: [pkg('dovecot-imapd'), pkg('dovecot-lmtpd')],
+      // 2.4: the Lua passdb/userdb, and the Lua modules its script uses (unix sockets, JSON).
+      packages: [
+        pkg('dovecot-imapd'),
+        pkg('dovecot-lmtpd'),
+        ...(v24 ? [pkg('dovecot-auth-lua'), pkg('lua-socket'), pkg('lua-cjson')] : []),
+      ],
       users: [user('vmail', { home: '/home/vmail' })],
       directories: [directory('/home/vmail/mail', { owner: 'vmail', mode: '0700' })],
       commands: [moveDoctor],
-      files: [doctor, users, conf, accountsDict],
+      files: [doctor, users, conf, accounts],
       units: [
         service('dovecot.service', {
-          restartOn: [conf, accountsDict, ...certificateChanges(c)],
+          restartOn: [conf, accounts, ...certificateChanges(c)],
           reloadOn: [doctor],
           // -x reads the files the configuration names (the certificate and key): -n alone does not.
           validate: ['doveconf -x -n >/dev/null'],

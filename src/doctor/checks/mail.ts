@@ -75,7 +75,8 @@ async function xchatmailCheck(ctx: CheckContext): Promise<CheckOutcome> {
     return ok('XCHATMAIL is advertised after login: Delta Chat treats the server as a chatmail relay')
   const detail =
     'the server does not advertise XCHATMAIL: Delta Chat treats it as ordinary e-mail (keeps fetched messages on the server, shows e-mail settings)'
-  const hint = "add XCHATMAIL to dovecot's imap_capability (imap_capability = +XCHATMAIL) and reload dovecot"
+  const hint =
+    "add XCHATMAIL to dovecot's imap_capability (2.3: imap_capability = +XCHATMAIL; 2.4: imap_capability { XCHATMAIL = yes }) and reload dovecot"
   return ctx.options.deployed ? fail(detail, hint) : warn(detail, hint)
 }
 
