@@ -1,5 +1,5 @@
 import { shellQuote } from '../ssh/quote.js'
-import type { Resource } from './resources.js'
+import { type Resource, sha256 } from './resources.js'
 import { hostShell } from './shell.js'
 
 /**
@@ -84,40 +84,57 @@ export function factsScript(resources: Resource[]): string {
   return hostShell('facts-host.sh') + resourceFactsScript(resources)
 }
 
-/** Facts about these resources only, ending in `end`. */
+/**
+ * Facts about these resources only, ending in `end`. One call per kind (facts-lib.sh), so the
+ * script starts a few processes in all rather than a few per resource. Files carry the sha256 the
+ * deploy would write: only a file that differs is read back for the diff.
+ */
 export function resourceFactsScript(resources: Resource[]): string {
   const lines = [`MAX_DIFF_BYTES=${MAX_DIFF_BYTES}`, hostShell('facts-lib.sh')]
+  const files: string[] = []
+  const dirs: string[] = []
+  const users: string[] = []
+  const units: string[] = []
+  const commands: string[] = []
   const packages: string[] = []
   for (const r of resources) {
     switch (r.kind) {
       case 'file':
-        lines.push(`f ${shellQuote(r.path)} ${r.secret || r.data ? 0 : 1}`)
+        files.push(`${shellQuote(r.path)} ${r.secret || r.data ? 0 : 1} ${sha256(r.content)}`)
         break
       case 'binary':
-        lines.push(`f ${shellQuote(r.path)} 0`)
+        files.push(`${shellQuote(r.path)} 0 -`)
         break
       case 'directory':
-        lines.push(`d ${shellQuote(r.path)}`)
+        dirs.push(shellQuote(r.path))
         break
       case 'user':
-        lines.push(`u ${shellQuote(r.name)}`)
+        users.push(shellQuote(r.name))
         break
       case 'service':
-        lines.push(`s ${shellQuote(r.unit)}`)
+        units.push(shellQuote(r.unit))
         break
       case 'package':
-        packages.push(r.name)
+        packages.push(shellQuote(r.name))
         break
       case 'command':
-        lines.push(
+        commands.push(
           `if ( ${r.unless} ) >/dev/null 2>&1 </dev/null; then printf 'cmd\\t%s\\t1\\n' ${shellQuote(r.id)}; else printf 'cmd\\t%s\\t0\\n' ${shellQuote(r.id)}; fi`,
         )
         break
     }
   }
+  const call = (fn: string, args: string[]) => {
+    if (args.length > 0) lines.push(`${fn} \\\n  ${args.join(' \\\n  ')}`)
+  }
+  call('f', files)
+  call('d', dirs)
+  call('u', users)
+  call('s', units)
+  lines.push(...commands)
   if (packages.length > 0) {
     lines.push(
-      `dpkg-query -W -f='pkg\\t\${Package}\\t\${db:Status-Status}\\t\${Version}\\n' ${packages.map(shellQuote).join(' ')} 2>/dev/null || true`,
+      `dpkg-query -W -f='pkg\\t\${Package}\\t\${db:Status-Status}\\t\${Version}\\n' ${packages.join(' ')} 2>/dev/null || true`,
     )
   }
   lines.push(`printf 'end\\n'`)

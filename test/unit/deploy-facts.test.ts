@@ -84,29 +84,39 @@ describe('facts', () => {
     const dir = mkdtempSync(join(tmpdir(), 'facts-'))
     writeFileSync(join(dir, 'a b.conf'), "it's\n", { mode: 0o640 })
     writeFileSync(join(dir, 'secret'), 'hunter2\n')
+    writeFileSync(join(dir, 'same'), 'as deployed\n')
     mkdirSync(join(dir, 'sub'))
     const script = factsScript([
       file(join(dir, 'a b.conf'), ''),
       file(join(dir, 'secret'), '', { secret: true }),
       file(join(dir, 'none'), ''),
+      file(join(dir, 'same'), 'as deployed\n'),
       directory(join(dir, 'sub')),
+      directory(join(dir, 'no-dir')),
       binary(join(dir, 'secret'), {}),
       pkg('dpkg'),
       pkg('surely-not-a-package'),
       user('root'),
       user('no-such-user-here'),
       service('no-such.service'),
+      service('no-such-either.service'),
     ])
     const f = parseFacts(execFileSync('sh', ['-c', script], { encoding: 'utf8' }))
     expect(f.os.id).toBe('debian')
     expect(f.files.get(join(dir, 'a b.conf'))).toMatchObject({ exists: true, mode: '0640', content: "it's\n" })
     expect(f.files.get(join(dir, 'secret'))).toMatchObject({ exists: true, content: undefined })
     expect(f.files.get(join(dir, 'none'))?.exists).toBe(false)
-    expect(f.dirs.get(join(dir, 'sub'))?.exists).toBe(true)
+    // Only a file that differs from what the deploy would write is read back (for its diff).
+    expect(f.files.get(join(dir, 'same'))).toMatchObject({ exists: true, size: 12, content: undefined })
+    expect(f.files.get(join(dir, 'same'))?.sha256).toMatch(/^[0-9a-f]{64}$/)
+    expect(f.dirs.get(join(dir, 'sub'))).toMatchObject({ exists: true, mode: '0755' })
+    expect(f.dirs.get(join(dir, 'no-dir'))?.exists).toBe(false)
     expect(f.packages.get('dpkg')?.installed).toBe(true)
     expect(f.packages.has('surely-not-a-package')).toBe(false)
-    expect(f.users.get('root')).toMatchObject({ exists: true, home: '/root' })
+    expect(f.users.get('root')).toMatchObject({ exists: true, home: '/root', shell: expect.stringMatching(/sh$/) })
+    expect(f.users.get('root')?.groups?.[0]).toBe('root')
     expect(f.users.get('no-such-user-here')?.exists).toBe(false)
     expect(f.units.has('no-such.service')).toBe(true)
+    expect(f.units.has('no-such-either.service')).toBe(true)
   })
 })
