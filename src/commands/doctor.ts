@@ -25,8 +25,15 @@ imap.metadata.capability metadata.irohrelay metadata.turn metadata.turns turn.cr
 turn.credential.expiry turn.allocate.udp turn.allocate.tcp turn.allocate.tls
 turn.rejects-bad-credentials turn.rejects-expired-credentials relay.ping relay.generate204
 relay.upgrade relay.handshake relay.forward tls.imap tls.submission tls.submission-starttls
-tls.https tls.turns. Groups: imap discovery credentials turn relay tls. A selector may also be
-an id prefix (metadata selects metadata.*).
+tls.https tls.turns dns.address dns.mx dns.spf dns.dkim dns.dmarc dns.mta-sts dns.tls-rpt
+dns.srv dns.caa dns.certificate. Groups: imap discovery credentials turn relay tls dns. A
+selector may also be an id prefix (metadata selects metadata.*).
+
+The dns group (for a domain name, not an IP-only server; for special-use names such as .test only
+with --nameserver) asks the domain's authoritative nameservers, as chatmail dns --check does:
+the IMAP host's A/AAAA, MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT, SRV and CAA, and whether the
+HTTPS certificate covers every name the zone publishes (the domain, mta-sts.DOMAIN). Without a
+chatmail.toml for DOMAIN only a missing address or MX fails; other records warn.
 
 With --ssh [USER@]HOST[:PORT] (the same keys and known_hosts rules as deploy host, one
 connection, nothing written) the host group runs too: host.units (every unit of the stack
@@ -172,6 +179,10 @@ Exit codes:
       description: 'With --ssh: trust and record the key of a host not yet in known_hosts (never a changed key).',
       default: false,
     }),
+    nameserver: Flags.string({
+      description: "The dns group asks this DNS server instead of the domain's authoritative nameservers.",
+      helpValue: 'HOST[:PORT]',
+    }),
     strict: Flags.boolean({
       description: 'Warnings fail the exit code too (exit 1), e.g. for CI gates. The report is unchanged.',
       default: false,
@@ -195,6 +206,7 @@ Exit codes:
       relayUrl: flags['relay-url'],
       turn: flags.turn,
       timeout: flags.timeout,
+      nameserver: flags.nameserver,
     }
     const { options, warnings } = await resolveDoctorOptions(input)
     if (flags['tls-port']) options.tlsPorts = parseTlsPorts(flags['tls-port'])

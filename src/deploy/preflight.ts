@@ -94,14 +94,32 @@ export type Resolver = (name: string) => Promise<string[]>
 const systemResolver: Resolver = async (name) => (await lookup(name, { all: true })).map((a) => a.address)
 
 /**
+ * The domain's A and AAAA records as its authoritative nameservers publish them (the code of
+ * `chatmail dns --check`: a record just set is seen at once, not after a cache's TTL). Special-use
+ * names (.test, .localhost) have no public nameservers: the system resolver answers for them.
+ */
+export const authoritativeAddresses: Resolver = async (name) => {
+  const { specialUseName } = await import('../dns/special-use.js')
+  if (specialUseName(name)) return systemResolver(name)
+  const { AuthoritativeResolver } = await import('../dns/resolver.js')
+  const r = new AuthoritativeResolver({ timeoutMs: 3000 })
+  const [a, aaaa] = await Promise.all([r.lookup(name, 'A'), r.lookup(name, 'AAAA')])
+  const addresses = [...a.records, ...aaaa.records].map((x) => x.value)
+  if (addresses.length === 0) throw new Error(`no A or AAAA record at the authoritative nameservers (${a.server})`)
+  return addresses
+}
+
+/**
  * The domain must resolve to the host: to one of its own addresses, or to the address SSH reached
- * (a host behind NAT sees only its private address). Skippable (--skip-dns-check).
+ * (a host behind NAT sees only its private address). The domain is asked at its authoritative
+ * nameservers; the SSH host name as SSH found it (the system resolver). Skippable (--skip-dns-check).
  */
 export async function preflightDns(
   domain: string,
   facts: Facts,
   sshHost: string,
-  resolve: Resolver = systemResolver,
+  resolve: Resolver = authoritativeAddresses,
+  resolveSshHost: Resolver = resolve === authoritativeAddresses ? systemResolver : resolve,
 ): Promise<PreflightProblem[]> {
   let addresses: string[]
   try {
@@ -119,7 +137,7 @@ export async function preflightDns(
   const hostAddresses = new Set([...facts.addresses, ...(isIP(sshHost) ? [sshHost] : [])])
   if (!isIP(sshHost)) {
     try {
-      for (const a of await resolve(sshHost)) hostAddresses.add(a)
+      for (const a of await resolveSshHost(sshHost)) hostAddresses.add(a)
     } catch {
       // the SSH connection worked, so the name resolved once; ignore a flaky second lookup
     }

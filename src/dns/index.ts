@@ -5,45 +5,20 @@
  */
 import { createPublicKey } from 'node:crypto'
 import { isIP } from 'node:net'
-import type { Config } from '../config/schema.js'
 import { cannotRun, usageError } from '../lib/errors.js'
 import { checkZone, type RecordFinding, zoneStatus } from './check.js'
-import { DKIM_KEY, dkimPublicKeyCommand, parseDkimPublicKey } from './dkim-key.js'
-import { type NameServer, parseNameServer } from './query.js'
+import { dkimPublicKeyCommand, parseDkimPublicKey } from './dkim-key.js'
+import type { NameServer } from './query.js'
 import { AuthoritativeResolver } from './resolver.js'
-import { caaIssuerFor, type DkimPublicKey, type ZoneEntry, type ZoneInput } from './zone.js'
+import { specialUseName } from './special-use.js'
+import type { DkimPublicKey, ZoneEntry } from './zone.js'
 
 export { type RecordFinding, zoneStatus } from './check.js'
-export { type NameServer, parseNameServer } from './query.js'
+export { type NameServer, nameServerFlag, parseNameServer } from './query.js'
 export { AuthoritativeResolver } from './resolver.js'
+export { specialUseName } from './special-use.js'
 export { buildZone, certificateNames, renderZone, type ZoneEntry, type ZoneInput } from './zone.js'
-
-export interface ZoneSources {
-  /** The server's addresses (--address, or what the host said). */
-  addresses?: string[]
-  dkim?: DkimPublicKey
-  mtaStsId?: string
-}
-
-/** The zone's inputs for DOMAIN; `config` only when it is about DOMAIN. Without it: what any chatmail relay publishes. */
-export function zoneInputFor(domain: string, config: Config | undefined, s: ZoneSources = {}): ZoneInput {
-  const addresses = s.addresses ?? []
-  const tls = config?.tls
-  const rua = config?.mail.admin || tls?.acmeEmail || undefined
-  const caa = tls?.mode === 'acme' ? caaIssuerFor(tls.acmeDirectory) : undefined
-  return {
-    domain,
-    ipv4: addresses.filter((a) => isIP(a) === 4),
-    ipv6: addresses.filter((a) => isIP(a) === 6),
-    ...(s.dkim ? { dkim: s.dkim } : {}),
-    dkimSelector: DKIM_KEY.selector,
-    mtaSts: tls ? tls.mode !== 'self-signed' : true,
-    ...(s.mtaStsId ? { mtaStsId: s.mtaStsId } : {}),
-    ...(caa ? { caaIssuer: caa } : {}),
-    ...(rua ? { tlsRptAddress: rua } : {}),
-    imapPort: config?.imap.port ?? 993,
-  }
-}
+export { type ZoneSources, zoneInputFor } from './zone-input.js'
 
 /** A DKIM public key from a file: PEM (public or private key: only the public half is used) or base64 DER. */
 export function dkimKeyFromText(text: string, file: string): DkimPublicKey {
@@ -107,6 +82,12 @@ export async function checkDomain(
       ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
     })
+  if (!o.nameserver && !o.resolver && specialUseName(domain)) {
+    throw cannotRun(
+      `${domain} is a special-use name: no public nameserver answers for it`,
+      'name the server that serves it with --nameserver HOST[:PORT]',
+    )
+  }
   let nameservers: string[]
   try {
     const { zone, servers } = await resolver.serversFor(domain)
@@ -128,17 +109,4 @@ export async function checkDomain(
   const judged = zoneStatus(records.filter((r) => r.status !== 'error'))
   const status = judged === 'fail' || !records.some((r) => r.status === 'error') ? judged : 'error'
   return { status, domain, nameservers, records }
-}
-
-/** --nameserver as a NameServer, or a usage error. */
-export function nameServerFlag(text: string | undefined): NameServer | undefined {
-  if (text === undefined) return undefined
-  const ns = parseNameServer(text)
-  if (!ns || !isIP(ns.address)) {
-    throw usageError(
-      `--nameserver ${text} is not an IP address with an optional port`,
-      'e.g. 192.0.2.53 or 127.0.0.1:5353',
-    )
-  }
-  return ns
 }

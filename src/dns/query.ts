@@ -8,6 +8,7 @@ import { randomInt } from 'node:crypto'
 import { createSocket } from 'node:dgram'
 import { isIP, createConnection as tcpConnect } from 'node:net'
 import dnsPacket from 'dns-packet'
+import { usageError } from '../lib/errors.js'
 import type { RrType } from './zone.js'
 
 export interface NameServer {
@@ -74,6 +75,19 @@ export function parseNameServer(text: string): NameServer | undefined {
   }
   if (!Number.isInteger(port) || port < 1 || port > 65535) return undefined
   return { address: host, port }
+}
+
+/** --nameserver as a NameServer, or a usage error. */
+export function nameServerFlag(text: string | undefined): NameServer | undefined {
+  if (text === undefined) return undefined
+  const ns = parseNameServer(text)
+  if (!ns || !isIP(ns.address)) {
+    throw usageError(
+      `--nameserver ${text} is not an IP address with an optional port`,
+      'e.g. 192.0.2.53 or 127.0.0.1:5353',
+    )
+  }
+  return ns
 }
 
 export async function query(

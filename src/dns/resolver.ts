@@ -36,13 +36,22 @@ export interface RrsetAnswer {
 /** What the checks need: one RRset, CNAMEs followed. Throws DnsQueryError when no server answers. */
 export type RrsetLookup = (name: string, type: RrType) => Promise<RrsetAnswer>
 
+/** What the system resolver is asked: the zone's NS names and their addresses. */
+export interface SystemLookups {
+  resolveNs(name: string): Promise<string[]>
+  resolve4(name: string): Promise<string[]>
+  resolve6(name: string): Promise<string[]>
+}
+
 export interface AuthoritativeOptions {
   /** Ask this server for everything (with recursion desired, so a split-horizon resolver also answers). */
   nameserver?: NameServer
   timeoutMs?: number
   signal?: AbortSignal
   /** How NS names and their addresses are found (default: the system resolver). Tests pass their own. */
-  system?: Pick<SystemResolver, 'resolveNs' | 'resolve4' | 'resolve6'>
+  system?: SystemLookups
+  /** The port of the nameservers found (53; tests serve elsewhere). */
+  port?: number
 }
 
 const MAX_CNAMES = 8
@@ -50,7 +59,7 @@ const MAX_REFERRALS = 4
 
 export class AuthoritativeResolver {
   private readonly zones = new Map<string, Promise<{ zone: string; servers: NameServer[] }>>()
-  private readonly system: NonNullable<AuthoritativeOptions['system']>
+  private readonly system: SystemLookups
 
   constructor(private readonly o: AuthoritativeOptions = {}) {
     this.system = o.system ?? new SystemResolver({ timeout: o.timeoutMs ?? 3000, tries: 2 })
@@ -99,7 +108,9 @@ export class AuthoritativeResolver {
         ])
         addresses = [...v4, ...v6]
       }
-      for (const address of addresses) if (isIP(address)) servers.push({ address, port: 53, name: normalName(ns) })
+      for (const address of addresses) {
+        if (isIP(address)) servers.push({ address, port: this.o.port ?? 53, name: normalName(ns) })
+      }
     }
     return servers
   }

@@ -4,6 +4,8 @@
  * The runner (runner.ts) starts every check as soon as what it needs exists, applies one timeout
  * per check, and prints results in a fixed order.
  */
+import type { NameServer } from '../dns/query.js'
+import type { ZoneInput } from '../dns/zone.js'
 import type { TurnMetadata } from '../protocols/metadata-values.js'
 import type { HostProbe } from './host-probe.js'
 import type { RunState } from './run-state.js'
@@ -69,6 +71,10 @@ export interface DoctorOptions {
   /** The host over SSH (--ssh, or deploy host's connection): enables the host checks. */
   host?: HostProbe
   timeoutMs: number
+  /** The zone the dns group expects (from chatmail.toml for the domain; else what any chatmail relay publishes). */
+  dnsZone?: ZoneInput
+  /** Ask this DNS server instead of the domain's authoritative nameservers (--nameserver). */
+  nameserver?: NameServer
   /** mail.signup creates an account through POST /new (and logs in with it) instead of only asking. */
   signup?: boolean
 }

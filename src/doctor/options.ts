@@ -3,9 +3,12 @@
  * only when it is about the same domain (a DOMAIN argument for another server ignores it).
  */
 import { readFile } from 'node:fs/promises'
+import { isIP } from 'node:net'
 import { type LoadedConfig, loadConfig, loadConfigIfPresent } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import { readSecretFile } from '../config/secret.js'
+import { nameServerFlag } from '../dns/query.js'
+import { zoneInputFor } from '../dns/zone-input.js'
 import { cannotRun, describeFsError, usageError } from '../lib/errors.js'
 import { parseIrohRelayUrl } from '../protocols/metadata-values.js'
 import { DEFAULT_PORTS } from '../protocols/ports.js'
@@ -32,6 +35,8 @@ export interface DoctorFlags {
   relayUrl?: string | undefined
   turn?: string | undefined
   timeout?: string | undefined
+  /** --nameserver HOST[:PORT]: the DNS server the dns group asks. */
+  nameserver?: string | undefined
 }
 
 export interface ResolvedDoctor {
@@ -116,6 +121,8 @@ export async function resolveDoctorOptions(flags: DoctorFlags): Promise<Resolved
     },
     cfg,
   )
+  const nameserver = nameServerFlag(flags.nameserver)
+  if (nameserver) options.nameserver = nameserver
   if (options.insecure && options.password) {
     warnings.push(
       '--insecure: the IMAP password is sent even when the server certificate does not verify, so whoever is in the path can read it',
@@ -184,5 +191,6 @@ export function doctorOptions(target: DoctorTarget, config?: Config): DoctorOpti
       ? { expectedTurn: { host: config.turn.host, port: config.turn.port, tlsPort: config.turn.tlsPort } }
       : {}),
     ...(config ? { deployed: true } : {}),
+    ...(config && !isIP(target.domain) ? { dnsZone: zoneInputFor(target.domain, config) } : {}),
   }
 }

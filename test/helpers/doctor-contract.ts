@@ -25,6 +25,24 @@ export const CHECK_IDS = [
   'tls.turns',
 ] as const
 
+/**
+ * The dns group, after the tls group: only for a domain name (not an IP-only server) the world can
+ * ask about, or with --nameserver (test/integration/doctor-dns.test.ts). Not in CHECK_IDS, which
+ * the loopback tests (IP addresses) get.
+ */
+export const DNS_CHECK_IDS = [
+  'dns.address',
+  'dns.mx',
+  'dns.spf',
+  'dns.dkim',
+  'dns.dmarc',
+  'dns.mta-sts',
+  'dns.tls-rpt',
+  'dns.srv',
+  'dns.caa',
+  'dns.certificate',
+] as const
+
 /** The tls group: the certificate on every endpoint (test/integration/doctor-tls.test.ts). */
 export const TLS_CHECK_IDS = CHECK_IDS.filter((id) => id.startsWith('tls.'))
 

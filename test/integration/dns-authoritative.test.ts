@@ -62,6 +62,30 @@ describe('authoritative lookups', () => {
     expect(r.records[0]?.value.length).toBe(12 * 253)
   })
 
+  test("the zone's NS are found and asked (never a hidden primary); one that does not answer is passed over", async () => {
+    {
+      const asked: string[] = []
+      const system = {
+        resolveNs: async (name: string) => {
+          asked.push(`NS ${name}`)
+          if (name === 'one.test') return ['ns-lame.example.net', 'ns1.example.net']
+          throw Object.assign(new Error('no data'), { code: 'ENODATA' })
+        },
+        // Both on loopback: nothing answers at 127.0.0.2, knot at 127.0.0.1.
+        resolve4: async (name: string) => (name === 'ns-lame.example.net' ? ['127.0.0.2'] : ['127.0.0.1']),
+        resolve6: async () => [] as string[],
+      }
+      const r = new AuthoritativeResolver({ system, port: dns.port, timeoutMs: 500 })
+      const found = await r.serversFor('sub.one.test')
+      expect(found.zone).toBe('one.test')
+      expect(found.servers.map((x) => x.name)).toEqual(['ns-lame.example.net', 'ns1.example.net'])
+      expect(asked).toEqual(['NS sub.one.test', 'NS one.test'])
+      const a = await r.lookup('one.test', 'A')
+      expect(a.records.map((x) => x.value)).toEqual(['10.0.0.1'])
+      expect(a.server).toBe(`ns1.example.net (127.0.0.1:${dns.port})`)
+    }
+  })
+
   test('nothing listening: a clear error, no hang', async () => {
     const none = new AuthoritativeResolver({ nameserver: { address: '127.0.0.1', port: 9 }, timeoutMs: 400 })
     await expect(none.lookup('one.test', 'A')).rejects.toThrow(/127\.0\.0\.1:9/)
