@@ -12,6 +12,8 @@ const ALLOCATION_CHECKS = ['turn.allocate.udp', 'turn.allocate.tcp', 'turn.alloc
 export class RunState {
   readonly imap = new ImapSessionSlot()
   readonly turnPrefetch = new TurnPrefetch()
+  /** The dns group's one lookup of the whole zone, shared by its checks (checks/dns.ts). */
+  dnsZone: Promise<unknown> | undefined
 
   /** The state of a run about to start: TURN connections begin now when an allocation will run. */
   static start(options: DoctorOptions, plan: CheckPlan): RunState {

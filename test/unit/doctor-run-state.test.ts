@@ -128,6 +128,8 @@ password = "pw-from-config"
       expectedRelayUrl: 'https://relay.example.org',
       expectedTurn: { host: 'turn.example.org', port: 3479, tlsPort: 5350 },
       deployed: true,
+      // The dns group's expected zone (src/dns/zone-input.ts): no addresses or key known here.
+      dnsZone: expect.objectContaining({ domain: 'chat.example.org', ipv4: [], mtaSts: true, imapPort: 10143 }),
     })
   })
 

@@ -19,9 +19,6 @@ interface ZoneRun {
   records: RecordFinding[]
 }
 
-/** One lookup of the whole zone per doctor run, shared by the group's checks. */
-const runs = new WeakMap<object, Promise<ZoneRun>>()
-
 function notApplicable(ctx: CheckContext): string | undefined {
   const o = ctx.options
   if (isIP(o.domain)) return `${o.domain} is an IP-only server: it has no DNS records`
@@ -30,7 +27,8 @@ function notApplicable(ctx: CheckContext): string | undefined {
 
 async function zoneRun(ctx: CheckContext): Promise<ZoneRun> {
   const o = ctx.options
-  let run = runs.get(o)
+  // One lookup of the whole zone per doctor run, shared by the group's checks.
+  let run = ctx.state.dnsZone as Promise<ZoneRun> | undefined
   if (!run) {
     run = (async () => {
       const dns = await import('../../dns/index.js')
@@ -46,7 +44,7 @@ async function zoneRun(ctx: CheckContext): Promise<ZoneRun> {
       })
       return { entries, records: result.records }
     })()
-    runs.set(o, run)
+    ctx.state.dnsZone = run
   }
   return run
 }
@@ -73,7 +71,7 @@ const RECORDS: Record<string, (id: string) => boolean> = {
 }
 
 /** Records a server cannot receive mail without: their absence fails even on servers chatmail did not deploy. */
-const ESSENTIAL = new Set(['address', 'mx'])
+const ESSENTIAL: readonly string[] = ['address', 'mx']
 
 function recordCheck(name: string, title: string, notOffered: string): CheckDef {
   return {
@@ -94,7 +92,7 @@ function recordCheck(name: string, title: string, notOffered: string): CheckDef 
       }
       const mine = zone.records.filter((r) => RECORDS[name]?.(r.id))
       if (mine.length === 0) return skip(notOffered)
-      return judgeRecords(mine, ESSENTIAL.has(name) || Boolean(ctx.options.deployed))
+      return judgeRecords(mine, ESSENTIAL.includes(name) || Boolean(ctx.options.deployed))
     },
   }
 }
