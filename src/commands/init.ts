@@ -79,6 +79,11 @@ Exit codes: 0 written, 2 usage error (bad domain or flag), 3 could not write or 
       key: flags.key ?? imported?.key,
       maxMessageSize: imported?.maxMessageSize,
       maxMailboxSize: imported?.maxMailboxSize,
+      expiry: {
+        mails: imported?.deleteMailsAfterSeconds,
+        large: imported?.deleteLargeAfterSeconds,
+        inactive: imported?.deleteInactiveAfterSeconds,
+      },
       source: flags['from-ini'],
     })
     if (imported) {

@@ -13,8 +13,21 @@ export interface IniImport {
   relayUrl?: string
   maxMessageSize?: number
   maxMailboxSize?: string
+  /** Seconds (chatmail.ini counts days). */
+  deleteMailsAfterSeconds?: number
+  deleteLargeAfterSeconds?: number
+  deleteInactiveAfterSeconds?: number
   imported: string[]
   ignored: string[]
+}
+
+/** chatmail.ini's ages: whole days, 1 to 365. */
+function iniDays(file: string, key: string, value: string): number {
+  const n = Number(value)
+  if (!/^\d+$/.test(value) || n < 1 || n > 365) {
+    throw new ChatmailError(`${file}: ${key} must be a number of days from 1 to 365`, ExitCode.cannotRun)
+  }
+  return n * 86400
 }
 
 /** Minimal INI reader for cmdeploy's format: `[section]`, `key = value`, `#`/`;` comments. */
@@ -73,6 +86,15 @@ export function importIni(text: string, file: string): IniImport {
         break
       case 'max_mailbox_size':
         result.maxMailboxSize = value
+        break
+      case 'delete_mails_after':
+        result.deleteMailsAfterSeconds = iniDays(file, key, value)
+        break
+      case 'delete_large_after':
+        result.deleteLargeAfterSeconds = iniDays(file, key, value)
+        break
+      case 'delete_inactive_users_after':
+        result.deleteInactiveAfterSeconds = iniDays(file, key, value)
         break
       default:
         result.ignored.push(key)

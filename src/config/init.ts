@@ -6,6 +6,7 @@ import { newTurnSecret, renderConfig, writePrivateFile } from './render.js'
 import {
   type Config,
   DEFAULT_ACCOUNTS,
+  DEFAULT_EXPIRY,
   DEFAULT_MAX_SMTP_RECIPIENTS,
   defaultRelayUrl,
   LETSENCRYPT_DIRECTORY,
@@ -26,6 +27,8 @@ export interface InitOptions {
   key?: string | undefined
   maxMessageSize?: number | undefined
   maxMailboxSize?: string | undefined
+  /** From chatmail.ini: the expiry ages, in seconds. */
+  expiry?: { mails?: number | undefined; large?: number | undefined; inactive?: number | undefined } | undefined
   source?: string | undefined
 }
 
@@ -78,8 +81,13 @@ export function buildConfig(o: InitOptions): Config {
       maxMailboxSize: o.maxMailboxSize ?? '500M',
       comment: '',
       maxSmtpRecipients: DEFAULT_MAX_SMTP_RECIPIENTS,
+      deleteMailsAfterSeconds: o.expiry?.mails ?? DEFAULT_EXPIRY.deleteMailsAfterSeconds,
+      deleteLargeAfterSeconds: o.expiry?.large ?? DEFAULT_EXPIRY.deleteLargeAfterSeconds,
     },
-    accounts: DEFAULT_ACCOUNTS,
+    accounts: {
+      ...DEFAULT_ACCOUNTS,
+      deleteInactiveAfterSeconds: o.expiry?.inactive ?? DEFAULT_ACCOUNTS.deleteInactiveAfterSeconds,
+    },
     deploy: {},
     doctor: {},
   }

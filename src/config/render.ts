@@ -48,11 +48,13 @@ export function renderConfig(c: Config, note?: string): string {
   lines.push('', '[imap]')
   kv('port', c.imap.port)
   lines.push('', '[mail]')
-  kv('max_message_size', c.mail.maxMessageSize, 'bytes')
-  kv('max_mailbox_size', c.mail.maxMailboxSize)
+  kv('max_message_size', c.mail.maxMessageSize, 'bytes; larger mail is refused at SMTP time')
+  kv('max_mailbox_size', c.mail.maxMailboxSize, 'quota per account; a full mailbox refuses mail at RCPT')
   opt('admin', c.mail.admin, '"ops@example.org"', 'the operator, served as /shared/admin and on the web page')
   if (c.mail.comment) kv('comment', c.mail.comment)
   kv('max_smtp_recipients', c.mail.maxSmtpRecipients, 'recipients per message Delta Chat may use')
+  kv('delete_mails_after', formatDuration(c.mail.deleteMailsAfterSeconds), 'the daily expiry deletes older messages')
+  kv('delete_large_after', formatDuration(c.mail.deleteLargeAfterSeconds), 'and messages over 200 kB older than this')
   lines.push('', '[accounts]')
   const a = c.accounts
   kv('registration', a.registration, 'open | invite (`chatmail invite`) | closed')
@@ -63,6 +65,11 @@ export function renderConfig(c: Config, note?: string): string {
   kv('min_available_memory', a.minAvailableMemory, 'no new accounts below this available memory')
   kv('max_creations_per_client', a.maxCreationsPerClient, 'new accounts per client address per window')
   kv('creation_window', formatDuration(a.creationWindowSeconds))
+  kv(
+    'delete_inactive_after',
+    formatDuration(a.deleteInactiveAfterSeconds),
+    'accounts without a login this long are deleted, with their mail',
+  )
   lines.push('', '[deploy]')
   opt('destination', c.deploy.destination, `"root@${c.domain}"`, 'user@host[:port] for `chatmail deploy host`')
   opt(

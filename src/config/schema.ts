@@ -7,6 +7,7 @@ import { formatDuration, parseDuration } from '../protocols/duration.js'
 import { DEFAULT_PORTS } from '../protocols/ports.js'
 import { checkDomain } from './domain.js'
 import { portClash } from './ports.js'
+import { checkMailSizes, days, daysSeconds } from './storage.js'
 import {
   addressOn,
   checkValue,
@@ -129,21 +130,17 @@ export const ConfigSchema = v.strictObject(
             v.pipe(v.number('mail.max_message_size must be a number of bytes'), v.integer(), v.minValue(1024)),
             31457280,
           ),
-          max_mailbox_size: v.optional(
-            v.pipe(
-              v.string('mail.max_mailbox_size must be a size such as "500M"'),
-              v.regex(/^\d+[KMG]?$/i, 'mail.max_mailbox_size must be a size such as "500M"'),
-            ),
-            '500M',
-          ),
+          max_mailbox_size: v.optional(size('mail.max_mailbox_size'), '500M'),
           admin: v.optional(text('mail.admin', [emailAddress])),
           comment: v.optional(
             v.pipe(text('mail.comment'), v.maxLength(200, 'mail.comment must be at most 200 characters')),
             '',
           ),
           max_smtp_recipients: v.optional(count('mail.max_smtp_recipients', 1, 100_000), 1000),
+          delete_mails_after: v.optional(days('mail.delete_mails_after'), '20d'),
+          delete_large_after: v.optional(days('mail.delete_large_after'), '7d'),
         },
-        'allowed keys in [mail]: max_message_size, max_mailbox_size, admin, comment, max_smtp_recipients',
+        'allowed keys in [mail]: max_message_size, max_mailbox_size, admin, comment, max_smtp_recipients, delete_mails_after, delete_large_after',
       ),
       {},
     ),
@@ -161,8 +158,9 @@ export const ConfigSchema = v.strictObject(
           min_available_memory: v.optional(size('accounts.min_available_memory'), '200M'),
           max_creations_per_client: v.optional(count('accounts.max_creations_per_client', 0, 1_000_000), 20),
           creation_window: v.optional(duration('accounts.creation_window'), '1h'),
+          delete_inactive_after: v.optional(days('accounts.delete_inactive_after'), '90d'),
         },
-        'allowed keys in [accounts]: registration, username_min_length, username_max_length, password_min_length, min_free_disk, min_available_memory, max_creations_per_client, creation_window',
+        'allowed keys in [accounts]: registration, username_min_length, username_max_length, password_min_length, min_free_disk, min_available_memory, max_creations_per_client, creation_window, delete_inactive_after',
       ),
       {},
     ),
@@ -219,6 +217,9 @@ export interface Config {
     admin?: string
     comment: string
     maxSmtpRecipients: number
+    /** The daily expiry deletes messages older than this, and those over LARGE_MESSAGE_BYTES older than that. */
+    deleteMailsAfterSeconds: number
+    deleteLargeAfterSeconds: number
   }
   accounts: {
     registration: (typeof REGISTRATIONS)[number]
@@ -229,6 +230,8 @@ export interface Config {
     minAvailableMemory: string
     maxCreationsPerClient: number
     creationWindowSeconds: number
+    /** The expiry timer deletes accounts without a login for this long (seconds). */
+    deleteInactiveAfterSeconds: number
   }
   deploy: { destination?: string; irohRelaySource?: string; irohRelaySha256?: string }
   doctor: { user?: string; password?: string }
@@ -250,7 +253,9 @@ export const DEFAULT_ACCOUNTS: Config['accounts'] = {
   minAvailableMemory: '200M',
   maxCreationsPerClient: 20,
   creationWindowSeconds: 3600,
+  deleteInactiveAfterSeconds: 90 * 86400,
 }
+export { DEFAULT_EXPIRY, LARGE_MESSAGE_BYTES, sizeBytes } from './storage.js'
 export const DEFAULT_MAX_SMTP_RECIPIENTS = 1000
 
 function resolveAccounts(a: RawConfig['accounts']): Config['accounts'] {
@@ -269,6 +274,7 @@ function resolveAccounts(a: RawConfig['accounts']): Config['accounts'] {
     minAvailableMemory: a.min_available_memory,
     maxCreationsPerClient: a.max_creations_per_client,
     creationWindowSeconds: window.ok ? window.seconds : 3600,
+    deleteInactiveAfterSeconds: daysSeconds(a.delete_inactive_after),
   }
 }
 
@@ -305,6 +311,7 @@ export function resolveConfig(raw: RawConfig): Config {
       `iroh.port = ${iroh.port}: iroh-relay runs as its own user without the capability to bind ports below 1024; use 1024 or higher`,
     )
   }
+  checkMailSizes(raw.mail.max_message_size, raw.mail.max_mailbox_size)
   const turnHost = raw.turn.host === undefined ? name : checkDomain(raw.turn.host)
   return {
     domain: name,
@@ -333,6 +340,8 @@ export function resolveConfig(raw: RawConfig): Config {
       ...(raw.mail.admin ? { admin: raw.mail.admin } : {}),
       comment: raw.mail.comment,
       maxSmtpRecipients: raw.mail.max_smtp_recipients,
+      deleteMailsAfterSeconds: daysSeconds(raw.mail.delete_mails_after),
+      deleteLargeAfterSeconds: daysSeconds(raw.mail.delete_large_after),
     },
     accounts: resolveAccounts(raw.accounts),
     deploy: {

@@ -8,6 +8,7 @@ export const ACCOUNTS = {
   socketmapSocket: '/run/chatmail-accounts/socketmap.socket',
   httpSocket: '/run/chatmail-accounts/http.socket',
   controlSocket: '/run/chatmail-accounts/control.socket',
+  lastloginSocket: '/run/chatmail-accounts/lastlogin.socket',
   dovecotDict: '/etc/dovecot/accounts-dict.conf.ext',
 } as const
 

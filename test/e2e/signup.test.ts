@@ -2,7 +2,10 @@
  * Issue 11 (server side) and issue 9 item 7 on a real deployed IP-only host: accounts on first
  * login and from POST /new, XCHATMAIL, autoconfig, METADATA, mail between user@[IP] accounts
  * through postfix and dovecot, unknown recipients and own-domain senders refused on port 25,
- * accounts kept by a redeploy that changes nothing, invites and closed registration.
+ * accounts kept by a redeploy that changes nothing, invites and closed registration. Issue 12's
+ * storage limits: a full mailbox refuses mail at RCPT, mail accepted before it filled up waits in
+ * postfix's queue and arrives once there is room; the daily expiry (run by systemctl) deletes old
+ * messages and an inactive account and leaves the doctor's mailbox alone.
  * SMTP from the runner with curl (a real SMTP client), IMAP with imapflow.
  *
  * Runs on Debian 12 (dovecot 2.3: dict passdb/userdb) and on Debian 13 (dovecot 2.4: a Lua
@@ -115,7 +118,10 @@ describe.skipIf(skip).each(SUITES)(
         toml,
         text
           .replace(/^max_creations_per_client = \d+/m, 'max_creations_per_client = 1000')
-          .replace(/^\[mail\]$/m, '[mail]\nadmin = "ops@example.org"\ncomment = "a test relay"'),
+          .replace(/^\[mail\]$/m, '[mail]\nadmin = "ops@example.org"\ncomment = "a test relay"')
+          // A 2M quota, so that filling a mailbox is quick.
+          .replace(/^max_mailbox_size = .*/m, 'max_mailbox_size = "2M"')
+          .replace(/^max_message_size = .*/m, 'max_message_size = 1048576'),
       )
       const r = await deploy()
       expect(r.code, `${r.stderr}\n${r.stdout.slice(0, 3000)}`).toBe(0)
@@ -208,6 +214,144 @@ describe.skipIf(skip).each(SUITES)(
       const foreign = await smtp([`smtp://${ip}:25`, '--mail-from', 'x@example.com', '--mail-rcpt', accounts[1]!.email])
       expect(foreign.code, foreign.log).toBe(0)
     }, 60_000)
+
+    /** A fresh account from POST /new. */
+    async function newAccount(): Promise<{ email: string; password: string }> {
+      const r = await https(ip, 'POST', '/new')
+      expect(r.status, r.body).toBe(200)
+      return JSON.parse(r.body) as { email: string; password: string }
+    }
+    const home = (email: string) => `/home/vmail/mail/${ip}/${email.slice(0, email.indexOf('@'))}`
+    /** A message file of about `kb` kilobytes put straight into a maildir folder, as vmail. */
+    const putMessage = (dir: string, name: string, kb: number, age = '') =>
+      `install -d -o vmail -g vmail -m 0700 ${dir} ${dir}/cur ${dir}/new ${dir}/tmp && ` +
+      `{ printf 'Subject: filler\\n\\n'; head -c ${kb * 768} /dev/zero | base64 -w 76; } >${dir}/${name} && ` +
+      `chown vmail:vmail ${dir}/${name}${age ? ` && touch -d '${age}' ${dir}/${name}` : ''}`
+    const inboxCount = async (email: string, password: string) => {
+      const c = await imap(ip, email, password)
+      const status = await c.status('INBOX', { messages: true })
+      await c.logout()
+      return status ? (status.messages ?? 0) : 0
+    }
+    const submit = (from: { email: string; password: string }, to: string, body?: string) =>
+      smtp(
+        [
+          `smtp://${ip}:587`,
+          '--ssl-reqd',
+          '--user',
+          `${from.email}:${from.password}`,
+          '--mail-from',
+          from.email,
+          '--mail-rcpt',
+          to,
+        ],
+        body,
+      )
+
+    test('quota: mail that no longer fits waits in the queue; a full mailbox refuses mail at RCPT, on 587 and 25', async () => {
+      const sender = accounts[0] as { email: string; password: string }
+      const q = await newAccount()
+      expect(await inboxCount(q.email, q.password)).toBe(0)
+      // 1.95M of the 2M quota used (counted with CRLF line ends): the next message (390k) passes RCPT
+      // (the mailbox is not full yet) but does not fit. Dovecot answers LMTP with a temporary error,
+      // so postfix keeps it queued.
+      await guestShell(
+        host,
+        `${putMessage(home(q.email), 'cur/1000000001.fill1:2,S', 1900)} && doveadm force-resync -u '${q.email}' INBOX`,
+      )
+      expect(await guestShell(host, `doveadm -f flow quota get -u '${q.email}'`)).toMatch(
+        /Type=STORAGE Value=1\d{3} Limit=2048 /,
+      )
+      const big = `Subject: does not fit yet\r\n\r\n${`${'y'.repeat(76)}\r\n`.repeat(5000)}`
+      const accepted = await submit(sender, q.email, big)
+      expect(accepted.code, accepted.log).toBe(0)
+      let queue = ''
+      for (let i = 0; i < 30 && !/delay_reason/.test(queue); i++) {
+        await new Promise((r) => setTimeout(r, 1000))
+        queue = await guestShell(host, 'postqueue -j')
+      }
+      expect(queue, await guestShell(host, "journalctl -u dovecot -u 'postfix@*' -n 20 --no-pager -o cat")).toMatch(
+        /"delay_reason": *"[^"]*Quota exceeded/,
+      )
+      // Over the quota: refused at RCPT, with the reason, on submission and on port 25.
+      await guestShell(
+        host,
+        `${putMessage(home(q.email), 'cur/1000000002.fill2:2,S', 300)} && doveadm force-resync -u '${q.email}' INBOX`,
+      )
+      const full = await submit(sender, q.email)
+      expect(full.log).toMatch(
+        /< 552 5\.2\.2 <[^>]+>: Recipient address rejected: Mailbox is full: the recipient must free space first/,
+      )
+      expect(full.code).not.toBe(0)
+      const from25 = await smtp([`smtp://${ip}:25`, '--mail-from', 'x@example.com', '--mail-rcpt', q.email])
+      expect(from25.log).toMatch(
+        /< 552 5\.2\.2 <[^>]+>: Recipient address rejected: Mailbox is full: the recipient must free space first/,
+      )
+      // Room again (the client deleted mail): the queued message arrives, nothing was lost.
+      await guestShell(
+        host,
+        `rm ${home(q.email)}/cur/*.fill* && doveadm force-resync -u '${q.email}' INBOX && postqueue -f`,
+      )
+      let count = 0
+      for (let i = 0; i < 30 && count === 0; i++) {
+        await new Promise((r) => setTimeout(r, 1000))
+        count = await inboxCount(q.email, q.password)
+      }
+      expect(count).toBe(1)
+      expect(await guestShell(host, 'postqueue -j')).toBe('')
+    }, 300_000)
+
+    test("expiry (systemctl start chatmail-expire): old messages and an inactive account go, the doctor's mailbox stays", async () => {
+      const [active, receiver] = accounts as [{ email: string; password: string }, { email: string; password: string }]
+      const idle = await newAccount()
+      expect((await submit(active, idle.email)).code).toBe(0)
+      // Logins are recorded by dovecot's last_login plugin; stopping the service writes its record.
+      await imap(ip, receiver.email, receiver.password).then((c) => c.logout())
+      await guestShell(host, 'systemctl stop chatmail-accounts')
+      const logins = await guestShell(host, 'cat /var/lib/chatmail-accounts/lastlogin')
+      expect(logins).toContain(`${receiver.email}\t`)
+      expect(logins).not.toContain(idle.email)
+      // Time moved for one account: made 100 days ago, never logged in since.
+      const old = Math.floor(Date.now() / 1000) - 100 * 86400
+      const f = '/var/lib/chatmail-accounts/accounts'
+      await guestShell(
+        host,
+        `awk -F'\\t' -v OFS='\\t' -v a='${idle.email}' -v t=${old} '$1 == a { $3 = t } { print }' ${f} >${f}.tmp && cat ${f}.tmp >${f} && rm ${f}.tmp && systemctl start chatmail-accounts`,
+      )
+      expect(await guestShell(host, 'cat /var/lib/chatmail-accounts/accounts')).toContain(`\t${old}\n`)
+      // Messages: 30 days old (goes), fresh (stays), large and seen 10 days old (goes), large unseen
+      // 10 days old (stays); the doctor's 30-day-old message stays.
+      const r = home(receiver.email)
+      const doctor = `/home/vmail/mail/${ip}/doctor`
+      await guestShell(
+        host,
+        [
+          putMessage(r, 'cur/1000000003.old:2,S', 2, '30 days ago'),
+          putMessage(r, 'cur/1000000004.fresh:2,S', 2),
+          putMessage(r, 'cur/1000000005.large:2,S', 300, '10 days ago'),
+          putMessage(r, 'new/1000000006.largenew', 300, '10 days ago'),
+          putMessage(doctor, 'cur/1000000007.doctor:2,S', 2, '30 days ago'),
+        ].join(' && '),
+      )
+      await guestShell(host, 'systemctl start chatmail-expire.service')
+      expect(await guestShell(host, 'systemctl show -P Result chatmail-expire.service')).toBe('success\n')
+      const left = await guestShell(host, `ls ${r}/cur ${r}/new ${doctor}/cur`)
+      expect(left).not.toMatch(/\.old|\.large:/)
+      expect(left).toMatch(/\.fresh/)
+      expect(left).toMatch(/\.largenew/)
+      expect(left).toMatch(/\.doctor/)
+      // The inactive account is gone from the accounts file, its mailbox too; mail to it is refused.
+      expect(await guestShell(host, 'cut -f1 /var/lib/chatmail-accounts/accounts')).not.toContain(idle.email)
+      expect(await guestShell(host, `test -e ${home(idle.email)} && echo present || echo gone`)).toBe('gone\n')
+      const toIdle = await smtp([`smtp://${ip}:25`, '--mail-from', 'x@example.com', '--mail-rcpt', idle.email])
+      expect(toIdle.log).toMatch(/< 550 5\.1\.1 .*User unknown/)
+      expect(await guestShell(host, 'journalctl -u chatmail-expire --no-pager -o cat')).toMatch(
+        /expiry: 1 inactive account\(s\) deleted, 2 old message\(s\) in 1 mailbox\(es\)/,
+      )
+      // The active accounts still log in.
+      expect(await inboxCount(active.email, active.password)).toBeGreaterThanOrEqual(0)
+      expect(await inboxCount(receiver.email, receiver.password)).toBeGreaterThanOrEqual(1)
+    }, 180_000)
 
     test('a redeploy changes nothing and keeps the accounts', async () => {
       const before = await guestShell(host, 'sha256sum /var/lib/chatmail-accounts/accounts')

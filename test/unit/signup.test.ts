@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { type Config, DEFAULT_ACCOUNTS } from '../../src/config/schema.js'
+import { type Config, DEFAULT_ACCOUNTS, DEFAULT_EXPIRY } from '../../src/config/schema.js'
 import { deliveryLines, loginMapLines, ownSenderLines } from '../../src/deploy/mail-routing.js'
 import { dcaccountLink, qrTerminal } from '../../src/signup/links.js'
 import { signupPage } from '../../src/signup/page.js'
@@ -12,7 +12,14 @@ function config(domain: string, over: Partial<Config['accounts']> = {}, tls: Con
     turn: { secret: 'x'.repeat(20), host: domain, port: 3478, tlsPort: 5349, ttlSeconds: 86400 },
     iroh: { relayUrl: `https://${domain}`, port: 3340 },
     imap: { port: 993 },
-    mail: { maxMessageSize: 1, maxMailboxSize: '1M', comment: '', maxSmtpRecipients: 1000, admin: 'ops@example.org' },
+    mail: {
+      maxMessageSize: 1,
+      maxMailboxSize: '1M',
+      comment: '',
+      maxSmtpRecipients: 1000,
+      admin: 'ops@example.org',
+      ...DEFAULT_EXPIRY,
+    },
     accounts: { ...DEFAULT_ACCOUNTS, ...over },
     deploy: {},
     doctor: {},

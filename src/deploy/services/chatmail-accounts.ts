@@ -3,16 +3,20 @@
  * account), postfix's recipient check, the sign-up endpoint /new behind nginx. Runs the bundled
  * dist/remote/chatmail-accounts.js with Debian's nodejs. Its accounts and invites are server data
  * in its systemd StateDirectory (/var/lib/chatmail-accounts), which it creates and no deploy touches.
+ * The same program, as root, is the daily expiry (chatmail-expire.timer): inactive accounts and
+ * old messages; the doctor's mailbox is exempt.
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { LARGE_MESSAGE_BYTES } from '../../config/schema.js'
 import { cannotRun } from '../../lib/errors.js'
 import { formatDuration } from '../../protocols/duration.js'
+import { addressDomain } from '../../remote/chatmail-accounts/address.js'
 import { needsDclogin } from '../../signup/page.js'
 import { ACCOUNTS } from '../../signup/remote.js'
 import { directory, file, service, user } from '../resources.js'
 import type { ServiceModule } from '../service.js'
-import { MANAGED_BY, PATHS, render } from './common.js'
+import { doctorAddress, MANAGED_BY, PATHS, render } from './common.js'
 
 /** PBKDF2 rounds of new password hashes (dovecot's PBKDF2 scheme, HMAC-SHA1). */
 export const PBKDF2_ROUNDS = 10_000
@@ -27,6 +31,15 @@ export const chatmailAccounts: ServiceModule = {
     })
     const programFile = file(ACCOUNTS.program, program, { mode: '0644' })
     const a = c.accounts
+    const expiryVars = {
+      delete_inactive_after: formatDuration(a.deleteInactiveAfterSeconds),
+      delete_mails_after: formatDuration(c.mail.deleteMailsAfterSeconds),
+      delete_large_after: formatDuration(c.mail.deleteLargeAfterSeconds),
+      large_message_size: LARGE_MESSAGE_BYTES,
+    }
+    // The doctor's address as dovecot spells its mailbox: user@[IP] on an IP-only server.
+    const doctor = doctorAddress(c)
+    const expireExempt = `${doctor.slice(0, doctor.lastIndexOf('@'))}@${addressDomain(c.domain)}`
     const config = await render(
       ctx,
       ACCOUNTS.config,
@@ -50,6 +63,9 @@ export const chatmailAccounts: ServiceModule = {
         creation_window: formatDuration(a.creationWindowSeconds),
         pbkdf2_rounds: PBKDF2_ROUNDS,
         self_signed: needsDclogin(c) ? 'yes' : 'no',
+        lastlogin_socket: ACCOUNTS.lastloginSocket,
+        ...expiryVars,
+        expire_exempt: expireExempt,
       },
       { mode: '0644' },
     )
@@ -64,11 +80,32 @@ export const chatmailAccounts: ServiceModule = {
         config: ACCOUNTS.config,
       },
     )
+    const expireVars = {
+      managed_by: MANAGED_BY,
+      node: '/usr/bin/node',
+      program: ACCOUNTS.program,
+      config: ACCOUNTS.config,
+      mail_root: '/home/vmail/mail',
+      ...expiryVars,
+    }
+    const expireUnit = await render(
+      ctx,
+      '/etc/systemd/system/chatmail-expire.service',
+      'chatmail-accounts/chatmail-expire.service',
+      expireVars,
+    )
+    const expireTimer = await render(
+      ctx,
+      '/etc/systemd/system/chatmail-expire.timer',
+      'chatmail-accounts/chatmail-expire.timer',
+      { managed_by: MANAGED_BY },
+    )
     return {
       users: [user('chatmail-accounts')],
       directories: [directory('/etc/chatmail'), directory(PATHS.metadataDir)],
-      files: [programFile, config, unit],
+      files: [programFile, config, unit, expireUnit, expireTimer],
       units: [
+        service('chatmail-expire.timer', { restartOn: [expireTimer] }),
         service('chatmail-accounts.service', {
           restartOn: [programFile, unit],
           reloadOn: [config],

@@ -8,6 +8,7 @@
  * for the dovecot the host will run (src/deploy/versions.ts).
  */
 
+import { type Config, sizeBytes } from '../../config/schema.js'
 import { ACCOUNTS } from '../../signup/remote.js'
 import { shellQuote as q } from '../../ssh/quote.js'
 import { command, dataFile, directory, file, pkg, service, user } from '../resources.js'
@@ -20,6 +21,22 @@ export const DOVECOT_USERS = '/etc/dovecot/users'
 export const DOCTOR_PASSDB = '/etc/dovecot/doctor.passwd'
 /** dovecot 2.4's passdb/userdb script for chatmail-accounts. */
 export const ACCOUNTS_LUA = '/etc/dovecot/chatmail-accounts.lua'
+
+/** postfix asks dovecot's quota-status here (check_policy_service unix:private/quota-status). */
+export const QUOTA_STATUS_SOCKET = '/var/spool/postfix/private/quota-status'
+/** What a sender is told at RCPT when the recipient's mailbox is full. */
+export const QUOTA_FULL_REPLY = '552 5.2.2 Mailbox is full: the recipient must free space first'
+
+function quotaVars(c: Config): Record<string, string | number> {
+  return {
+    // Kilobytes: both dovecots read `k`, and no rounding of "1500K" or "1G" goes wrong.
+    quota_storage: `${Math.floor(sizeBytes(c.mail.maxMailboxSize) / 1024)}k`,
+    max_message_size: c.mail.maxMessageSize,
+    quota_status_overquota: QUOTA_FULL_REPLY,
+    quota_status_socket: QUOTA_STATUS_SOCKET,
+    lastlogin_socket: ACCOUNTS.lastloginSocket,
+  }
+}
 
 export const dovecot: ServiceModule = {
   name: 'dovecot',
@@ -64,6 +81,7 @@ export const dovecot: ServiceModule = {
           ? `mail_server_admin = mailto:${c.mail.admin}`
           : '# mail_server_admin: mail.admin is not set',
         server_comment: c.mail.comment,
+        ...quotaVars(c),
       },
     )
     // Deploys before the doctor had its own file kept its account in /etc/dovecot/users: take it out

@@ -6,6 +6,7 @@ import { pkg, service } from '../resources.js'
 import { type ServiceModule, tcp } from '../service.js'
 import { templateLines } from '../template.js'
 import { baseVars, doctorAddress, MANAGED_BY, render } from './common.js'
+import { QUOTA_STATUS_SOCKET } from './dovecot.js'
 import { certificateChanges } from './tls.js'
 
 export const postfix: ServiceModule = {
@@ -15,6 +16,7 @@ export const postfix: ServiceModule = {
     const main = await render(ctx, '/etc/postfix/main.cf', 'postfix/main.cf', {
       ...baseVars(c),
       max_message_size: c.mail.maxMessageSize,
+      quota_policy: `check_policy_service unix:${QUOTA_STATUS_SOCKET.replace('/var/spool/postfix/', '')}`,
       // postfix refuses a numeric myhostname: an IP-only server keeps the system's host name.
       hostname_lines: isIP(c.domain)
         ? "# myhostname: the system's host name (an IP-only server; postfix refuses a numeric one)"

@@ -7,6 +7,7 @@ import { isIPv4 } from 'node:net'
 import type { Logger } from '../chatmail-metadata/log.js'
 import { canonical, mailHome, mayCreate, type Parsed, type Rules } from './address.js'
 import type { InviteStore } from './invites.js'
+import type { LastLogins } from './lastlogin.js'
 import { type RateLimiter, type Resources, resourceProblem } from './limits.js'
 import { hashPassword } from './password.js'
 import type { AccountStore } from './store.js'
@@ -26,12 +27,19 @@ export interface Policy {
 
 export interface Deps {
   store: AccountStore
+  lastLogins: LastLogins
   invites: InviteStore
   /** Replaced on a reload that changes the limit. */
   limiter: RateLimiter
   resources(): Resources
   log: Logger
   now(): number
+}
+
+/** An account the expiry removed, and the mailbox directory that goes with it. */
+export interface Expired {
+  address: string
+  home: string
 }
 
 /** dovecot passdb fields (JSON), or undefined: no such user. */
@@ -126,6 +134,36 @@ export class Accounts {
     if (parsed === undefined || !this.deps.store.get(parsed.address)) return undefined
     const home = mailHome(this.policy.mailRoot, parsed, this.policy.rules.domain)
     return login === parsed.address ? { home } : { home, user: parsed.address }
+  }
+
+  /** dovecot's last_login plugin: `login` logged in successfully now. */
+  recordLogin(login: string): void {
+    const parsed = canonical(login, this.policy.rules.domain)
+    if (parsed === undefined || !this.deps.store.get(parsed.address)) return
+    this.deps.lastLogins.record(parsed.address, Math.floor(this.deps.now() / 1000))
+  }
+
+  /**
+   * Removes the accounts whose last login (or, never logged in, their creation) is older than
+   * `cutoff` (unix seconds), from the accounts file and the login record; returns them with their
+   * mailbox directories, which the caller deletes. Throws, removing nothing, when the file cannot
+   * be rewritten.
+   */
+  expireInactive(cutoff: number): Expired[] {
+    const expired: Expired[] = []
+    for (const a of this.deps.store.list()) {
+      if (this.pending.has(a.address)) continue
+      const last = Math.max(a.created, this.deps.lastLogins.get(a.address) ?? 0)
+      if (last >= cutoff) continue
+      const parsed = canonical(a.address, this.policy.rules.domain)
+      if (parsed === undefined) continue
+      expired.push({ address: a.address, home: mailHome(this.policy.mailRoot, parsed, this.policy.rules.domain) })
+    }
+    const addresses = expired.map((e) => e.address)
+    this.deps.store.remove(addresses)
+    this.deps.lastLogins.delete(addresses)
+    for (const a of addresses) this.deps.log('info', `deleted inactive account ${a}`)
+    return expired
   }
 
   /** Whether mail to this address has a mailbox (postfix's recipient check). */

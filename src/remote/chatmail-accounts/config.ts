@@ -17,12 +17,25 @@ export interface ServiceConfig extends Policy {
   socketmapSocket: SocketSpec
   httpSocket: SocketSpec
   controlSocket: SocketSpec
+  /** dovecot's last_login plugin (the mail processes, as vmail). */
+  lastloginSocket: SocketSpec | undefined
+  expiry: Expiry
   dataDir: string
   diskPath: string
   rateMax: number
   rateWindowSeconds: number
   maxConnections: number
   verbose: boolean
+}
+
+/** What the daily expiry (`chatmail-accounts expire CONFIG`) deletes. Ages in seconds. */
+export interface Expiry {
+  deleteMailsAfter: number
+  deleteLargeAfter: number
+  largeMessageSize: number
+  deleteInactiveAfter: number
+  /** Addresses whose mailboxes the expiry never touches (the doctor's). */
+  exempt: string[]
 }
 
 export type ConfigResult = { ok: true; config: ServiceConfig } | { ok: false; errors: string[] }
@@ -38,6 +51,13 @@ const KNOWN_KEYS = [
   'http_socket',
   'http_socket_group',
   'control_socket',
+  'lastlogin_socket',
+  'lastlogin_socket_group',
+  'delete_mails_after',
+  'delete_large_after',
+  'large_message_size',
+  'delete_inactive_after',
+  'expire_exempt',
   'registration',
   'username_min_length',
   'username_max_length',
@@ -67,6 +87,17 @@ function group(v: Map<Key, string>, key: Key, errors: string[]): string | undefi
   if (text === undefined || text === '') return undefined
   if (!/^[a-z_][a-z0-9_-]*$/.test(text)) errors.push(`${key} "${text}" is not a group name`)
   return text
+}
+
+/** An expiry age: at least a day (a bare number would be seconds here, days in chatmail.ini). */
+function age(v: Map<Key, string>, key: Key, fallback: string, errors: string[]): number {
+  const text = v.get(key) ?? fallback
+  const d = parseDuration(text)
+  if (!d.ok || d.seconds < 86400) {
+    errors.push(`${key} "${text}" is not a duration of at least 1d`)
+    return 365 * 86400
+  }
+  return d.seconds
 }
 
 export function parseConfig(text: string): ConfigResult {
@@ -106,6 +137,17 @@ export function parseConfig(text: string): ConfigResult {
     socketmapSocket: sock('socketmap_socket', 'socketmap_socket_group', 0o660),
     httpSocket: sock('http_socket', 'http_socket_group', 0o660),
     controlSocket: sock('control_socket', undefined, 0o600),
+    lastloginSocket: v.get('lastlogin_socket') ? sock('lastlogin_socket', 'lastlogin_socket_group', 0o660) : undefined,
+    expiry: {
+      deleteMailsAfter: age(v, 'delete_mails_after', '20d', errors),
+      deleteLargeAfter: age(v, 'delete_large_after', '7d', errors),
+      largeMessageSize: parseSize('large_message_size', v.get('large_message_size'), 200_000, errors),
+      deleteInactiveAfter: age(v, 'delete_inactive_after', '90d', errors),
+      exempt: (v.get('expire_exempt') ?? '')
+        .split(/\s+/)
+        .filter((a) => a !== '')
+        .map((a) => a.toLowerCase()),
+    },
     dataDir,
     diskPath: v.get('disk_path') ? path(v, 'disk_path', errors) : dataDir,
     rateMax: parseCount('max_creations_per_client', v.get('max_creations_per_client'), 20, errors),
@@ -118,5 +160,5 @@ export function parseConfig(text: string): ConfigResult {
 
 /** One line for the log; no secrets in the config. */
 export function describeConfig(c: ServiceConfig): string {
-  return `domain=${c.rules.domain} registration=${c.registration} local=${c.rules.localMinLength}-${c.rules.localMaxLength} password>=${c.rules.passwordMinLength} rate=${c.rateMax}/${formatDuration(c.rateWindowSeconds)} min_disk=${Math.round(c.minFreeDisk / 1024 ** 2)}M min_mem=${Math.round(c.minAvailableMemory / 1024 ** 2)}M data=${c.dataDir}`
+  return `domain=${c.rules.domain} registration=${c.registration} local=${c.rules.localMinLength}-${c.rules.localMaxLength} password>=${c.rules.passwordMinLength} rate=${c.rateMax}/${formatDuration(c.rateWindowSeconds)} min_disk=${Math.round(c.minFreeDisk / 1024 ** 2)}M min_mem=${Math.round(c.minAvailableMemory / 1024 ** 2)}M data=${c.dataDir} expire: mails>${formatDuration(c.expiry.deleteMailsAfter)} large>${formatDuration(c.expiry.deleteLargeAfter)} inactive>${formatDuration(c.expiry.deleteInactiveAfter)}`
 }

@@ -4,27 +4,31 @@
  * - dovecot's dict passdb and userdb (first login creates an account when the rules allow),
  * - postfix's socketmap (`mailbox`: does this recipient have a mailbox?),
  * - the sign-up endpoint POST /new behind nginx,
- * - a control socket for root: invite tokens.
+ * - dovecot's last_login plugin (dict writes after each successful IMAP login),
+ * - a control socket for root: invite tokens, the expiry of inactive accounts.
  *
  *   chatmail-accounts CONFIG                          serve (SIGHUP re-reads CONFIG; SIGTERM stops)
  *   chatmail-accounts --check CONFIG                  validate CONFIG and exit (0 valid, 1 not)
  *   chatmail-accounts invite CONFIG USES TTL_SECONDS  create an invite (prints JSON)
+ *   chatmail-accounts expire CONFIG                   the daily expiry, as root (exit 0 done, 1 a step failed)
  */
 import { chmodSync, chownSync, lstatSync, readFileSync, unlinkSync } from 'node:fs'
-import { connect, type Server } from 'node:net'
+import type { Server } from 'node:net'
 import { lookupReply, MAX_LINE_LENGTH, parseCommand, replyFor } from '../chatmail-metadata/dict-protocol.js'
 import { type Logger, stderrLogger } from '../chatmail-metadata/log.js'
 import { createLineServer, DEFAULT_LIMITS, type Reply } from '../lib/line-server.js'
 import { Accounts, type Deps } from './accounts.js'
 import { parseAuthKey } from './auth-keys.js'
+import { expire, invite } from './commands.js'
 import { type ConfigResult, describeConfig, parseConfig, type ServiceConfig, type SocketSpec } from './config.js'
 import { createSignupServer } from './http.js'
 import { InviteStore } from './invites.js'
+import { LastLogins, lastLoginUser } from './lastlogin.js'
 import { hostResources, RateLimiter } from './limits.js'
 import { createSocketmapServer } from './socketmap.js'
 import { AccountStore } from './store.js'
 
-const USAGE = 'usage: chatmail-accounts [--check] CONFIG | invite CONFIG USES TTL_SECONDS'
+const USAGE = 'usage: chatmail-accounts [--check] CONFIG | invite CONFIG USES TTL_SECONDS | expire CONFIG'
 
 function loadConfig(path: string): ConfigResult {
   let text: string
@@ -70,6 +74,7 @@ class Service {
   readonly accounts: Accounts
   private readonly deps: Deps
   private readonly store: AccountStore
+  private readonly lastLogins: LastLogins
   readonly invites: InviteStore
 
   constructor(
@@ -81,8 +86,10 @@ class Service {
       log('warn', `accounts file: skipped unreadable lines ${lines.slice(0, 10).join(', ')}`),
     )
     this.invites = new InviteStore(config.dataDir)
+    this.lastLogins = new LastLogins(config.dataDir, (m) => log('error', m))
     this.deps = {
       store: this.store,
+      lastLogins: this.lastLogins,
       invites: this.invites,
       limiter: new RateLimiter(config.rateMax, config.rateWindowSeconds * 1000),
       resources: () => hostResources(this.config.diskPath),
@@ -111,6 +118,17 @@ class Service {
     return lookupReply(undefined)
   }
 
+  /** The last_login plugin's socket: only its writes count; every lookup finds nothing. */
+  private lastloginLine = (line: string): Reply => {
+    const cmd = parseCommand(line)
+    if (cmd.kind === 'unknown') return { close: `unknown command ${JSON.stringify(cmd.command)}` }
+    if (cmd.kind === 'change' && cmd.op === 'set') {
+      const user = lastLoginUser(cmd.key)
+      if (user !== undefined) this.accounts.recordLogin(user)
+    }
+    return replyFor(cmd, () => undefined)
+  }
+
   private controlLine = (line: string): Reply => {
     let req: { op?: string; uses?: number; ttl?: number }
     try {
@@ -125,6 +143,16 @@ class Service {
         `created an invite for ${invite.uses} account(s), valid until ${new Date(invite.expires * 1000).toISOString()}`,
       )
       return `${JSON.stringify({ ok: true, ...invite, registration: this.config.registration })}\n`
+    }
+    if (req.op === 'expire') {
+      const cutoff = Math.floor(Date.now() / 1000) - this.config.expiry.deleteInactiveAfter
+      try {
+        const expired = this.accounts.expireInactive(cutoff)
+        return `${JSON.stringify({ ok: true, expired })}\n`
+      } catch (err) {
+        this.log('error', `expiry of inactive accounts failed: ${(err as Error).message}`)
+        return `${JSON.stringify({ ok: false, reason: (err as Error).message })}\n`
+      }
     }
     if (req.op === 'status') {
       return `${JSON.stringify({ ok: true, accounts: this.accounts.count, invites: this.invites.list(Date.now()).length, registration: this.config.registration })}\n`
@@ -154,12 +182,22 @@ class Service {
     )
     const http = createSignupServer(this.accounts, this.log)
     const c = this.config
-    for (const [server, spec, what] of [
+    const sockets: [Server, SocketSpec, string][] = [
       [dict, c.dictSocket, 'dovecot passdb/userdb'],
       [socketmap, c.socketmapSocket, 'postfix socketmap'],
       [http, c.httpSocket, 'sign-up'],
       [control, c.controlSocket, 'control'],
-    ] as const) {
+    ]
+    if (c.lastloginSocket) {
+      const lastlogin = createLineServer(
+        this.lastloginLine,
+        { ...limits, maxLineLength: MAX_LINE_LENGTH, name: 'last-login connection' },
+        this.log,
+        verbose,
+      )
+      sockets.push([lastlogin, c.lastloginSocket, 'dovecot last_login'])
+    }
+    for (const [server, spec, what] of sockets) {
       listen(server, spec, what, this.log)
       this.servers.push([server, spec])
     }
@@ -189,32 +227,10 @@ class Service {
       server.close()
       removeStaleSocket(spec.path)
     }
+    this.lastLogins.save()
     this.store.close()
     process.exit(0)
   }
-}
-
-/** `invite CONFIG USES TTL`: asks the running service over its control socket. */
-function invite(config: ServiceConfig, uses: number, ttl: number, log: Logger): void {
-  const s = connect(config.controlSocket.path)
-  let buf = ''
-  s.setTimeout(10_000, () => {
-    log('error', 'the service did not answer within 10 s')
-    process.exit(3)
-  })
-  s.on('error', (err) => {
-    log('error', `cannot reach chatmail-accounts at ${config.controlSocket.path}: ${err.message}`)
-    process.exit(3)
-  })
-  s.on('data', (d) => {
-    buf += d.toString()
-    if (buf.includes('\n')) {
-      process.stdout.write(buf)
-      s.destroy()
-      process.exit(JSON.parse(buf).ok ? 0 : 1)
-    }
-  })
-  s.write(`${JSON.stringify({ op: 'invite', uses, ttl })}\n`)
 }
 
 function main(argv: string[]): void {
@@ -232,7 +248,20 @@ function main(argv: string[]): void {
       for (const e of r.errors) log('error', `config ${path}: ${e}`)
       process.exit(3)
     }
-    invite(r.config, uses, ttl, log)
+    void invite(r.config, uses, ttl, log)
+    return
+  }
+  if (first === 'expire') {
+    const r = path && argv.length === 2 ? loadConfig(path) : undefined
+    if (!r) {
+      log('error', USAGE)
+      process.exit(2)
+    }
+    if (!r.ok) {
+      for (const e of r.errors) log('error', `config ${path}: ${e}`)
+      process.exit(3)
+    }
+    void expire(r.config, log)
     return
   }
   const check = first === '--check'

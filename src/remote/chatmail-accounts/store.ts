@@ -3,9 +3,21 @@
  * `<dir>/accounts`, one line per account: `<canonical address>\t<password hash>\t<unix time>`.
  * Read whole at start into a Map; every creation appends one line with a single write(2) on an
  * O_APPEND descriptor (the page cache keeps it across a crash of this process; fdatasync batches
- * them at most every SYNC_MS so a power loss costs at most that much).
+ * them at most every SYNC_MS so a power loss costs at most that much). Removing accounts (the
+ * expiry of inactive ones) rewrites the file: the remaining lines to a temp file, fsync, rename
+ * over the old one, then appends go to the new file; the map changes only after the rename.
  */
-import { closeSync, existsSync, fdatasync, fstatSync, openSync, readFileSync, writeSync } from 'node:fs'
+import {
+  closeSync,
+  existsSync,
+  fdatasync,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from 'node:fs'
 import { join } from 'node:path'
 
 export const ACCOUNTS_FILE = 'accounts'
@@ -81,6 +93,32 @@ export class AccountStore {
       this.syncTimer = undefined
       fdatasync(this.fd, () => {})
     }, SYNC_MS)
+  }
+
+  /** Every account (a snapshot). */
+  list(): Account[] {
+    return [...this.accounts.values()]
+  }
+
+  /** Removes these accounts from the file and the map; throws (and changes nothing) when it cannot. */
+  remove(addresses: Iterable<string>): void {
+    const gone = new Set(addresses)
+    if (gone.size === 0) return
+    const tmp = `${this.path}.new`
+    const fd = openSync(tmp, 'w', 0o600)
+    try {
+      let text = ''
+      for (const a of this.accounts.values()) if (!gone.has(a.address)) text += formatAccount(a)
+      writeSync(fd, text)
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+    renameSync(tmp, this.path)
+    const old = this.fd
+    this.fd = openSync(this.path, 'a', 0o600)
+    closeSync(old)
+    for (const address of gone) this.accounts.delete(address)
   }
 
   close(): void {

@@ -1,0 +1,110 @@
+/**
+ * chatmail-accounts' one-shot commands, run as root beside the service: `invite` and `expire`,
+ * which ask the running service over its control socket.
+ */
+import { execFileSync } from 'node:child_process'
+import { rmSync } from 'node:fs'
+import { connect } from 'node:net'
+import type { Logger } from '../chatmail-metadata/log.js'
+import type { Expired } from './accounts.js'
+import { addressDomain } from './address.js'
+import type { ServiceConfig } from './config.js'
+import { expireMessages } from './expire.js'
+
+/** One request to the running service over its control socket; its answer line (exit 3 when unreachable). */
+function control(config: ServiceConfig, request: object, log: Logger): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect(config.controlSocket.path)
+    let buf = ''
+    s.setTimeout(60_000, () => {
+      log('error', 'the service did not answer within 60 s')
+      process.exit(3)
+    })
+    s.on('error', (err) => {
+      log('error', `cannot reach chatmail-accounts at ${config.controlSocket.path}: ${err.message}`)
+      process.exit(3)
+    })
+    s.on('data', (d) => {
+      buf += d.toString()
+      if (buf.includes('\n')) {
+        s.destroy()
+        resolve(buf)
+      }
+    })
+    s.write(`${JSON.stringify(request)}\n`)
+  })
+}
+
+/** `invite CONFIG USES TTL`: asks the running service over its control socket. */
+export async function invite(config: ServiceConfig, uses: number, ttl: number, log: Logger): Promise<void> {
+  const answer = await control(config, { op: 'invite', uses, ttl }, log)
+  process.stdout.write(answer)
+  process.exit(JSON.parse(answer).ok ? 0 : 1)
+}
+
+function doveadm(args: string[]): string | undefined {
+  try {
+    execFileSync('doveadm', args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000 })
+    return undefined
+  } catch (err) {
+    const e = err as { stderr?: Buffer; message: string }
+    return (e.stderr?.toString().trim() || e.message).split('\n')[0]
+  }
+}
+
+/**
+ * `expire CONFIG` (chatmail-expire.service, as root): inactive accounts first (the service removes
+ * them from its file; their sessions are kicked and their mailboxes deleted here), then old
+ * messages in the remaining mailboxes. One summary line; exit 1 when any step failed.
+ */
+export async function expire(config: ServiceConfig, log: Logger): Promise<void> {
+  let failed = false
+  const answer = JSON.parse(await control(config, { op: 'expire' }, log)) as {
+    ok: boolean
+    reason?: string
+    expired?: Expired[]
+  }
+  if (!answer.ok) {
+    log('error', `inactive accounts were not expired: ${answer.reason}`)
+    failed = true
+  }
+  const root = `${config.mailRoot}/`
+  for (const e of answer.expired ?? []) {
+    if (!e.home.startsWith(root) || e.home.includes('/../')) {
+      log('error', `not deleting ${e.home}: outside ${config.mailRoot}`)
+      failed = true
+      continue
+    }
+    doveadm(['kick', e.address])
+    try {
+      rmSync(e.home, { recursive: true, force: true })
+    } catch (err) {
+      log('error', `cannot delete the mailbox ${e.home} of ${e.address}: ${(err as Error).message}`)
+      failed = true
+    }
+  }
+  const now = Math.floor(Date.now() / 1000)
+  const x = config.expiry
+  const domain = config.rules.domain
+  const exempt = new Set(
+    x.exempt.filter((a) => a.endsWith(`@${addressDomain(domain)}`)).map((a) => a.slice(0, a.lastIndexOf('@'))),
+  )
+  const messages = expireMessages(
+    `${config.mailRoot}/${domain}`,
+    { mailsBefore: now - x.deleteMailsAfter, largeBefore: now - x.deleteLargeAfter, largeSize: x.largeMessageSize },
+    exempt,
+  )
+  for (const e of messages.errors) log('error', e)
+  if (messages.errors.length > 0) failed = true
+  let count = 0
+  for (const [local, n] of messages.deleted) {
+    count += n
+    const why = doveadm(['force-resync', '-u', `${local}@${addressDomain(domain)}`, '*'])
+    if (why) log('warn', `resync of ${local}@${addressDomain(domain)} failed: ${why}`)
+  }
+  log(
+    failed ? 'error' : 'info',
+    `expiry: ${answer.expired?.length ?? 0} inactive account(s) deleted, ${count} old message(s) in ${messages.deleted.size} mailbox(es)`,
+  )
+  process.exit(failed ? 1 : 0)
+}
