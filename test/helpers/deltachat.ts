@@ -18,7 +18,7 @@
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { request } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -325,19 +325,38 @@ export async function iceServers(
   return JSON.parse(await core.rpc.iceServers(accountId))
 }
 
-/** An HTTPS request from the runner to a test host (self-signed: certificate not checked). */
-export function hostHttps(ip: string, method: string, path: string): Promise<{ status: number; body: string }> {
+/** How hostHttps checks the certificate: the name it must be valid for, and the root it must chain to. */
+export interface StrictTls {
+  servername: string
+  ca: string
+}
+
+/**
+ * An HTTPS request from the runner to a test host: a self-signed one with the certificate not
+ * checked, or, given `tls`, by name with the certificate checked strictly against `tls.ca`.
+ */
+export function hostHttps(
+  ip: string,
+  method: string,
+  path: string,
+  tls?: StrictTls,
+): Promise<{ status: number; body: string }> {
+  const check = tls
+    ? {
+        servername: tls.servername,
+        ca: tls.ca,
+        rejectUnauthorized: true,
+        headers: { 'content-length': 0, host: tls.servername },
+      }
+    : { rejectUnauthorized: false, headers: { 'content-length': 0 } }
   return new Promise((resolve, reject) => {
-    const req = request(
-      { host: ip, port: 443, method, path, rejectUnauthorized: false, headers: { 'content-length': 0 } },
-      (res) => {
-        let body = ''
-        res.on('data', (c: Buffer) => {
-          body += c.toString()
-        })
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-      },
-    )
+    const req = request({ host: ip, port: 443, method, path, ...check }, (res) => {
+      let body = ''
+      res.on('data', (c: Buffer) => {
+        body += c.toString()
+      })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    })
     req.on('error', reject)
     req.end()
   })
@@ -367,7 +386,7 @@ export async function signUp(
   query = '',
 ): Promise<{ addr: string; configureMs: number; via: 'dcaccount' | 'dclogin' }> {
   const page = await hostHttps(ip, 'GET', `/${query}`)
-  const account = /dcaccount:[^"'<>\s]+/i.exec(page.body)?.[0]?.replaceAll('&amp;', '&')
+  const account = dcaccountLink(page.body)
   let link: string
   let via: 'dcaccount' | 'dclogin'
   if (account) {
@@ -416,4 +435,109 @@ export async function secureJoin(core: Core, a: number, b: number, timeoutMs = 6
   const chatB = await core.rpc.secureJoin(b, invite)
   await Promise.all([joined, invited])
   return chatB
+}
+
+/** The dcaccount: link a sign-up page shows (HTML entities undone), or undefined. */
+export function dcaccountLink(page: string): string | undefined {
+  return /dcaccount:[^"'<>\s]+/i.exec(page)?.[0]?.replaceAll('&amp;', '&')
+}
+
+export interface Exchange {
+  /** The chat of a with b, and of b with a. */
+  chatA: number
+  chatB: number
+  secureJoinMs: number
+  /** b→a and a→b, from sending to the IncomingMsg event. */
+  messageMs: [number, number]
+}
+
+/**
+ * Secure-Join (b scans a's invite), then an encrypted message each way: each must arrive, in the
+ * chat the join made, and be shown with the padlock.
+ */
+export async function secureJoinAndExchange(core: Core, a: number, b: number): Promise<Exchange> {
+  const t0 = performance.now()
+  const chatB = await secureJoin(core, a, b)
+  const secureJoinMs = performance.now() - t0
+  const t1 = performance.now()
+  const arriving = receiveText(core, a, 'hello from b')
+  await core.rpc.miscSendTextMessage(b, chatB, 'hello from b')
+  const inA = await arriving
+  const ms1 = performance.now() - t1
+  assert.equal(inA.msg.showPadlock, true, 'b→a arrived without the padlock')
+  const t2 = performance.now()
+  const back = receiveText(core, b, 'hello from a')
+  await core.rpc.miscSendTextMessage(a, inA.chatId, 'hello from a')
+  const inB = await back
+  const ms2 = performance.now() - t2
+  assert.equal(inB.msg.showPadlock, true, 'a→b arrived without the padlock')
+  assert.equal(inB.chatId, chatB, 'a→b arrived in the chat the Secure-Join made')
+  return { chatA: inA.chatId, chatB, secureJoinMs, messageMs: [ms1, ms2] }
+}
+
+/**
+ * Our TURN server in core's iceServers() (`turn:IP:PORT`, as core resolves it), once core has read
+ * the server's METADATA (until its first IMAP fetch it has only its public fallback servers).
+ */
+export async function ourIceServer(
+  core: Core,
+  accountId: number,
+  url: string,
+): Promise<{ urls: string[]; username?: string; credential?: string }> {
+  let servers: Awaited<ReturnType<typeof iceServers>> = []
+  for (let i = 0; i < 100; i++) {
+    servers = await iceServers(core, accountId)
+    if (servers.some((s) => s.urls.includes(url))) break
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  const ours = servers.filter((s) => s.urls.includes(url))
+  assert.equal(ours.length, 1, `${url} once in iceServers(): ${JSON.stringify(servers)}`)
+  return ours[0]!
+}
+
+/**
+ * Runs `fn` with `accounts.registration` set to `mode` in DIR/chatmail.toml and deployed, then puts
+ * the file back and deploys it again. `redeploy` resolves with the deploy's exit code and stderr.
+ */
+export async function withRegistration<R>(
+  dir: string,
+  mode: 'open' | 'invite' | 'closed',
+  redeploy: () => Promise<{ code: number; stderr: string }>,
+  fn: () => Promise<R>,
+): Promise<R> {
+  const path = join(dir, 'chatmail.toml')
+  const original = readFileSync(path, 'utf8')
+  const line = /^#?\s*registration\s*=.*$/m
+  assert.match(original, line, 'chatmail.toml has a registration setting')
+  writeFileSync(path, original.replace(line, `registration = "${mode}"`))
+  try {
+    const r = await redeploy()
+    assert.equal(r.code, 0, `deploy with registration = "${mode}": ${r.stderr}`)
+    return await fn()
+  } finally {
+    writeFileSync(path, original)
+    await redeploy()
+  }
+}
+
+/**
+ * Configures a fresh account in core with an address that has no account yet (what a user types
+ * in the app); resolves with core's error message when the server refuses it (and rejects when it
+ * does not). The account is removed again.
+ */
+export async function newAccountRefusal(
+  core: Core,
+  addr: string,
+  password: string,
+  acceptInvalidCertificates = false,
+): Promise<string> {
+  const id = await core.rpc.addAccount()
+  try {
+    await core.rpc.addOrUpdateTransport(id, loginParam(addr, password, acceptInvalidCertificates))
+  } catch (err) {
+    return (err as Error).message
+  } finally {
+    await core.rpc.removeAccount(id)
+  }
+  throw new Error(`core configured ${addr}: the server created the account`)
 }

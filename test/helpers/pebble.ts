@@ -233,7 +233,11 @@ export async function startPebble(o: PebbleOptions): Promise<Pebble> {
       directoryUrl,
       tlsCaPem,
       async rootCaPem() {
-        const r = await httpsGet(`https://${o.listenIp}:${managementPort}/roots/0`, tlsCaPem)
+        // A few tries: on a busy machine pebble may take longer than one request's timeout.
+        const url = `https://${o.listenIp}:${managementPort}/roots/0`
+        let r: { status: number; body: string } | undefined
+        for (let i = 0; i < 5 && r === undefined; i++) r = await httpsGet(url, tlsCaPem, 10_000).catch(() => undefined)
+        if (r === undefined) throw new Error(`pebble's ${url} did not answer (5 tries)`)
         if (r.status !== 200 || !r.body.includes('BEGIN CERTIFICATE')) {
           throw new Error(`pebble's /roots/0 answered ${r.status}: ${r.body.slice(0, 200)}`)
         }

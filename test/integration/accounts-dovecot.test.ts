@@ -176,4 +176,19 @@ describe('chatmail-accounts with dovecot', () => {
       `dclogin:${self.body.email}?p=${encodeURIComponent(self.body.password as string)}&v=1&ic=3`,
     )
   })
+
+  it('two first logins of one new address at once: the account gets one password, the other login fails', async () => {
+    const user = `racerace1@${DOMAIN}`
+    const replies = await Promise.all(
+      ['password-a', 'password-b', 'password-a', 'password-b'].map((p) => imapLogin(dovecot.imapPort, user, p)),
+    )
+    const ok = replies.map((r, i) => (r.startsWith('a OK') ? i % 2 : -1)).filter((i) => i >= 0)
+    expect(ok.length, replies.join('\n')).toBeGreaterThan(0)
+    expect(new Set(ok).size, replies.join('\n')).toBe(1)
+    const winner = ok[0] === 0 ? 'password-a' : 'password-b'
+    const loser = ok[0] === 0 ? 'password-b' : 'password-a'
+    expect(await imapLogin(dovecot.imapPort, user, winner)).toMatch(/^a OK/)
+    expect(await imapLogin(dovecot.imapPort, user, loser)).toMatch(/^a NO/)
+    expect(readFileSync(`${dataDir}/accounts`, 'utf8')).toMatch(/^racerace1@chat\.example\.org\t\{PBKDF2\}/m)
+  })
 })

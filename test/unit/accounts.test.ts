@@ -4,7 +4,7 @@ import { canonical, mayCreate } from '../../src/remote/chatmail-accounts/address
 import { parseAuthKey, splitEscaped } from '../../src/remote/chatmail-accounts/auth-keys.js'
 import { parseConfig } from '../../src/remote/chatmail-accounts/config.js'
 import { memAvailable, RateLimiter, resourceProblem } from '../../src/remote/chatmail-accounts/limits.js'
-import { hashPassword, verifyPasswordSync } from '../../src/remote/chatmail-accounts/password.js'
+import { hashPassword, verifyPassword, verifyPasswordSync } from '../../src/remote/chatmail-accounts/password.js'
 import { decodeRequest, encodeNetstring } from '../../src/remote/chatmail-accounts/socketmap.js'
 import { parseAccounts } from '../../src/remote/chatmail-accounts/store.js'
 
@@ -62,6 +62,10 @@ describe('password hashes (dovecot PBKDF2)', () => {
     expect(verifyPasswordSync('secret-password', h)).toBe(true)
     expect(verifyPasswordSync('secret-passwore', h)).toBe(false)
     expect(verifyPasswordSync('x', '{PLAIN}x')).toBe(false)
+    expect(await verifyPassword('secret-password', h)).toBe(true)
+    expect(await verifyPassword('secret-passwore', h)).toBe(false)
+    expect(await verifyPassword('x', '{PLAIN}x')).toBe(false)
+    expect(await verifyPassword('x', '{SHA512-CRYPT}$6$abc$def')).toBe(false)
   })
 })
 

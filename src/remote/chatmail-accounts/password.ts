@@ -29,6 +29,17 @@ export function hashPassword(password: string, rounds: number, salt = newSalt())
   })
 }
 
+/** True when `password` matches `hash` (a {PBKDF2} string); false for anything else. In libuv's thread pool. */
+export function verifyPassword(password: string, hash: string): Promise<boolean> {
+  const m = FORMAT.exec(hash)
+  if (!m) return Promise.resolve(false)
+  return new Promise((resolve, reject) => {
+    pbkdf2(password, m[1] as string, Number(m[2]), KEY_BYTES, 'sha1', (err, key) =>
+      err ? reject(err) : resolve(timingSafeEqual(key, Buffer.from(m[3] as string, 'hex'))),
+    )
+  })
+}
+
 /** True when `password` matches `hash` (a {PBKDF2} string); false for anything else. Synchronous: tests and tools. */
 export function verifyPasswordSync(password: string, hash: string): boolean {
   const m = FORMAT.exec(hash)
