@@ -1,7 +1,7 @@
 /**
  * Account creations per second: first logins of new addresses against a real dovecot whose
  * passdb/userdb is chatmail-accounts (the built service, the deployed PBKDF2 cost of 10000 rounds).
- *   npx tsx bench/accounts.ts [COUNT]
+ *   npx tsx bench/accounts.ts [COUNT [IMAP_COUNT]]     (defaults 1000 and 200)
  * Two ways in, each with COUNT new addresses, then the same addresses again (existing accounts):
  *  - dovecot's auth: AUTH PLAIN on its auth-client socket, 32 in flight (what each IMAP LOGIN and
  *    each SMTP AUTH of postfix's submission asks dovecot) — the creation itself;
@@ -19,6 +19,7 @@ import { startDovecot } from '../test/helpers/dovecot.js'
 import { imapLogin } from '../test/helpers/imap-login.js'
 
 const COUNT = Number(process.argv[2] ?? 1000)
+const IMAP_COUNT = Number(process.argv[3] ?? 200)
 const ROUNDS = 10_000
 const DOMAIN = 'bench.example.org'
 
@@ -81,8 +82,8 @@ async function imapRun(port: number, logins: Login[], concurrency = 16): Promise
   return seconds(t0)
 }
 
-const logins = (prefix: string): Login[] =>
-  Array.from({ length: COUNT }, (_, i) => [`${prefix}${String(i).padStart(8, '0')}@${DOMAIN}`, `password-of-${i}`])
+const logins = (prefix: string, count = COUNT): Login[] =>
+  Array.from({ length: count }, (_, i) => [`${prefix}${String(i).padStart(8, '0')}@${DOMAIN}`, `password-of-${i}`])
 
 const t0 = process.hrtime.bigint()
 for (let i = 0; i < 20; i++) pbkdf2Sync('password-of-1', 'saltsaltsaltsalt', ROUNDS, 20, 'sha1')
@@ -104,7 +105,7 @@ const dovecot = await startDovecot({
 })
 const owner = statSync(dovecot.homeRoot)
 chownSync(mailRoot, owner.uid, owner.gid)
-const rate = (s: number) => `${(COUNT / s).toFixed(0)}/s`
+const rate = (s: number, count = COUNT) => `${(count / s).toFixed(0)}/s`
 try {
   const socket = join(dovecot.dir, 'run', 'auth-client')
   const a = logins('a')
@@ -113,10 +114,12 @@ try {
   console.log(
     `dovecot auth (AUTH PLAIN, 32 in flight): ${COUNT} creations ${rate(created)}, existing accounts ${rate(again)}`,
   )
-  const b = logins('b')
+  const b = logins('b', IMAP_COUNT)
   const imapCreated = await imapRun(dovecot.imapPort, b)
   const imapAgain = await imapRun(dovecot.imapPort, b)
-  console.log(`IMAP LOGIN (16 at once): ${COUNT} creations ${rate(imapCreated)}, existing accounts ${rate(imapAgain)}`)
+  console.log(
+    `IMAP LOGIN (16 at once): ${IMAP_COUNT} creations ${rate(imapCreated, IMAP_COUNT)}, existing accounts ${rate(imapAgain, IMAP_COUNT)}`,
+  )
 } catch (err) {
   console.error(`${(err as Error).message}\n${dovecot.logs().slice(-1500)}\n${svc.logs().slice(-1500)}`)
   process.exitCode = 1
