@@ -47,7 +47,8 @@ export async function startDeployedHost(opts: DeployedHostOptions): Promise<Depl
     const host = await startTestHost(opts)
     mirror = await serveStandInMirror(dir, host.runnerIp)
     const m = mirror
-    const cli = (args: string[], timeoutMs = 600_000) => runCli(args, { cwd: dir, timeoutMs })
+    // A fresh deploy took over 600 s on the shared 2-core machine under load.
+    const cli = (args: string[], timeoutMs = 840_000) => runCli(args, { cwd: dir, timeoutMs })
     const deploy = (...extra: string[]) =>
       cli(deployHostArgs(host, `root@${host.host}`, m, '--yes', '--json', ...(opts.deployArgs ?? []), ...extra))
     const init = await cli(['init', opts.domain ?? host.host, ...(opts.initArgs ?? [])])
