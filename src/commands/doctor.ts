@@ -13,7 +13,8 @@ import { colourOn, note } from '../lib/output.js'
 export default class Doctor extends BaseCommand {
   static override summary = 'Check from the outside that a chatmail server gives Delta Chat everything it needs.'
   static override description = `Logs in over IMAP, reads the METADATA Delta Chat reads (iroh relay, TURN), checks the
-certificate and the TURN credentials, allocates on the TURN server and talks to the iroh relay.
+certificate and the TURN credentials, allocates on the TURN server, talks to the iroh relay, and
+proves mail flow: SMTP submission and an OpenPGP-encrypted message to self that must arrive.
 Checks run concurrently, each with its own timeout, and print in a fixed order; every failure
 says what to change.
 
@@ -21,13 +22,14 @@ Values come from chatmail.toml when it is about DOMAIN; flags override. Without 
 (--turn-secret-file or the config) turn.credential.hmac is skipped, not failed.
 
 Check ids are stable (for --only/--skip, JSON and JUnit): imap.tls imap.login
-imap.metadata.capability metadata.irohrelay metadata.turn metadata.turns turn.credential.hmac
+imap.metadata.capability imap.xchatmail metadata.irohrelay metadata.turn metadata.turns turn.credential.hmac
 turn.credential.expiry turn.allocate.udp turn.allocate.tcp turn.allocate.tls
 turn.rejects-bad-credentials turn.rejects-expired-credentials relay.ping relay.generate204
 relay.upgrade relay.handshake relay.forward tls.imap tls.submission tls.submission-starttls
 tls.https tls.turns dns.address dns.mx dns.spf dns.dkim dns.dmarc dns.mta-sts dns.tls-rpt
-dns.srv dns.caa dns.certificate. Groups: imap discovery credentials turn relay tls dns. A
-selector may also be an id prefix (metadata selects metadata.*).
+dns.srv dns.caa dns.certificate mail.autoconfig mail.signup mail.submission mail.roundtrip.
+Groups: imap discovery credentials turn relay tls dns mail. A selector may also be an id prefix
+(metadata selects metadata.*).
 
 The dns group (for a domain name, not an IP-only server; for special-use names such as .test only
 with --nameserver) asks the domain's authoritative nameservers, as chatmail dns --check does:
@@ -46,6 +48,10 @@ deploy and the iroh-relay binary).
 The tls group checks the certificate on IMAP 993, submission 465 and 587 (STARTTLS), HTTPS 443
 and TURN over TLS 5349 (--tls-port NAME=PORT when elsewhere): valid for the name, a trusted
 chain, and a warning under 14 days left.
+
+The mail group: the autoconfig XML, the sign-up endpoint /new (only asked; --signup creates an
+account and logs in with it), SMTP submission with login, and an OpenPGP-encrypted message to
+self that must arrive in INBOX (its time in the detail).
 
 --prometheus FILE writes gauges chatmail_doctor_check{domain,id,group,status} (1 for the
 status a check has, 0 for the others), chatmail_doctor_check_duration_seconds{domain,id,group},
@@ -183,6 +189,10 @@ Exit codes:
       description: "The dns group asks this DNS server instead of the domain's authoritative nameservers.",
       helpValue: 'HOST[:PORT]',
     }),
+    signup: Flags.boolean({
+      description: 'mail.signup creates a real account through POST /new and logs in with it (the server keeps it).',
+      default: false,
+    }),
     strict: Flags.boolean({
       description: 'Warnings fail the exit code too (exit 1), e.g. for CI gates. The report is unchanged.',
       default: false,
@@ -210,6 +220,7 @@ Exit codes:
     }
     const { options, warnings } = await resolveDoctorOptions(input)
     if (flags['tls-port']) options.tlsPorts = parseTlsPorts(flags['tls-port'])
+    if (flags.signup) options.signup = true
     const json = this.jsonEnabled()
     // On stderr in every mode: the JSON on stdout stays the report alone.
     for (const w of warnings) note(`warning: ${w}`)

@@ -5,6 +5,7 @@ import { credentialChecks } from './checks/credentials.js'
 import { dnsChecks } from './checks/dns.js'
 import { hostChecks } from './checks/host.js'
 import { imapChecks } from './checks/imap.js'
+import { mailChecks, xchatmailChecks } from './checks/mail.js'
 import { metadataChecks } from './checks/metadata.js'
 import { relayChecks } from './checks/relay.js'
 import { tlsChecks } from './checks/tls.js'
@@ -22,12 +23,14 @@ export async function loadChecks(
   const dns = o.domain !== undefined && !isIP(o.domain) && (Boolean(o.nameserver) || !specialUseName(o.domain))
   const outside = [
     ...imapChecks,
+    ...xchatmailChecks,
     ...metadataChecks,
     ...credentialChecks,
     ...turnChecks,
     ...relayChecks,
     ...tlsChecks,
     ...(dns ? dnsChecks : []),
+    ...mailChecks,
   ]
   return o.host ? [...outside, ...hostChecks] : outside
 }

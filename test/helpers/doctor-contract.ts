@@ -3,6 +3,7 @@ export const CHECK_IDS = [
   'imap.tls',
   'imap.login',
   'imap.metadata.capability',
+  'imap.xchatmail',
   'metadata.irohrelay',
   'metadata.turn',
   'metadata.turns',
@@ -23,6 +24,10 @@ export const CHECK_IDS = [
   'tls.submission-starttls',
   'tls.https',
   'tls.turns',
+  'mail.autoconfig',
+  'mail.signup',
+  'mail.submission',
+  'mail.roundtrip',
 ] as const
 
 /**
@@ -47,7 +52,7 @@ export const DNS_CHECK_IDS = [
 export const TLS_CHECK_IDS = CHECK_IDS.filter((id) => id.startsWith('tls.'))
 
 /** The ids of the groups that need only IMAP (imap, discovery, credentials). */
-export const LOCAL_CHECK_IDS = CHECK_IDS.slice(0, 8)
+export const LOCAL_CHECK_IDS = CHECK_IDS.slice(0, 9)
 
 /** One check of `chatmail doctor --json`, as the JSON contract spells it. */
 export interface JsonCheck {

@@ -39,6 +39,8 @@ export async function startLoopbackServer(o: {
   const dovecot = await startDovecot({
     metadata: { kind: 'proxy', socket: metadata.socket },
     cert: { name: o.imapCertName ?? 'localhost', altNames: ['IP:127.0.0.1'] },
+    // A chatmail server's IMAP (imap.xchatmail); no postfix or nginx here, so no mail group.
+    extraConfig: 'imap_capability = +XCHATMAIL',
   })
   return {
     coturn,

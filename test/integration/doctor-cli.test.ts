@@ -39,6 +39,7 @@ beforeAll(async () => {
     // On the config's domain: chatmail.toml refuses a doctor.user on another one.
     user: 'doctor@127.0.0.1',
     cert: { name: 'localhost', altNames: ['IP:127.0.0.1'] },
+    extraConfig: 'imap_capability = +XCHATMAIL',
     metadata: {
       kind: 'file',
       values: {

@@ -20,7 +20,7 @@ import {
   type DoctorJsonRun,
   doctorJson,
   type JsonCheck,
-  TLS_CHECK_IDS,
+  LOCAL_CHECK_IDS,
 } from '../helpers/doctor-contract.js'
 import type { Dovecot, MetadataService } from '../helpers/dovecot.js'
 import { type LoopbackServer, startLoopbackServer } from '../helpers/loopback-server.js'
@@ -32,10 +32,13 @@ const OTHER_SECRET = 'another-coturn-secret-fedcba9876543210'
 const IMAP_CERT_NAME = 'imap.doctor-full.test'
 
 /**
- * The loopback server has no submission, HTTPS or standard ports: the tls group is proven in
- * doctor-tls.test.ts and skipped here (--skip tls), so every other check is judged.
+ * The loopback server has no submission, HTTPS, postfix or standard ports: the tls group is proven
+ * in doctor-tls.test.ts and the mail group on a deployed host (test/e2e/doctor-mail.test.ts); both
+ * are skipped here (--skip tls,mail), so every other check is judged.
  */
 const IDS = CHECK_IDS.filter((id) => !id.startsWith('tls.'))
+/** The checks judged here (IDS without the mail group). */
+const SERVED: readonly string[] = IDS.filter((id) => !id.startsWith('mail.'))
 const TURN_ALLOCATE = ['turn.allocate.udp', 'turn.allocate.tcp', 'turn.allocate.tls']
 const RELAY = IDS.filter((id) => id.startsWith('relay.'))
 
@@ -86,7 +89,7 @@ const server = (over: { ca?: string; secret?: string } = {}) => [
   '--ca',
   over.ca ?? caFile,
   '--skip',
-  'tls',
+  'tls,mail',
 ]
 
 const check = checkOf
@@ -130,7 +133,8 @@ describe('the whole doctor against a healthy loopback server', () => {
     // Every check is ok: /turns is served (turns_port), TLS certificates are trusted via --ca, the
     // TURN secret is known, and the stand-in answers /generate_204 and the websocket upgrade.
     for (const c of r.report.checks) {
-      expect(c.status, `${show(c)} — expected ok on a healthy server`).toBe(c.group === 'tls' ? 'skip' : 'ok')
+      const skipped = c.group === 'tls' || c.group === 'mail'
+      expect(c.status, `${show(c)} — expected ok on a healthy server`).toBe(skipped ? 'skip' : 'ok')
     }
     expect(r.report.status).toBe('ok')
     expect(check(r, 'imap.tls').detail).toContain(IMAP_CERT_NAME)
@@ -143,7 +147,7 @@ describe('the whole doctor against a healthy loopback server', () => {
     const cases = [...xml.matchAll(/<testcase classname="([^"]*)" name="([^"]*)"/g)].map((m) => [m[1], m[2]])
     expect(cases.map((c) => c[1])).toEqual(CHECK_IDS)
     expect(cases.map((c) => c[0])).toEqual(r.report.checks.map((c) => c.group))
-    expect(xml).toMatch(/<testsuites name="chatmail doctor" tests="23" failures="0" errors="0" skipped="5"/)
+    expect(xml).toMatch(/<testsuites name="chatmail doctor" tests="28" failures="0" errors="0" skipped="9"/)
     expect(xml).not.toContain('<failure')
   })
 
@@ -165,7 +169,7 @@ describe('the whole doctor against a healthy loopback server', () => {
       ].join('\n')
       await writeFile(cfg, toml, { mode: 0o600 })
       const r = await cli([...server(), '-c', cfg])
-      const notOk = r.report.checks.filter((c) => c.status !== 'ok' && c.group !== 'tls')
+      const notOk = r.report.checks.filter((c) => c.status !== 'ok' && SERVED.includes(c.id))
       expect(notOk, `config with tls_port ${tlsPort}: ${JSON.stringify(notOk)}`).toEqual([])
       expect(r.code).toBe(0)
     }
@@ -175,7 +179,7 @@ describe('the whole doctor against a healthy loopback server', () => {
     const r = await cli([...server().filter((a, i, all) => a !== '--ca' && all[i - 1] !== '--ca'), '--only', 'imap'])
     expect(r.code).toBe(1)
     expectFail(r, 'imap.tls', /--ca/)
-    expect(r.report.checks.map((c) => c.id)).toEqual(['imap.tls', 'imap.login', 'imap.metadata.capability'])
+    expect(r.report.checks.map((c) => c.id)).toEqual(IDS.filter((id) => id.startsWith('imap.')))
   })
 })
 
@@ -197,7 +201,7 @@ describe('TURN faults through the whole doctor', () => {
       })
       // With nobody answering, whether forged credentials are refused cannot be told.
       expect(check(r, 'turn.rejects-bad-credentials').status).not.toBe('ok')
-      expectOk(r, [...IDS.slice(0, 8), ...RELAY])
+      expectOk(r, [...LOCAL_CHECK_IDS, ...RELAY])
     })
   })
 
@@ -215,7 +219,7 @@ describe('TURN faults through the whole doctor', () => {
           expectFail(r, id, /static-auth-secret/, /401|Unauthorized|refused/i)
         }
         // The metadata service signs with S and we were told S: the signature itself is right.
-        expectOk(r, [...IDS.slice(0, 8), ...RELAY])
+        expectOk(r, [...LOCAL_CHECK_IDS, ...RELAY])
         // Told coturn's secret instead, the doctor sees that the handed-out password is not signed with it.
         const withCoturnSecret = await cli([...server({ ca: otherCa, secret: otherSecret }), '--only', 'credentials'])
         expect(withCoturnSecret.code).toBe(1)
@@ -311,11 +315,11 @@ describe('relay faults (--relay-url to a faulty stand-in)', () => {
   it('a relay that drops forwarded packets, through the whole doctor: only relay.forward fails', async () => {
     const r = await cli([...server(), '--relay-url', (standIns.get('noforward') as StandInRelay).url, '--timeout', '3'])
     expect(r.code).toBe(1)
-    expect(r.report.checks.map((c) => c.id)).toEqual([...IDS, ...TLS_CHECK_IDS])
+    expect(r.report.checks.map((c) => c.id)).toEqual(CHECK_IDS)
     expectFail(r, 'relay.forward', /forward/, /forward/)
     expectOk(
       r,
-      IDS.filter((id) => id !== 'relay.forward'),
+      SERVED.filter((id) => id !== 'relay.forward'),
     )
     // metadata.irohrelay still reports what the server advertises, and says what is checked instead.
     expect(check(r, 'metadata.irohrelay').detail).toContain('--relay-url')
