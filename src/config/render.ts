@@ -5,6 +5,7 @@ import { basename, dirname, join } from 'node:path'
 import { stringify } from 'smol-toml'
 import { ChatmailError, ExitCode } from '../lib/errors.js'
 import { formatDuration } from '../protocols/duration.js'
+import { addressDomain } from '../remote/chatmail-accounts/address.js'
 import { type Config, defaultRelayUrl, LETSENCRYPT_DIRECTORY } from './schema.js'
 
 /** A fresh TURN secret: 32 random bytes, base64url (43 characters, safe in any config file). */
@@ -85,7 +86,7 @@ export function renderConfig(c: Config, note?: string): string {
     'only for a build other than the pinned v0.35.0',
   )
   lines.push('', '[doctor]')
-  opt('user', c.doctor.user, `"doctor@${c.domain}"`, 'account `chatmail doctor` logs in with')
+  opt('user', c.doctor.user, `"doctor@${addressDomain(c.domain)}"`, 'account `chatmail doctor` logs in with')
   opt('password', c.doctor.password, '"..."', 'its password')
   return `${lines.join('\n')}\n`
 }

@@ -15,6 +15,7 @@ import {
   externalIp,
   hostName,
   hostPath,
+  serverAddress,
   urlOf,
   type ValueCheck,
 } from './values.js'
@@ -350,7 +351,8 @@ export function resolveConfig(raw: RawConfig): Config {
       ...(raw.deploy.iroh_relay_sha256 ? { irohRelaySha256: raw.deploy.iroh_relay_sha256 } : {}),
     },
     doctor: {
-      ...(raw.doctor.user ? { user: raw.doctor.user } : {}),
+      // On an IP-only server the login is the address literal user@[IP], as for every account.
+      ...(raw.doctor.user ? { user: serverAddress(raw.doctor.user, name) } : {}),
       ...(raw.doctor.password ? { password: raw.doctor.password } : {}),
     },
   }

@@ -6,7 +6,8 @@
  * config schema and by `chatmail init` for its flags, so a bad value is refused before anything
  * connects anywhere.
  */
-import { isIP } from 'node:net'
+import { isIP, isIPv4 } from 'node:net'
+import { addressDomain, canonical } from '../remote/chatmail-accounts/address.js'
 import { checkDomain } from './domain.js'
 
 export type ValueCheck = (value: string) => string | undefined
@@ -84,15 +85,28 @@ export const emailAddress: ValueCheck = (value) => {
   return undefined
 }
 
-/** An address on the server's own domain (the dovecot users file takes it as the login). */
+/**
+ * An address on the server's own domain (the dovecot users file takes it as the login). On an
+ * IP-only server `user@[IP]` (the canonical form) and `user@IP` both are.
+ */
 export function addressOn(domain: string): ValueCheck {
   return (value) => {
-    const bad = `must be an address on ${domain}, e.g. doctor@${domain} (letters, digits and . _ + - before the @)`
+    const bad = `must be an address on ${domain}, e.g. doctor@${addressDomain(domain)} (letters, digits and . _ + - before the @)`
     const at = value.lastIndexOf('@')
     if (at <= 0 || !/^[A-Za-z0-9._+-]{1,64}$/.test(value.slice(0, at))) return bad
-    if (value.slice(at + 1).toLowerCase() !== domain.toLowerCase()) return bad
+    if (canonical(value, domain) === undefined) return bad
     return undefined
   }
+}
+
+/**
+ * An address of ours as the server spells it: on an IP-only server `user@IP` becomes the address
+ * literal `user@[IP]` (postfix delivers to that form, and accounts are kept under it). Other
+ * addresses are returned as they are.
+ */
+export function serverAddress(address: string, domain: string): string {
+  if (!isIPv4(domain)) return address
+  return canonical(address, domain)?.address ?? address
 }
 
 /** A host name clients can use (an FQDN or IPv4 address, as for the domain). */

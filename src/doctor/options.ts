@@ -7,6 +7,7 @@ import { isIP } from 'node:net'
 import { type LoadedConfig, loadConfig, loadConfigIfPresent } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import { readSecretFile } from '../config/secret.js'
+import { serverAddress } from '../config/values.js'
 import { nameServerFlag } from '../dns/query.js'
 import { zoneInputFor } from '../dns/zone-input.js'
 import { cannotRun, describeFsError, usageError } from '../lib/errors.js'
@@ -169,7 +170,10 @@ export interface DoctorTarget {
  * the target names wins, the config (when it is about this domain) fills in the rest.
  */
 export function doctorOptions(target: DoctorTarget, config?: Config): DoctorOptions {
-  const user = target.user ?? config?.doctor.user
+  // On an IP-only server of ours the login is user@[IP] (postfix delivers to that form; accounts
+  // accept user@IP too, the doctor's own account only the bracketed one). Others' logins stay as given.
+  const given = target.user ?? config?.doctor.user
+  const user = given !== undefined && config ? serverAddress(given, target.domain) : given
   const password = target.password ?? config?.doctor.password
   const turnSecret = target.turnSecret ?? config?.turn.secret
   const { ca, relayUrl, turnOverride } = target

@@ -36,7 +36,7 @@ const UPGRADE = [
   '. /etc/os-release && echo "apt-get exit $rc, now Debian $VERSION_ID"',
 ].join('\n')
 
-const MAIL_COUNT = (user: string) => `doveadm search -u ${user} mailbox INBOX subject "before the upgrade" | wc -l`
+const MAIL_COUNT = (user: string) => `doveadm search -u '${user}' mailbox INBOX subject "before the upgrade" | wc -l`
 
 describe.skipIf(skip)(`a Debian 12 server upgraded in place to 13${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let host: TestHost
@@ -66,11 +66,12 @@ describe.skipIf(skip)(`a Debian 12 server upgraded in place to 13${skip ? ` (ski
 
   test('deploy on 12, full-upgrade to 13, deploy again: the 13 configuration, the mail kept, doctor green', async () => {
     const first = await deploy('--no-doctor')
-    const user = `doctor@${host.host}`
+    // An IP-only server: the doctor's login is the address literal, as every account's.
+    const user = `doctor@[${host.host}]`
     expect(await guestShell(host, 'doveconf -n | head -n 1')).toMatch(/^# 2\.3\./)
     await guestShell(
       host,
-      `printf 'From: a@example.org\\nSubject: before the upgrade\\n\\nkept?\\n' | doveadm save -u ${user} -m INBOX`,
+      `printf 'From: a@example.org\\nSubject: before the upgrade\\n\\nkept?\\n' | doveadm save -u '${user}' -m INBOX`,
     )
     expect((await guestShell(host, MAIL_COUNT(user))).trim()).toBe('1')
 

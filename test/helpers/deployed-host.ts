@@ -59,7 +59,7 @@ export async function startDeployedHost(opts: DeployedHostOptions): Promise<Depl
       doctor?: { user?: string; password?: string }
     }
     const doctor = {
-      user: toml.doctor?.user ?? `doctor@${opts.domain ?? host.host}`,
+      user: toml.doctor?.user ?? (opts.domain ? `doctor@${opts.domain}` : `doctor@[${host.host}]`),
       password: toml.doctor?.password ?? '',
     }
     if (!doctor.password) throw new Error('the deploy kept no doctor password in chatmail.toml')

@@ -142,6 +142,18 @@ describe('every value has a strict type', () => {
     expect(load({ iroh: { relay_url: '' } }).iroh.relayUrl).toBe('')
     expect(load({ tls: { acme_email: '' } }).tls.acmeEmail).toBe('')
   })
+
+  it('on an IP-only server the doctor is user@[IP], the form postfix delivers to; user@IP is read as it', () => {
+    const ipOnly = (user: string) =>
+      parseConfigText(`domain = "203.0.113.5"\n[turn]\nsecret = "${SECRET}"\n[doctor]\nuser = "${user}"\n`, 'cm.toml')
+    expect(ipOnly('doctor@[203.0.113.5]').doctor.user).toBe('doctor@[203.0.113.5]')
+    // What deploys before this kept in chatmail.toml.
+    expect(ipOnly('Doctor@203.0.113.5').doctor.user).toBe('doctor@[203.0.113.5]')
+    expect(() => ipOnly('doctor@[203.0.113.6]')).toThrow(
+      /doctor\.user must be an address on 203\.0\.113\.5, e\.g\. doctor@\[203\.0\.113\.5\]/,
+    )
+    expect(() => ipOnly('doctor@203.0.113.5.example')).toThrow(/doctor\.user must be an address/)
+  })
 })
 
 describe('chatmail init refuses the same values in its flags (usage error)', () => {

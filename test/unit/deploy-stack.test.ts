@@ -148,6 +148,15 @@ describe('stacks made of services', () => {
     expect(conf.indexOf('/etc/dovecot/doctor.passwd')).toBeGreaterThan(0)
     expect(conf.indexOf('/etc/dovecot/users')).toBeGreaterThan(conf.indexOf('/etc/dovecot/doctor.passwd'))
   })
+  it('on an IP-only server the doctor is doctor@[IP] in dovecot and in postfix (postfix delivers to that form)', async () => {
+    const spec = await stack(config('203.0.113.5'))
+    expect(fileAt(spec.resources, '/etc/dovecot/doctor.passwd')!.content).toMatch(
+      /^doctor@\[203\.0\.113\.5\]:\{SSHA512\}/,
+    )
+    expect(fileAt(spec.resources, '/etc/postfix/main.cf')!.content).toMatch(
+      /^local_recipient_maps = inline:\{ \{doctor@\[203\.0\.113\.5\]=ok\} \}, /m,
+    )
+  })
   it("renders a release's own template when templates/<dir>/debian-<release>/ has one", async () => {
     const templates = mkdtempSync(join(tmpdir(), 'chatmail-templates-'))
     cpSync(resolve('templates'), templates, { recursive: true })

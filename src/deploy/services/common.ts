@@ -3,6 +3,7 @@ import { createHash, createHmac } from 'node:crypto'
 import { access } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Config } from '../../config/schema.js'
+import { addressDomain } from '../../remote/chatmail-accounts/address.js'
 import type { BinaryResource, FileResource } from '../resources.js'
 import { templateFile } from '../resources.js'
 import type { StackContext } from '../service.js'
@@ -84,9 +85,9 @@ export function irohRelayVariants(src: IrohRelaySource): BinaryResource['variant
   return variants
 }
 
-/** The address the doctor logs in with. */
+/** The address the doctor logs in with: doctor@DOMAIN, on an IP-only server doctor@[IP] (as accounts are). */
 export function doctorAddress(config: Config): string {
-  return config.doctor.user ?? `doctor@${config.domain}`
+  return config.doctor.user ?? `doctor@${addressDomain(config.domain)}`
 }
 
 /**

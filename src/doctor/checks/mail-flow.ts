@@ -17,9 +17,10 @@ export interface SubmissionPort {
   /** Implicit TLS (465) or STARTTLS (587). */
   secure: boolean
 }
-const PORTS: SubmissionPort[] = [
-  { port: 465, secure: true },
-  { port: 587, secure: false },
+/** 465 first (as core tries), then 587; `--tls-port submission=…,submission-starttls=…` moves them. */
+const submissionPorts = (ctx: CheckContext): SubmissionPort[] => [
+  { port: ctx.options.tlsPorts?.submission ?? 465, secure: true },
+  { port: ctx.options.tlsPorts?.['submission-starttls'] ?? 587, secure: false },
 ]
 const describePort = (p: SubmissionPort) => `${p.port} (${p.secure ? 'implicit TLS' : 'STARTTLS'})`
 
@@ -45,11 +46,16 @@ async function smtpLogin(ctx: CheckContext, p: SubmissionPort, user: string, pas
     tls: { rejectUnauthorized: !insecure, ...trustingOptions(ca) },
     logger: false,
   })
-  conn.on('error', () => undefined) // surfaced by the pending call
+  // Connection errors (refused, TLS) come as 'error' events, not through connect's callback.
+  let failed: ((err: Error) => void) | undefined
+  conn.on('error', (err: Error) => failed?.(err))
   const close = () => conn.close()
   ctx.signal.addEventListener('abort', close, { once: true })
   try {
-    await call<void>((cb) => conn.connect((err) => cb(err)))
+    await new Promise<void>((resolve, reject) => {
+      failed = reject
+      conn.connect((err) => (err ? reject(err) : resolve()))
+    })
     await call<boolean>((cb) => conn.login({ credentials: { user, pass } }, cb))
     return conn
   } catch (err) {
@@ -63,7 +69,7 @@ async function smtpLogin(ctx: CheckContext, p: SubmissionPort, user: string, pas
 /** Tries 465, then 587 when nothing listens on 465. */
 async function submission(ctx: CheckContext, user: string, pass: string) {
   let lastErr: unknown
-  for (const p of PORTS) {
+  for (const p of submissionPorts(ctx)) {
     try {
       return { port: p, conn: await smtpLogin(ctx, p, user, pass) }
     } catch (err) {
@@ -90,7 +96,9 @@ function smtpFailure(ctx: CheckContext, err: unknown): CheckOutcome {
     )
   }
   return fail(
-    `no SMTP submission at ${where} on 465 or 587: ${e.response ?? e.message}`,
+    `no SMTP submission at ${where} on ${submissionPorts(ctx)
+      .map((p) => p.port)
+      .join(' or ')}: ${e.response ?? e.message}`,
     'postfix must listen on 465 (smtps) and/or 587 (submission) with SASL auth: check master.cf and systemctl status postfix',
   )
 }

@@ -8,6 +8,7 @@
 import { request } from 'node:https'
 import { isIP } from 'node:net'
 import { ImapFlow } from 'imapflow'
+import { classifySocketError } from '../../lib/socket-errors.js'
 import { type AutoconfigServer, parseAutoconfig } from '../../protocols/autoconfig.js'
 import { imapClientOptions } from '../imap-session.js'
 import { type CheckContext, type CheckDef, type CheckOutcome, fail, ok, skip, warn } from '../model.js'
@@ -16,6 +17,9 @@ import { roundtripCheck, submissionCheck } from './mail-flow.js'
 
 export const AUTOCONFIG_PATH = '/.well-known/autoconfig/mail/config-v1.1.xml'
 const MAX_BODY = 256 * 1024
+
+/** 443, or `--tls-port https=PORT`. */
+const httpsPort = (ctx: CheckContext) => ctx.options.tlsPorts?.https ?? 443
 
 export interface HttpsAnswer {
   status: number
@@ -30,7 +34,7 @@ export function httpsToServer(ctx: CheckContext, method: 'GET' | 'POST', path: s
     const req = request(
       {
         host: imapHost,
-        port: 443,
+        port: httpsPort(ctx),
         method,
         path,
         headers: {
@@ -62,8 +66,18 @@ export function httpsToServer(ctx: CheckContext, method: 'GET' | 'POST', path: s
   })
 }
 
+/**
+ * When nothing answers HTTPS at all, a server we did not deploy simply offers no web part (an
+ * optional feature for Delta Chat); one we deployed has a broken nginx. Undefined for other errors.
+ */
+function noHttps(ctx: CheckContext, err: unknown): string | undefined {
+  const failure = classifySocketError(err).failure
+  if (failure !== 'refused' && failure !== 'timeout' && failure !== 'unreachable') return undefined
+  return `nothing answers HTTPS on ${ctx.options.imapHost}:${httpsPort(ctx)}`
+}
+
 const httpsHint = (ctx: CheckContext) =>
-  `nginx must answer HTTPS on ${ctx.options.imapHost}:443 with a certificate Delta Chat trusts (pass --ca FILE for a private CA)`
+  `nginx must answer HTTPS on ${ctx.options.imapHost}:${httpsPort(ctx)} with a certificate Delta Chat trusts (pass --ca FILE for a private CA)`
 
 // ---------------------------------------------------------------- imap.xchatmail
 
@@ -122,11 +136,20 @@ async function autoconfigCheck(ctx: CheckContext): Promise<CheckOutcome> {
   try {
     answer = await httpsToServer(ctx, 'GET', AUTOCONFIG_PATH)
   } catch (err) {
+    const none = noHttps(ctx, err)
+    if (none && !ctx.options.deployed) {
+      return warn(
+        `${none}, so no autoconfig XML: Delta Chat probes autoconfig./autodiscover. names and guesses ports (slower, and a DNS timeout on each miss)`,
+        `serve the Thunderbird autoconfig XML at https://${ctx.options.domain}${AUTOCONFIG_PATH}`,
+      )
+    }
     return fail(`cannot fetch ${url}: ${(err as Error).message}`, httpsHint(ctx))
   }
   const missing = `${url} answered ${answer.status}: Delta Chat probes autoconfig./autodiscover. names and guesses ports (slower, and a DNS timeout on each miss)`
   const serveHint = `serve the Thunderbird autoconfig XML at ${AUTOCONFIG_PATH} (chatmail deploy host does)`
-  if (answer.status === 404) return ctx.options.deployed ? fail(missing, serveHint) : warn(missing, serveHint)
+  // Not there: a useful part missing (warn); a server we deployed serves it (fail).
+  if (answer.status === 404 || answer.status === 410)
+    return ctx.options.deployed ? fail(missing, serveHint) : warn(missing, serveHint)
   if (answer.status !== 200) return fail(`${url} answered ${answer.status}`, serveHint)
   const user = ctx.options.user ?? `someone@${ctx.options.domain}`
   return judgeAutoconfig(parseAutoconfig(answer.body, user), {
@@ -153,17 +176,21 @@ async function signupCheck(ctx: CheckContext): Promise<CheckOutcome> {
     try {
       answer = await httpsToServer(ctx, 'GET', '/new')
     } catch (err) {
+      const none = noHttps(ctx, err)
+      // Sign-up is optional: a server may hand out accounts some other way.
+      if (none && !ctx.options.deployed) return skip(`${none}: the server offers no sign-up at ${url}`)
       return fail(`cannot reach ${url}: ${(err as Error).message}`, httpsHint(ctx))
     }
     const location = String(answer.headers.location ?? '')
+    // Ours answers 405 to a GET (POST only); a redirect to dcaccount: is a sign-up too.
     if (answer.status === 405 || /^dcaccount:/i.test(location)) {
       return ok(`${url} answers (POST creates an account; pass --signup to create one)`)
     }
-    const detail = `${url} answered ${answer.status}: the server offers no sign-up (Delta Chat's dcaccount: QR codes cannot work)`
+    const detail = `${url} answered ${answer.status}: the server offers no sign-up there (Delta Chat's dcaccount: QR codes need one)`
+    // A server we did not deploy may offer no sign-up, or only by invitation elsewhere: skip.
+    if (!ctx.options.deployed) return skip(detail)
     if (answer.status === 404) {
-      return ctx.options.deployed
-        ? fail(detail, 'deploy the sign-up endpoint again (chatmail deploy host) and check nginx')
-        : skip(detail)
+      return fail(detail, 'deploy the sign-up endpoint again (chatmail deploy host) and check nginx')
     }
     return fail(detail, 'POST /new must answer JSON {email, password}; check nginx and the sign-up service')
   }
