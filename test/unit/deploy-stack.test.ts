@@ -190,6 +190,10 @@ describe('stacks made of services', () => {
     expect(v24).toContain('ssl_server_cert_file = /etc/chatmail/tls/fullchain.pem')
     expect(v24.indexOf('/etc/dovecot/users')).toBeGreaterThan(v24.indexOf('/etc/dovecot/doctor.passwd'))
     expect(v24).not.toMatch(/%[dnLu]\b|mail_location|disable_plaintext_auth|ssl_cert =/)
+    // On both: XCHATMAIL, and logins as user@[IP] (an IP-only server's accounts and its doctor).
+    expect(v23).toContain('imap_capability = +XCHATMAIL')
+    expect(v24).toMatch(/imap_capability \{\n\s+XCHATMAIL = yes\n\s+\}/)
+    for (const v of [v23, v24]) expect(v).toMatch(/^auth_username_chars = [^\n]*@\[\]$/m)
     expect(await conf('13', '1:2.3.19.1+dfsg1-2.1+deb12u7')).toBe(v23)
     expect(await conf('12', '1:2.4.1+dfsg1-6+deb13u7')).toBe(v24)
   })
