@@ -494,3 +494,72 @@ export async function logWith(logs: () => string, pattern: RegExp, timeoutMs = 5
   while (!pattern.test(logs()) && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
   return logs()
 }
+
+/** Ports of dovecot's submission service: implicit TLS (like 465) and STARTTLS (like 587). */
+export interface SubmissionPorts {
+  implicit: number
+  starttls: number
+}
+
+/**
+ * dovecot.conf lines for its submission service (package dovecot-submissiond) on two loopback
+ * ports, relaying to `relayPort` on loopback (default 9: nothing listens, so nothing is sent on).
+ */
+export function submissionConfig(p: SubmissionPorts, relayPort = 9): string {
+  return [
+    'protocols = imap submission',
+    'hostname = localhost',
+    'submission_relay_host = 127.0.0.1',
+    `submission_relay_port = ${relayPort}`,
+    'service submission-login {',
+    `  inet_listener submission {\n    port = ${p.starttls}\n  }`,
+    `  inet_listener submissions {\n    port = ${p.implicit}\n    ssl = yes\n  }`,
+    '}',
+  ].join('\n')
+}
+
+export const HAS_SUBMISSION = existsSync('/usr/lib/dovecot/submission')
+
+/** Whether something accepts TCP connections on 127.0.0.1:port. */
+export function listening(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const s = connect(port, '127.0.0.1')
+    s.once('connect', () => {
+      s.destroy()
+      done(true)
+    })
+    s.once('error', () => done(false))
+  })
+}
+
+/**
+ * `openssl s_server` on a loopback port with a certificate for `cert`: with `root`, it serves that
+ * directory's files to GET (-WWW; anything else answers 200 with an error text), else a status page.
+ */
+export async function startHttps(
+  dir: string,
+  cert: CertOptions,
+  root?: string,
+): Promise<{ port: number; certPem: string; stop(): void }> {
+  const files = makeCert(dir, cert)
+  const port = await freePort()
+  const child = track(
+    spawn(
+      'openssl',
+      [
+        's_server',
+        '-quiet',
+        root ? '-WWW' : '-www',
+        '-accept',
+        `127.0.0.1:${port}`,
+        '-cert',
+        files.cert,
+        '-key',
+        files.key,
+      ],
+      { stdio: 'ignore', ...(root ? { cwd: root } : {}) },
+    ),
+  )
+  for (let i = 0; i < 100 && !(await listening(port)); i++) await sleep(50)
+  return { port, certPem: readFileSync(files.cert, 'utf8'), stop: () => child.kill() }
+}

@@ -4,53 +4,29 @@
  * dovecot with an EXPIRED certificate on 465 only, coturn for TURN over TLS, and `openssl s_server`
  * for HTTPS. The built CLI (`npm run build` first) with --tls-port pointing at their ports.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { connect } from 'node:net'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Coturn, startCoturn } from '../helpers/coturn.js'
 import { checkOf, type DoctorJsonRun, doctorJson } from '../helpers/doctor-contract.js'
-import { type Dovecot, freePort, makeCert, startDovecot } from '../helpers/dovecot.js'
+import {
+  type Dovecot,
+  freePort,
+  HAS_SUBMISSION,
+  type SubmissionPorts as Submission,
+  startDovecot,
+  startHttps,
+  submissionConfig,
+} from '../helpers/dovecot.js'
 
 const TLS_IDS = ['tls.imap', 'tls.submission', 'tls.submission-starttls', 'tls.https', 'tls.turns']
-const HAS_SUBMISSION = existsSync('/usr/lib/dovecot/submission')
-
-interface Submission {
-  implicit: number
-  starttls: number
-}
-
-/** dovecot's submission service on two loopback ports; it never relays (nothing is sent). */
-const submissionConfig = (p: Submission) =>
-  [
-    'protocols = imap submission',
-    'hostname = localhost',
-    'submission_relay_host = 127.0.0.1',
-    'submission_relay_port = 9',
-    'service submission-login {',
-    `  inet_listener submission {\n    port = ${p.starttls}\n  }`,
-    `  inet_listener submissions {\n    port = ${p.implicit}\n    ssl = yes\n  }`,
-    '}',
-  ].join('\n')
-
-async function listening(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const s = connect(port, '127.0.0.1')
-    s.once('connect', () => {
-      s.destroy()
-      done(true)
-    })
-    s.once('error', () => done(false))
-  })
-}
 
 let good: Dovecot
 let expired: Dovecot
 let coturn: Coturn
-let https: ChildProcess | undefined
+let https: Awaited<ReturnType<typeof startHttps>> | undefined
 let goodPorts: Submission
 let expiredPorts: Submission
 let httpsPort: number
@@ -74,22 +50,14 @@ beforeAll(async () => {
     }),
     startCoturn({ certName: '127.0.0.1' }),
   ])
-  const web = makeCert(dir, { ...cert, name: 'web.localhost' })
-  httpsPort = await freePort()
-  https = spawn(
-    'openssl',
-    ['s_server', '-quiet', '-www', '-accept', `127.0.0.1:${httpsPort}`, '-cert', web.cert, '-key', web.key],
-    {
-      stdio: 'ignore',
-    },
-  )
-  for (let i = 0; i < 100 && !(await listening(httpsPort)); i++) await new Promise((r) => setTimeout(r, 50))
+  https = await startHttps(dir, { ...cert, name: 'web.localhost' })
+  httpsPort = https.port
   caFile = join(dir, 'ca.pem')
-  await writeFile(caFile, [good.certPem, expired.certPem, coturn.caPem, await readFile(web.cert, 'utf8')].join('\n'))
+  await writeFile(caFile, [good.certPem, expired.certPem, coturn.caPem, https.certPem].join('\n'))
 }, 90_000)
 
 afterAll(async () => {
-  https?.kill()
+  https?.stop()
   await Promise.allSettled([good?.stop(), expired?.stop(), coturn?.stop()])
   if (dir) await rm(dir, { recursive: true, force: true })
 })
