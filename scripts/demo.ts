@@ -1,11 +1,14 @@
 // `npm run demo`: a local Debian 13 host with systemd (scripts/testhost.sh), `chatmail deploy host`
-// into it, the doctor's verdict, and how to reach and remove it. Needs root (nspawn, netns).
+// into it, the doctor's verdict, how to reach and remove it, and last the server's sign-up link
+// (with its QR code on a terminal). Needs root (nspawn, netns).
 // DEMO_DEBIAN=12 makes a Debian 12 host instead.
 // The real iroh-relay release cannot be downloaded in this sandbox: the demo serves a tarball
 // holding the iroh-relay STAND-IN (test/stand-in-relay), with its own sha256.
 import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
+import { loadConfig } from '../src/config/load.js'
+import { qrTerminal, signupLink } from '../src/signup/links.js'
 import { serveStandInMirror } from '../test/helpers/standin-tarball.js'
 import { DEBIAN_SUITES, debianSuite, parseEnvOutput } from '../test/helpers/testhost.js'
 
@@ -80,4 +83,11 @@ The chatmail server runs in a local Debian ${DEBIAN_SUITES[suite]} host at ${ip}
   log in:      ${host.TESTHOST_SSH}
   remove it:   ${stop}
 `)
+if (status === 0) {
+  // What a person signs up with (the same link `chatmail invite` prints, without a token). The demo
+  // server is self-signed: the link is its sign-up page, which hands Delta Chat a dclogin: link.
+  const link = signupLink((await loadConfig(join(dir, 'chatmail.toml'))).config)
+  process.stdout.write(`  sign up:     ${link}\n`)
+  if (process.stdout.isTTY) process.stdout.write(`${qrTerminal(link)}\n`)
+}
 process.exit(status)

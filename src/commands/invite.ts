@@ -78,9 +78,8 @@ Exit codes: 0 created, 1 the server refused, 2 usage error, 3 could not run (con
         'is the server deployed with this version (chatmail deploy host)?',
       )
     }
-    const { dcaccountLink, qrTerminal } = await import('../signup/links.js')
-    const { needsDclogin } = await import('../signup/page.js')
-    const link = needsDclogin(c) ? `https://${c.domain}/?i=${invite.token}` : dcaccountLink(c.domain, invite.token)
+    const { qrTerminal, signupLink } = await import('../signup/links.js')
+    const link = signupLink(c, invite.token)
     const expires = new Date(invite.expires * 1000).toISOString().replace('.000Z', 'Z')
     const result = { link, token: invite.token, uses: invite.uses, expires, registration: invite.registration }
     if (this.jsonEnabled()) return result

@@ -3,7 +3,9 @@
  * `dcaccount:https://DOMAIN/new` makes core POST there and log in with the address and password
  * the server returns. An invite adds `?i=TOKEN`, which core keeps in the URL it POSTs to.
  */
+import { isIPv4 } from 'node:net'
 import { renderSVG, renderUnicodeCompact } from 'uqr'
+import type { Config } from '../config/schema.js'
 
 export function signupUrl(domain: string, token?: string): string {
   return `https://${domain}/new${token ? `?i=${encodeURIComponent(token)}` : ''}`
@@ -11,6 +13,21 @@ export function signupUrl(domain: string, token?: string): string {
 
 export function dcaccountLink(domain: string, token?: string): string {
   return `dcaccount:${signupUrl(domain, token)}`
+}
+
+/** Self-signed servers (IP-only ones always): core's dcaccount: flow cannot accept their certificate. */
+export function needsDclogin(c: Config): boolean {
+  return c.tls.mode === 'self-signed' || isIPv4(c.domain)
+}
+
+/**
+ * The link a person signs up with: `dcaccount:` (core POSTs to /new itself), or on a self-signed
+ * server the sign-up page, which asks /new and hands Delta Chat a `dclogin:` link that accepts the
+ * certificate. An invite token rides along either way.
+ */
+export function signupLink(c: Config, token?: string): string {
+  if (!needsDclogin(c)) return dcaccountLink(c.domain, token)
+  return `https://${c.domain}/${token ? `?i=${encodeURIComponent(token)}` : ''}`
 }
 
 /** An SVG QR code (for the web page, rendered at deploy time). */

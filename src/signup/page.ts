@@ -1,8 +1,7 @@
 /** The web page at https://DOMAIN/ with the sign-up QR code, rendered at deploy time. */
-import { isIPv4 } from 'node:net'
 import type { Config } from '../config/schema.js'
 import { loadTemplate, type TemplateLines, templateLines } from '../deploy/template.js'
-import { dcaccountLink, qrSvg } from './links.js'
+import { dcaccountLink, needsDclogin, qrSvg } from './links.js'
 
 /** A rendered fragment as a multi-line template value. */
 export function asLines(text: string): TemplateLines {
@@ -11,11 +10,6 @@ export function asLines(text: string): TemplateLines {
 
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
-}
-
-/** Self-signed servers (IP-only ones always): core's dcaccount: flow cannot accept their certificate. */
-export function needsDclogin(c: Config): boolean {
-  return c.tls.mode === 'self-signed' || isIPv4(c.domain)
 }
 
 export async function signupPage(c: Config, templatesDir?: string): Promise<string> {

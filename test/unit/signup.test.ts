@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { type Config, DEFAULT_ACCOUNTS, DEFAULT_EXPIRY } from '../../src/config/schema.js'
 import { deliveryLines, loginMapLines, ownSenderLines } from '../../src/deploy/mail-routing.js'
-import { dcaccountLink, qrTerminal } from '../../src/signup/links.js'
+import { dcaccountLink, qrTerminal, signupLink } from '../../src/signup/links.js'
 import { signupPage } from '../../src/signup/page.js'
 
 function config(domain: string, over: Partial<Config['accounts']> = {}, tls: Config['tls']['mode'] = 'acme'): Config {
@@ -62,6 +62,14 @@ describe('sign-up page', () => {
     expect(dcaccountLink('chat.example.org', 'tok_en-1234567890abc')).toBe(
       'dcaccount:https://chat.example.org/new?i=tok_en-1234567890abc',
     )
+  })
+
+  it('the sign-up link (invite, demo): dcaccount:, or the page on a self-signed server, which hands out dclogin:', () => {
+    expect(signupLink(config('chat.example.org'))).toBe('dcaccount:https://chat.example.org/new')
+    expect(signupLink(config('chat.example.org'), 'tok')).toBe('dcaccount:https://chat.example.org/new?i=tok')
+    expect(signupLink(config('chat.example.org', {}, 'self-signed'))).toBe('https://chat.example.org/')
+    expect(signupLink(config('203.0.113.5'))).toBe('https://203.0.113.5/')
+    expect(signupLink(config('203.0.113.5'), 'a b')).toBe('https://203.0.113.5/?i=a%20b')
   })
 })
 
