@@ -16,8 +16,10 @@ export interface DoctorRun extends Omit<RunOptions, 'findings' | 'plan' | 'state
 
 export async function runDoctor(options: DoctorOptions, run: DoctorRun = {}): Promise<DoctorReport> {
   const defs = run.checks ?? (await loadChecks(options))
+  // Without SSH the host group is not loaded; `--skip host` still names real checks: nothing to skip.
+  const absent = run.checks || options.host ? [] : (await loadChecks({ host: true })).filter((d) => !defs.includes(d))
   const findings = seedFindings(options, Date.now())
-  const plan = planChecks(defs, run, findings)
+  const plan = planChecks(defs, { ...run, absent }, findings)
   run.onPlan?.(defs.filter((d) => plan.has(d.id)))
   const started = performance.now()
   const state = RunState.start(options, plan)

@@ -9,6 +9,11 @@ import type { CheckDef, Findings } from './model.js'
 export interface Selection {
   only?: readonly string[] | undefined
   skip?: readonly string[] | undefined
+  /**
+   * Checks that exist but cannot be part of this run (the host group without SSH): --skip may name
+   * them (there is nothing to skip), --only may not.
+   */
+  absent?: readonly CheckDef[] | undefined
 }
 
 /** What happens to each reported check; checks absent from the map are not run nor reported. */
@@ -53,7 +58,7 @@ function withDependencies(defs: readonly CheckDef[], chosen: Set<string>, findin
 
 export function planChecks(defs: readonly CheckDef[], selection: Selection, findings: Findings = {}): CheckPlan {
   const only = parseSelectors(defs, selection.only, '--only')
-  const skip = parseSelectors(defs, selection.skip, '--skip')
+  const skip = parseSelectors([...defs, ...(selection.absent ?? [])], selection.skip, '--skip')
   const chosen =
     only.length > 0
       ? withDependencies(

@@ -141,4 +141,16 @@ describe('--only / --skip', () => {
       expect((err as ChatmailError).message).toContain('imap.nope')
     }
   })
+
+  it('--skip may name checks this run cannot have (the host group without SSH); --only may not', () => {
+    const absent = [def('host.units', async () => ok(''), { group: 'host' })]
+    expect([...planChecks(defs, { skip: ['host'], absent }).entries()]).toEqual([
+      ['imap.login', 'run'],
+      ['metadata.turn', 'run'],
+      ['turn.allocate.udp', 'run'],
+      ['relay.ping', 'run'],
+    ])
+    expect(() => planChecks(defs, { skip: ['host'] })).toThrow(/--skip host: no such check or group/)
+    expect(() => planChecks(defs, { only: ['host'], absent })).toThrow(/--only host: no such check or group/)
+  })
 })
