@@ -36,10 +36,12 @@ beforeAll(async () => {
   if (!existsSync(resolve('dist/cli.js'))) throw new Error('build the CLI first: npm run build')
   const cred = mintTurnCredential(SECRET, { ttlSeconds: 86400, nowMs: Date.now() })
   dovecot = await startDovecot({
-    // On the config's domain: chatmail.toml refuses a doctor.user on another one.
-    user: 'doctor@127.0.0.1',
+    // On the config's domain (chatmail.toml refuses a doctor.user on another one), spelt as an
+    // IP-only server of ours spells it: the address literal (a config's doctor@IP is read so).
+    user: 'doctor@[127.0.0.1]',
     cert: { name: 'localhost', altNames: ['IP:127.0.0.1'] },
-    extraConfig: 'imap_capability = +XCHATMAIL',
+    extraConfig:
+      'imap_capability = +XCHATMAIL\nauth_username_chars = abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567890.-_@[]',
     metadata: {
       kind: 'file',
       values: {
