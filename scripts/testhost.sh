@@ -13,6 +13,7 @@
 #   TESTHOST_DOMAIN=NAME.test     the guest's /etc/hosts maps it to its own address
 #   TESTHOST_KEEP=1               keep the previous run's changes (default: every up is pristine)
 #   TESTHOST_RUNNER_PORTS="8000:8999 14000 15000"  runner TCP ports the guest may connect to
+#   TESTHOST_RUNNER_UDP_PORTS=""  runner UDP ports the guest may send to (e.g. 53: a test's DNS server)
 #   TESTHOST_STATE_ROOT=/var/tmp/chatmail-testhost, TESTHOST_CACHE=/var/cache/chatmail-testhost
 #   TESTHOST_SUITE=bookworm
 #
@@ -29,6 +30,7 @@ SUITE=${TESTHOST_SUITE:-bookworm}
 STATE_ROOT=${TESTHOST_STATE_ROOT:-/var/tmp/chatmail-testhost}
 STATE=$STATE_ROOT/$NAME
 RUNNER_PORTS=${TESTHOST_RUNNER_PORTS:-8000:8999 14000 15000}
+RUNNER_UDP_PORTS=${TESTHOST_RUNNER_UDP_PORTS:-}
 PACKAGES=systemd,systemd-sysv,dbus,openssh-server,ca-certificates,iproute2,procps,netbase,apt-utils
 
 RUNNER_IP=10.213.$INDEX.1
@@ -199,6 +201,7 @@ firewall() { # add|del: every rule carries the instance's comment, so removal is
   rules+=("filter INPUT -i $VETH -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT")
   rules+=("filter INPUT -i $VETH -p icmp -j ACCEPT")
   for p in $RUNNER_PORTS; do rules+=("filter INPUT -i $VETH -d $RUNNER_IP -p tcp --dport $p -j ACCEPT"); done
+  for p in $RUNNER_UDP_PORTS; do rules+=("filter INPUT -i $VETH -d $RUNNER_IP -p udp --dport $p -j ACCEPT"); done
   rules+=("filter INPUT -i $VETH -j DROP")
   rules+=("filter FORWARD -o $VETH -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT")
   while read -r ip host; do

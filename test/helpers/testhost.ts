@@ -36,6 +36,10 @@ export interface TestHostOptions {
   index?: number
   /** TESTHOST_RUNNER_PORTS, e.g. '8000:8999 14000'. */
   runnerPorts?: string
+  /** TESTHOST_RUNNER_UDP_PORTS, e.g. '53' (a DNS server the test runs on the runner). */
+  runnerUdpPorts?: string
+  /** TESTHOST_DOMAIN: the guest's own name in its /etc/hosts (default NAME.test). */
+  domain?: string
   cacheDir?: string
   /** TESTHOST_SUITE: the Debian release of the guest (default bookworm). */
   suite?: DebianSuite
@@ -92,6 +96,8 @@ function scriptEnv(opts: TestHostOptions): Record<string, string> {
   if (opts.name) env.TESTHOST_NAME = opts.name
   if (opts.index !== undefined) env.TESTHOST_INDEX = String(opts.index)
   if (opts.runnerPorts) env.TESTHOST_RUNNER_PORTS = opts.runnerPorts
+  if (opts.runnerUdpPorts) env.TESTHOST_RUNNER_UDP_PORTS = opts.runnerUdpPorts
+  if (opts.domain) env.TESTHOST_DOMAIN = opts.domain
   if (opts.suite) env.TESTHOST_SUITE = opts.suite
   if (opts.keep) env.TESTHOST_KEEP = '1'
   return env

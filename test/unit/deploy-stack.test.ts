@@ -127,6 +127,7 @@ describe('stacks made of services', () => {
         'dovecot.service',
         'iroh-relay.service',
         'nginx.service',
+        'opendkim.service',
         'postfix.service',
       ].sort(),
     )

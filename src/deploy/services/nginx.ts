@@ -1,21 +1,57 @@
 /**
  * nginx: HTTPS for the iroh relay (/relay), the sign-up endpoint /new (chatmail-accounts), the
- * autoconfig XML, the ACME webroot and the sign-up page (its QR code rendered here, at deploy time).
+ * autoconfig XML, the ACME webroot, the sign-up page (its QR code rendered here, at deploy time)
+ * and the MTA-STS policy on mta-sts.DOMAIN.
  */
 
 import { signupPage } from '../../signup/page.js'
 import { ACCOUNTS } from '../../signup/remote.js'
-import { directory, file, pkg, service } from '../resources.js'
-import { type ServiceModule, tcp } from '../service.js'
+import { mtaStsEnabled, mtaStsHost, mtaStsPolicy, wwwHost } from '../federation.js'
+import { type DirectoryResource, directory, type FileResource, file, pkg, service } from '../resources.js'
+import { type ServiceModule, type StackContext, tcp } from '../service.js'
+import { templateLines } from '../template.js'
 import { baseVars, PATHS, render } from './common.js'
+
+const MTA_STS_ROOT = '/var/www/mta-sts'
+
+/** The MTA-STS policy and the server block for mta-sts.DOMAIN that serves it (none when disabled). */
+async function mtaSts(
+  ctx: StackContext,
+): Promise<{ directories: DirectoryResource[]; files: FileResource[]; restartOn: FileResource[] }> {
+  const c = ctx.config
+  if (!mtaStsEnabled(c)) return { directories: [], files: [], restartOn: [] }
+  const conf = await render(ctx, '/etc/nginx/conf.d/mta-sts.conf', 'nginx/mta-sts.conf', {
+    ...baseVars(c),
+    mta_sts_host: mtaStsHost(c.domain),
+    mta_sts_root: MTA_STS_ROOT,
+  })
+  const policy = await render(
+    ctx,
+    `${MTA_STS_ROOT}/.well-known/mta-sts.txt`,
+    'nginx/mta-sts.txt',
+    { policy: templateLines(...mtaStsPolicy(c.domain).trimEnd().split('\n')) },
+    { mode: '0644' },
+  )
+  return {
+    directories: [directory(MTA_STS_ROOT), directory(`${MTA_STS_ROOT}/.well-known`)],
+    files: [conf, policy],
+    restartOn: [conf],
+  }
+}
+
 import { certificateChanges } from './tls.js'
 
 export const nginx: ServiceModule = {
   name: 'nginx',
   async build(ctx) {
     const c = ctx.config
+    const sts = await mtaSts(ctx)
+    const www = mtaStsEnabled(c) ? [wwwHost(c.domain)] : []
     const conf = await render(ctx, '/etc/nginx/conf.d/chatmail.conf', 'nginx/chatmail.conf', {
       ...baseVars(c),
+      // Port 80 answers ACME challenges for every name of the certificate.
+      http_names: [c.domain, ...(mtaStsEnabled(c) ? [mtaStsHost(c.domain)] : []), ...www].join(' '),
+      https_names: [c.domain, ...www].join(' '),
       iroh_port: c.iroh.port,
       acme_webroot: PATHS.acmeWebroot,
       accounts_http_socket: ACCOUNTS.httpSocket,
@@ -38,9 +74,15 @@ export const nginx: ServiceModule = {
         directory('/var/www/chatmail/.well-known/autoconfig/mail'),
         directory('/var/lib/chatmail'),
         directory(PATHS.acmeWebroot),
+        ...sts.directories,
       ],
-      files: [conf, index, script, autoconfig],
-      units: [service('nginx.service', { restartOn: [conf, ...certificateChanges(c)], validate: ['nginx -t -q'] })],
+      files: [conf, index, script, autoconfig, ...sts.files],
+      units: [
+        service('nginx.service', {
+          restartOn: [conf, ...sts.restartOn, ...certificateChanges(c)],
+          validate: ['nginx -t -q'],
+        }),
+      ],
       ports: [tcp(80, ['nginx']), tcp(443, ['nginx'])],
     }
   },

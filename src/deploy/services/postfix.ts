@@ -1,13 +1,31 @@
 /** postfix: SMTP on 25, submission on 465 and 587 (SASL through dovecot), delivery over LMTP. */
 import { isIP } from 'node:net'
+import type { Config } from '../../config/schema.js'
 import { ACCOUNTS } from '../../signup/remote.js'
+import { DKIM, dkimEnabled } from '../federation.js'
 import { deliveryLines, loginMapLines, ownSenderLines } from '../mail-routing.js'
 import { pkg, service } from '../resources.js'
 import { type ServiceModule, tcp } from '../service.js'
-import { templateLines } from '../template.js'
+import { type TemplateLines, templateLines } from '../template.js'
 import { baseVars, doctorAddress, MANAGED_BY, render } from './common.js'
 import { QUOTA_STATUS_SOCKET } from './dovecot.js'
 import { certificateChanges } from './tls.js'
+
+/**
+ * opendkim as a milter (services/opendkim.ts): every smtpd and postfix's own mail (bounces) go
+ * through it. Postfix names every daemon ORIGINATING, which opendkim signs, except the smtpd on
+ * port 25 (master.cf: VERIFYING), whose mail it verifies. Without opendkim, mail waits (tempfail).
+ */
+export function milterLines(c: Pick<Config, 'domain'>): string | TemplateLines {
+  if (!dkimEnabled(c)) return '# No DKIM: an IP-only server has no DNS to publish a key in.'
+  return templateLines(
+    '# DKIM: opendkim signs what our users send and what postfix makes (bounces), verifies port 25.',
+    `smtpd_milters = ${DKIM.postfixSocket}`,
+    `non_smtpd_milters = ${DKIM.postfixSocket}`,
+    'milter_default_action = tempfail',
+    'milter_macro_daemon_name = ORIGINATING',
+  )
+}
 
 export const postfix: ServiceModule = {
   name: 'postfix',
@@ -22,6 +40,7 @@ export const postfix: ServiceModule = {
         ? "# myhostname: the system's host name (an IP-only server; postfix refuses a numeric one)"
         : templateLines(`myhostname = ${c.domain}`, `mydomain = ${c.domain}`),
       delivery_lines: templateLines(...deliveryLines(c.domain, doctorAddress(c), ACCOUNTS.socketmapSocket).split('\n')),
+      milter_lines: milterLines(c),
     })
     const master = await render(ctx, '/etc/postfix/master.cf', 'postfix/master.cf', { managed_by: MANAGED_BY })
     const loginMap = await render(ctx, '/etc/postfix/login_map', 'postfix/login_map', {
@@ -32,6 +51,9 @@ export const postfix: ServiceModule = {
       managed_by: MANAGED_BY,
       own_sender_lines: ownSenderLines(c.domain),
     })
+    const headerCleanup = await render(ctx, '/etc/postfix/lmtp_header_cleanup', 'postfix/lmtp_header_cleanup', {
+      managed_by: MANAGED_BY,
+    })
     const owners = ['master', 'smtpd']
     return {
       packages: [
@@ -41,11 +63,11 @@ export const postfix: ServiceModule = {
         ]),
         pkg('postfix-pcre'),
       ],
-      files: [main, master, loginMap, ownSenders],
+      files: [main, master, loginMap, ownSenders, headerCleanup],
       units: [
         service('postfix.service', {
           restartOn: [main, master, ...certificateChanges(c)],
-          reloadOn: [loginMap, ownSenders],
+          reloadOn: [loginMap, ownSenders, headerCleanup],
           validate: ['postfix check'],
         }),
       ],

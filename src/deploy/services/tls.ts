@@ -6,6 +6,7 @@
 import { isIP } from 'node:net'
 import type { Config } from '../../config/schema.js'
 import { shellQuote as q } from '../../ssh/quote.js'
+import { certificateNames } from '../federation.js'
 import { type CommandResource, command, directory, pkg, type Resource, service } from '../resources.js'
 import type { ServiceModule } from '../service.js'
 import { baseVars, PATHS, render } from './common.js'
@@ -47,6 +48,12 @@ export const tls: ServiceModule = {
     if (c.tls.mode === 'self-signed') return { directories: dirs, commands: certificateChanges(c) as CommandResource[] }
     const email = c.tls.acmeEmail ? `--email ${q(c.tls.acmeEmail)}` : '--register-unsafely-without-email'
     const live = `/etc/letsencrypt/live/${c.domain}`
+    const names = certificateNames(c)
+    // The certificate in use must be certbot's and cover every name (a host deployed before the
+    // mta-sts. and www. names were added gets a new one with all of them).
+    const covers = names.map(
+      (n) => `openssl x509 -in ${PATHS.tlsCert} -noout -checkhost ${q(n)} | grep -q 'does match'`,
+    )
     return {
       packages: [pkg('certbot')],
       directories: [...dirs, directory('/var/lib/chatmail'), directory(PATHS.acmeWebroot)],
@@ -54,10 +61,10 @@ export const tls: ServiceModule = {
         ...(certificateChanges(c) as CommandResource[]),
         command(
           'acme-certificate',
-          `obtain a certificate for ${c.domain} from ${c.tls.acmeDirectory}`,
-          `test -s ${live}/fullchain.pem && cmp -s ${live}/fullchain.pem ${PATHS.tlsCert}`,
+          `obtain a certificate for ${names.join(', ')} from ${c.tls.acmeDirectory}`,
+          [`test -s ${live}/fullchain.pem`, `cmp -s ${live}/fullchain.pem ${PATHS.tlsCert}`, ...covers].join(' && '),
           [
-            `certbot certonly --non-interactive --agree-tos ${email} --webroot -w ${PATHS.acmeWebroot} -d ${q(c.domain)} --server ${q(c.tls.acmeDirectory)} --cert-name ${q(c.domain)} --keep-until-expiring`,
+            `certbot certonly --non-interactive --agree-tos ${email} --webroot -w ${PATHS.acmeWebroot} ${names.map((n) => `-d ${q(n)}`).join(' ')} --server ${q(c.tls.acmeDirectory)} --cert-name ${q(c.domain)} --keep-until-expiring --renew-with-new-domains`,
             `RENEWED_LINEAGE=${live} /etc/letsencrypt/renewal-hooks/deploy/chatmail.sh`,
           ].join(' && '),
           'after-services',

@@ -9,11 +9,12 @@ import { coturn } from '../services/coturn.js'
 import { dovecot } from '../services/dovecot.js'
 import { irohRelay } from '../services/iroh-relay.js'
 import { nginx } from '../services/nginx.js'
+import { opendkim } from '../services/opendkim.js'
 import { postfix } from '../services/postfix.js'
 import { system } from '../services/system.js'
 import { tls } from '../services/tls.js'
 
 export const dovecotStack: StackDefinition = {
   profile: 'dovecot',
-  services: [system, tls, chatmailMetadata, chatmailAccounts, dovecot, postfix, coturn, irohRelay, nginx],
+  services: [system, tls, chatmailMetadata, chatmailAccounts, dovecot, opendkim, postfix, coturn, irohRelay, nginx],
 }

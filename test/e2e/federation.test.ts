@@ -1,0 +1,445 @@
+/**
+ * Two chatmail servers on two domains, federating: one.test (th-fed-1) and two.test (th-fed-2),
+ * deployed in parallel, each with certificates from its own pebble and with an authoritative DNS
+ * server (Debian's knot, test/helpers/authdns.ts) on the runner as their resolver, serving the
+ * records the servers need (A, MX, _mta-sts, the DKIM key read back from each host).
+ *
+ * Proves: mail from one.test to two.test (and back) arrives DKIM-verified; mail to two.test
+ * without a signature, with a broken one, or signed by another domain than the From address's is
+ * refused; the MTA-STS policy is served over HTTPS with a valid certificate and matches its TXT
+ * record; a redeploy keeps the DKIM key and changes nothing.
+ */
+import { generateKeyPairSync } from 'node:crypto'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { request } from 'node:https'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ImapFlow } from 'imapflow'
+import nodemailer from 'nodemailer'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { DKIM, dkimRecord, dkimRecordName, mtaStsPolicy, mtaStsRecord } from '../../src/deploy/federation.js'
+import { type AuthDns, startAuthDns } from '../helpers/authdns.js'
+import { runCli } from '../helpers/cli.js'
+import { type Pebble, startPebble } from '../helpers/pebble.js'
+import { type StandInMirror, serveStandInMirror } from '../helpers/standin-tarball.js'
+import {
+  deployHostArgs,
+  guestShell,
+  startTestHost,
+  stopTestHost,
+  type TestHost,
+  type TestHostOptions,
+  testHostSkipReason,
+} from '../helpers/testhost.js'
+
+const HOSTS: TestHostOptions[] = [
+  { name: 'th-fed-1', index: 100, domain: 'one.test', runnerPorts: '8000:8999 14000 15000 53', runnerUdpPorts: '53' },
+  { name: 'th-fed-2', index: 101, domain: 'two.test', runnerPorts: '8000:8999 14000 15000 53', runnerUdpPorts: '53' },
+]
+const skip = testHostSkipReason()
+
+interface Server {
+  opts: TestHostOptions
+  domain: string
+  host: TestHost
+  pebble: Pebble
+  rootFile: string
+  dir: string
+  mirror: StandInMirror
+  dkimPublic?: string
+}
+
+interface Run {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+/** The built CLI, in a private mount namespace whose /etc/hosts maps the test names to the guests. */
+function cli(hostsFile: string, args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
+  const wrap = [
+    'unshare',
+    '--mount',
+    '--propagation',
+    'private',
+    '--',
+    'sh',
+    '-c',
+    'mount --bind "$0" /etc/hosts && exec "$@"',
+    hostsFile,
+  ]
+  return runCli(args, { cwd, env, timeoutMs: 900_000, wrap })
+}
+
+/** A TXT value as zone-file strings of at most 255 characters. */
+const txt = (value: string) => (value.match(/.{1,255}/g) ?? []).map((s) => `"${s}"`).join(' ')
+
+function zone(s: Server): string {
+  const d = s.domain
+  const ip = s.host.host
+  const sts = mtaStsRecord(d)
+  return [
+    `${d}. A ${ip}`,
+    `mta-sts.${d}. A ${ip}`,
+    `www.${d}. A ${ip}`,
+    `${d}. MX 10 ${d}.`,
+    `${d}. TXT "v=spf1 a ~all"`,
+    `${sts.name}. TXT ${txt(sts.value)}`,
+    ...(s.dkimPublic ? [`${dkimRecordName(d)}. TXT ${txt(dkimRecord(s.dkimPublic))}`] : []),
+  ].join('\n')
+}
+
+function httpsGet(
+  ip: string,
+  name: string,
+  path: string,
+  ca: string,
+): Promise<{ status: number; type: string; body: string }> {
+  return new Promise((ok, fail) => {
+    const req = request({ host: ip, servername: name, path, headers: { host: name }, ca, timeout: 10_000 }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => {
+        body += d
+      })
+      res.on('end', () => ok({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }))
+    })
+    req.on('timeout', () => req.destroy(new Error(`GET https://${name}${path} timed out`)))
+    req.on('error', fail)
+    req.end()
+  })
+}
+
+async function imap(ip: string, user: string, pass: string): Promise<ImapFlow> {
+  const c = new ImapFlow({
+    host: ip,
+    port: 993,
+    secure: true,
+    auth: { user, pass },
+    tls: { rejectUnauthorized: false },
+    logger: false,
+  })
+  await c.connect()
+  return c
+}
+
+/** Waits for a message whose Subject is `subject` in the INBOX; returns its source. */
+async function waitForMessage(ip: string, user: string, pass: string, subject: string): Promise<string> {
+  const c = await imap(ip, user, pass)
+  try {
+    for (let i = 0; i < 150; i++) {
+      await c.mailboxOpen('INBOX')
+      for await (const m of c.fetch('1:*', { source: true, envelope: true })) {
+        if (m.envelope?.subject === subject && m.source) return m.source.toString('utf8')
+      }
+      await new Promise((r) => setTimeout(r, 200))
+    }
+    throw new Error(`no message "${subject}" for ${user} within 30 s`)
+  } finally {
+    await c.logout().catch(() => {})
+  }
+}
+
+/** An Autocrypt-style encrypted message (multipart/encrypted), as Delta Chat sends them. */
+function encryptedLooking(from: string, to: string, subject: string): string {
+  const b = 'fedboundary1'
+  return [
+    `From: <${from}>`,
+    `To: <${to}>`,
+    `Subject: ${subject}`,
+    `Date: ${new Date().toUTCString()}`,
+    `Message-ID: <${subject.replace(/\W/g, '')}.${Date.now()}@${from.split('@')[1]}>`,
+    'MIME-Version: 1.0',
+    `Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; boundary="${b}"`,
+    '',
+    `--${b}`,
+    'Content-Type: application/pgp-encrypted',
+    '',
+    'Version: 1',
+    '',
+    `--${b}`,
+    'Content-Type: application/octet-stream',
+    '',
+    '-----BEGIN PGP MESSAGE-----',
+    '',
+    'wV4D5tq63hTeebASAQdA2wb0h1fu3RXs3N8x4d1uV8q0s1hM7eWwEO4zqV6Ew2ow',
+    '=AbCd',
+    '-----END PGP MESSAGE-----',
+    '',
+    `--${b}--`,
+    '',
+  ].join('\r\n')
+}
+
+/** Sends a raw message to IP:25 (STARTTLS when offered); resolves with the reply or the refusal. */
+async function sendToPort25(
+  ip: string,
+  from: string,
+  to: string,
+  raw: string | Buffer,
+): Promise<{ code: number; text: string }> {
+  const t = nodemailer.createTransport({
+    host: ip,
+    port: 25,
+    secure: false,
+    tls: { rejectUnauthorized: false },
+    name: 'runner.test',
+  })
+  try {
+    const info = await t.sendMail({ envelope: { from, to: [to] }, raw })
+    return { code: 250, text: String(info.response) }
+  } catch (err) {
+    const e = err as { responseCode?: number; response?: string; message: string }
+    return { code: e.responseCode ?? 0, text: e.response ?? e.message }
+  } finally {
+    t.close()
+  }
+}
+
+/** Signs `raw` with DKIM (nodemailer's signer) as `domain`, selector `t`. */
+async function dkimSigned(raw: string, domain: string, privateKey: string): Promise<string> {
+  const t = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'windows' })
+  const info = await t.sendMail({
+    envelope: { from: `x@${domain}`, to: ['y@two.test'] },
+    raw,
+    dkim: { domainName: domain, keySelector: 't', privateKey },
+  })
+  return (info.message as Buffer).toString('utf8')
+}
+
+const journal = (s: Server, unit: string) => guestShell(s.host, `journalctl -u ${unit} --no-pager -o cat`)
+
+describe.skipIf(skip)(`two servers federating: DKIM and MTA-STS${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  const servers: Server[] = []
+  let dns: AuthDns | undefined
+  let hostsFile: string
+  let base: string
+  // A third domain whose key only the runner holds: signs the test's port-25 messages.
+  const three = generateKeyPairSync('rsa', { modulusLength: 2048 })
+  const threePrivate = three.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
+  const threePublic = three.publicKey.export({ type: 'spki', format: 'der' }).toString('base64')
+  const deploy = (s: Server) =>
+    cli(
+      hostsFile,
+      deployHostArgs(s.host, `root@${s.host.host}`, s.mirror, '--skip-dns-check', '--yes', '--json'),
+      s.dir,
+      {
+        NODE_EXTRA_CA_CERTS: s.rootFile,
+      },
+    )
+  const one = () => servers[0] as Server
+  const two = () => servers[1] as Server
+  const users = {
+    one: { user: 'fedsender@one.test', pass: 'one-password-1' },
+    two: { user: 'fedreader@two.test', pass: 'two-password-2' },
+  }
+
+  beforeAll(async () => {
+    base = mkdtempSync(join(tmpdir(), 'chatmail-fed-'))
+    const hosts = await Promise.all(HOSTS.map((o) => startTestHost(o)))
+    dns = await startAuthDns({ listen: hosts.map((h) => h.runnerIp), port: 53 })
+    for (const [i, host] of hosts.entries()) {
+      const opts = HOSTS[i] as TestHostOptions
+      const dir = mkdtempSync(join(base, `${opts.name}-`))
+      const pebble = await startPebble({ listenIp: host.runnerIp, targetIp: host.host })
+      const rootFile = join(dir, 'pebble-root.pem')
+      writeFileSync(rootFile, await pebble.rootCaPem())
+      const mirror = await serveStandInMirror(dir, host.runnerIp)
+      servers.push({ opts, domain: opts.domain as string, host, pebble, rootFile, dir, mirror })
+    }
+    hostsFile = join(base, 'hosts')
+    writeFileSync(
+      hostsFile,
+      `${readFileSync('/etc/hosts', 'utf8').trimEnd()}\n${servers.map((s) => `${s.host.host} ${s.domain} mta-sts.${s.domain} www.${s.domain}`).join('\n')}\n`,
+    )
+    await dns.setZone(
+      'three.test',
+      `three.test. A 10.213.255.254\nt._domainkey.three.test. TXT ${txt(dkimRecord(threePublic))}`,
+    )
+    for (const s of servers) {
+      await dns.setZone(s.domain, zone(s))
+      // Environment: the runner's DNS server is the host's resolver; it trusts its pebble's API.
+      await guestShell(
+        s.host,
+        `echo 'nameserver ${s.host.runnerIp}' >/etc/resolv.conf && cat >/usr/local/share/ca-certificates/chatmail-test-pebble.crt <<'EOF'\n${s.pebble.tlsCaPem.trim()}\nEOF\nupdate-ca-certificates >/dev/null`,
+      )
+      const init = await cli(hostsFile, ['init', s.domain, '--tls', 'acme', '--acme-email', `admin@${s.domain}`], s.dir)
+      expect(init.code, init.stderr).toBe(0)
+      const path = join(s.dir, 'chatmail.toml')
+      writeFileSync(
+        path,
+        readFileSync(path, 'utf8').replace(
+          /^(# )?acme_directory = .*$/m,
+          `acme_directory = "${s.pebble.directoryUrl}"`,
+        ),
+      )
+    }
+  }, 600_000)
+
+  afterAll(async () => {
+    for (const s of servers) {
+      s.mirror.close()
+      await s.pebble.stop().catch(() => {})
+    }
+    await dns?.stop().catch(() => {})
+    await Promise.all(HOSTS.map((o) => stopTestHost(o).catch(() => {})))
+  }, 180_000)
+
+  test('both deploy (in parallel): pebble certificates for DOMAIN, mta-sts. and www.; a DKIM key made on each host', async () => {
+    const runs = await Promise.all(servers.map((s) => deploy(s)))
+    for (const [i, r] of runs.entries()) {
+      const s = servers[i] as Server
+      expect(
+        r.code,
+        `${s.domain}: ${r.stderr.slice(-3000)}\n${r.stdout.slice(0, 3000)}\n--- pebble:\n${s.pebble.log().slice(-2000)}`,
+      ).toBe(0)
+      const cert = await guestShell(
+        s.host,
+        'openssl x509 -in /etc/chatmail/tls/fullchain.pem -noout -issuer -ext subjectAltName',
+      )
+      expect(cert).toMatch(/Pebble Intermediate CA/)
+      expect(cert).toContain(`DNS:${s.domain}`)
+      expect(cert).toContain(`DNS:mta-sts.${s.domain}`)
+      expect(cert).toContain(`DNS:www.${s.domain}`)
+      // The private key: the opendkim user's alone, in its own 0700 directory.
+      expect(await guestShell(s.host, `stat -c '%a %U:%G' ${DKIM.keyDir} ${DKIM.privateKey}`)).toBe(
+        '700 opendkim:opendkim\n600 opendkim:opendkim\n',
+      )
+      expect(await guestShell(s.host, 'systemctl is-active opendkim postfix')).toBe('active\nactive\n')
+      s.dkimPublic = (await guestShell(s.host, DKIM.publicKeyCommand)).trim()
+      expect(s.dkimPublic).toMatch(/^MII[A-Za-z0-9+/]+=*$/)
+      await dns?.setZone(s.domain, zone(s))
+    }
+    expect(one().dkimPublic).not.toBe(two().dkimPublic)
+  }, 1_500_000)
+
+  test('the MTA-STS policy is served over HTTPS with a valid certificate and matches the TXT record', async () => {
+    for (const s of servers) {
+      const root = readFileSync(s.rootFile, 'utf8')
+      const r = await httpsGet(s.host.host, `mta-sts.${s.domain}`, '/.well-known/mta-sts.txt', root)
+      expect(r.status).toBe(200)
+      expect(r.type).toMatch(/^text\/plain/)
+      expect(r.body).toBe(mtaStsPolicy(s.domain))
+      // RFC 8461: version, mode, mx naming the MX host, max_age.
+      const fields = Object.fromEntries(
+        r.body
+          .trim()
+          .split('\n')
+          .map((l) => l.split(/:\s*/, 2) as [string, string]),
+      )
+      expect(fields).toEqual({ version: 'STSv1', mode: 'enforce', mx: s.domain, max_age: '2419200' })
+      const record = await guestShell(s.host, `getent ahosts mta-sts.${s.domain} | head -1`)
+      expect(record).toContain(s.host.host)
+      // The TXT record the resolver answers names the id of exactly this policy.
+      const { Resolver } = await import('node:dns/promises')
+      const res = new Resolver()
+      res.setServers([`${s.host.runnerIp}:53`])
+      expect((await res.resolveTxt(`_mta-sts.${s.domain}`)).map((t) => t.join(''))).toEqual([
+        mtaStsRecord(s.domain).value,
+      ])
+      // Not for another name: the certificate is checked.
+      await expect(httpsGet(s.host.host, 'mta-sts.elsewhere.test', '/.well-known/mta-sts.txt', root)).rejects.toThrow()
+    }
+  }, 120_000)
+
+  test('mail from one.test to two.test, and back, arrives DKIM-verified', async () => {
+    // First logins make the accounts.
+    for (const [s, u] of [
+      [one(), users.one],
+      [two(), users.two],
+    ] as const) {
+      const c = await imap(s.host.host, u.user, u.pass)
+      await c.logout()
+    }
+    const send = async (s: Server, u: { user: string; pass: string }, to: string, subject: string) => {
+      const t = nodemailer.createTransport({
+        host: s.host.host,
+        port: 587,
+        secure: false,
+        requireTLS: true,
+        auth: u,
+        tls: { rejectUnauthorized: false },
+      })
+      try {
+        await t.sendMail({ envelope: { from: u.user, to: [to] }, raw: encryptedLooking(u.user, to, subject) })
+      } finally {
+        t.close()
+      }
+    }
+    await send(one(), users.one, users.two.user, 'fed one to two')
+    const arrived = await waitForMessage(two().host.host, users.two.user, users.two.pass, 'fed one to two')
+    // Verified on arrival; the signature headers stay on the server.
+    expect(arrived).not.toMatch(/^DKIM-Signature:/im)
+    expect(arrived).not.toMatch(/^Authentication-Results:/im)
+    expect(await journal(one(), 'opendkim')).toMatch(/DKIM-Signature field added \(s=opendkim, d=one\.test\)/)
+    expect(await journal(two(), 'opendkim')).toMatch(/DKIM verification successful/)
+
+    await send(two(), users.two, users.one.user, 'fed two to one')
+    await waitForMessage(one().host.host, users.one.user, users.one.pass, 'fed two to one')
+    expect(await journal(one(), 'opendkim')).toMatch(/DKIM verification successful/)
+  }, 180_000)
+
+  test('two.test refuses mail without a signature, with a broken one, or signed by another domain than From', async () => {
+    const ip = two().host.host
+    const to = users.two.user
+    // The control: signed by three.test for a three.test sender: accepted.
+    const good = await sendToPort25(
+      ip,
+      'a@three.test',
+      to,
+      await dkimSigned(encryptedLooking('a@three.test', to, 'fed good'), 'three.test', threePrivate),
+    )
+    expect(good, good.text).toMatchObject({ code: 250 })
+
+    const unsigned = await sendToPort25(ip, 'a@three.test', to, encryptedLooking('a@three.test', to, 'fed unsigned'))
+    expect(unsigned.code, unsigned.text).toBe(554)
+    expect(unsigned.text).toMatch(/No DKIM signature found/)
+
+    const signed = await dkimSigned(encryptedLooking('a@three.test', to, 'fed broken'), 'three.test', threePrivate)
+    const broken = await sendToPort25(ip, 'a@three.test', to, signed.replace('wV4D5tq63hTeeb', 'wV4D5tq63hTeec'))
+    expect(broken.code, broken.text).toBe(554)
+    expect(broken.text).toMatch(/No valid DKIM signature/)
+
+    // A valid signature of three.test on mail From four.test: not the author's domain.
+    const unaligned = await sendToPort25(
+      ip,
+      'a@four.test',
+      to,
+      await dkimSigned(encryptedLooking('a@four.test', to, 'fed unaligned'), 'three.test', threePrivate),
+    )
+    expect(unaligned.code, unaligned.text).toBe(554)
+    expect(unaligned.text).toMatch(/No valid DKIM signature/)
+
+    await waitForMessage(ip, users.two.user, users.two.pass, 'fed good')
+  }, 120_000)
+
+  test('a redeploy of both keeps the DKIM keys (the published records stay valid) and changes nothing', async () => {
+    const keyHash = (s: Server) => guestShell(s.host, `sha256sum ${DKIM.privateKey}`)
+    const before = await Promise.all(servers.map(keyHash))
+    const runs = await Promise.all(servers.map((s) => deploy(s)))
+    for (const [i, r] of runs.entries()) {
+      const s = servers[i] as Server
+      expect(r.code, r.stderr.slice(-3000)).toBe(0)
+      const out = JSON.parse(r.stdout)
+      expect(out.changed, JSON.stringify(out.plan ?? out, null, 1).slice(0, 3000)).toBe(0)
+      expect(out.restarted).toEqual([])
+      expect(await keyHash(s)).toBe(before[i])
+      expect((await guestShell(s.host, DKIM.publicKeyCommand)).trim()).toBe(s.dkimPublic)
+    }
+    // And mail still verifies against the record published after the first deploy.
+    const t = nodemailer.createTransport({
+      host: one().host.host,
+      port: 587,
+      secure: false,
+      requireTLS: true,
+      auth: users.one,
+      tls: { rejectUnauthorized: false },
+    })
+    await t.sendMail({
+      envelope: { from: users.one.user, to: [users.two.user] },
+      raw: encryptedLooking(users.one.user, users.two.user, 'fed after redeploy'),
+    })
+    t.close()
+    await waitForMessage(two().host.host, users.two.user, users.two.pass, 'fed after redeploy')
+  }, 1_200_000)
+})
