@@ -173,7 +173,10 @@ describe.skipIf(skip)(`chatmail deploy host with ACME from pebble${skip ? ` (ski
     const installed = await guestCert('/etc/chatmail/tls/fullchain.pem')
     expect(installed.issuer).toMatch(/Pebble Intermediate CA/)
     expect(installed.issuer).not.toBe(installed.subject)
-    expect(installed.subjectAltName).toBe(`DNS:${host.domain}`)
+    // The names the zone points at the server: the domain, mta-sts. (the MTA-STS policy) and www.
+    expect(installed.subjectAltName?.split(', ').sort()).toEqual(
+      [`DNS:${host.domain}`, `DNS:mta-sts.${host.domain}`, `DNS:www.${host.domain}`].sort(),
+    )
     expect(await guestShell(host, 'openssl x509 -in /etc/chatmail/tls/fullchain.pem -noout -issuer')).toMatch(
       /issuer=CN ?= ?Pebble Intermediate CA/,
     )
