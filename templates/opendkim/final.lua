@@ -1,8 +1,10 @@
 -- {{managed_by}}
--- Runs after verification. Mail we sign (postfix's ORIGINATING daemons) passes. Arriving mail
--- passes only with at least one signature of the From address's domain whose header signature and
--- body hash both verified; anything else is refused with a reply that says why.
-if odkim.get_mtasymbol(ctx, "{daemon_name}") == "ORIGINATING" then
+-- Runs after verification, for mail arriving on port 25 (postfix names that smtpd VERIFYING; what
+-- we sign passes, and opendkim's own trial run of the script when it loads it, without a message,
+-- must end here too: a script error there kills opendkim). Arriving mail passes only with at least
+-- one signature of the From address's domain whose header signature and body hash both verified;
+-- anything else is refused with a reply that says why.
+if odkim.get_mtasymbol(ctx, "{daemon_name}") ~= "VERIFYING" then
   return nil
 end
 local from = odkim.get_fromdomain(ctx)
