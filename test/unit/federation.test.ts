@@ -96,7 +96,7 @@ describe('the stack: opendkim, postfix milters, MTA-STS', () => {
     expect(conf).not.toMatch(/TrustAnchorFile/)
     const final = fileAt(spec.resources, '/etc/opendkim/final.lua')!.content
     expect(final).toContain('odkim.set_result(ctx, SMFIS_REJECT)')
-    expect(final).toContain('"ORIGINATING"')
+    expect(final).toContain('odkim.get_mtasymbol(ctx, "{daemon_name}") ~= "VERIFYING"')
     expect(fileAt(spec.resources, '/etc/opendkim/screen.lua')!.content).toContain('odkim.sig_ignore(sig)')
     const unit = unitOf(spec.resources, 'opendkim.service')!
     expect(unit.validate).toEqual(['opendkim -n -x /etc/opendkim.conf'])
