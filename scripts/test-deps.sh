@@ -13,8 +13,6 @@ if [ "${CHATMAIL_E2E:-1}" != 0 ]; then
   PKGS+=(systemd-container mmdebstrap pebble openssh-client)
   # The Delta Chat core e2e: a resolver on the fenced core's loopback (test/helpers/deltachat.ts).
   PKGS+=(dnsmasq-base)
-  # Two servers federating: an authoritative DNS server for their zones (test/helpers/authdns.ts).
-  PKGS+=(knot)
 fi
 
 missing=()

@@ -3,20 +3,21 @@
  * (made on the host once, see services/opendkim.ts), the MTA-STS policy and its id, and the names
  * the TLS certificate must cover. Pure: no I/O.
  *
- * DKIM: the selector and key path are those of cmdeploy (selector `opendkim`,
- * /etc/dkimkeys/opendkim.private), so a server taken over from cmdeploy keeps its key and its
- * published record. The private key never leaves the host; `chatmail dns` reads the public part
- * with `DKIM.publicKeyCommand` (as root, over SSH) and publishes `dkimRecord(thatOutput)` at
- * `dkimRecordName(domain)`.
+ * DKIM: the selector and key path are cmdeploy's (selector `opendkim`,
+ * /etc/dkimkeys/opendkim.private; src/dns/dkim-key.ts), so a server taken over from cmdeploy keeps
+ * its key and its published record. The private key never leaves the host; `chatmail dns` reads
+ * the public part with `dkimPublicKeyCommand()` (src/dns/dkim-key.ts, as root over SSH).
  */
 import { createHash } from 'node:crypto'
 import { isIP } from 'node:net'
+import { dirname } from 'node:path'
 import type { Config } from '../config/schema.js'
+import { DKIM_KEY } from '../dns/dkim-key.js'
 
+/** The key (selector, path: src/dns/dkim-key.ts, shared with `chatmail dns`) and opendkim's milter socket. */
 export const DKIM = {
-  selector: 'opendkim',
-  keyDir: '/etc/dkimkeys',
-  privateKey: '/etc/dkimkeys/opendkim.private',
+  ...DKIM_KEY,
+  keyDir: dirname(DKIM_KEY.privateKey),
   /** opendkim's milter socket, inside postfix's chroot (/var/spool/postfix). */
   socketDir: '/var/spool/postfix/opendkim',
   socket: '/var/spool/postfix/opendkim/opendkim.sock',
@@ -24,27 +25,11 @@ export const DKIM = {
   postfixSocket: 'unix:opendkim/opendkim.sock',
   /** RSA key size of a new key (2048: what DNS TXT records and every verifier handle). */
   bits: 2048,
-  /**
-   * Prints the public key as one base64 line (DER SubjectPublicKeyInfo, the `p=` of the record).
-   * Run as root on the host; reads only the public part out of the private key file.
-   */
-  publicKeyCommand: 'openssl pkey -in /etc/dkimkeys/opendkim.private -pubout -outform DER | base64 -w0',
 } as const
 
 /** DKIM needs a domain name: an IP-only server has no DNS to publish a key in. */
 export function dkimEnabled(c: Pick<Config, 'domain'>): boolean {
   return isIP(c.domain) === 0
-}
-
-export function dkimRecordName(domain: string): string {
-  return `${DKIM.selector}._domainkey.${domain}`
-}
-
-/** The TXT value for the public key that `DKIM.publicKeyCommand` printed. */
-export function dkimRecord(publicKeyBase64: string): string {
-  const p = publicKeyBase64.replace(/\s+/g, '')
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(p)) throw new Error('the DKIM public key is not base64')
-  return `v=DKIM1; k=rsa; p=${p}`
 }
 
 /**
@@ -68,18 +53,15 @@ export function mtaStsId(policy: string): string {
   return createHash('sha256').update(policy).digest('hex').slice(0, 20)
 }
 
-/** The TXT record at `_mta-sts.DOMAIN` announcing the policy. */
-export function mtaStsRecord(domain: string): { name: string; value: string } {
-  return { name: `_mta-sts.${domain}`, value: `v=STSv1; id=${mtaStsId(mtaStsPolicy(domain))}` }
-}
+/** The id of the policy this server serves (what `_mta-sts.DOMAIN` must announce). */
+export const mtaStsIdFor = (domain: string): string => mtaStsId(mtaStsPolicy(domain))
 
 export const mtaStsHost = (domain: string): string => `mta-sts.${domain}`
-export const wwwHost = (domain: string): string => `www.${domain}`
 
 /**
  * The names the server's certificate must cover: the domain, and with MTA-STS also mta-sts.DOMAIN
- * and www.DOMAIN (the zone points both at the server, as chatmail relays' zones do).
+ * (the zone, src/dns/zone.ts, points it at the server).
  */
-export function certificateNames(c: Pick<Config, 'domain' | 'tls'>): string[] {
-  return mtaStsEnabled(c) ? [c.domain, mtaStsHost(c.domain), wwwHost(c.domain)] : [c.domain]
+export function certificateNamesFor(c: Pick<Config, 'domain' | 'tls'>): string[] {
+  return mtaStsEnabled(c) ? [c.domain, mtaStsHost(c.domain)] : [c.domain]
 }

@@ -1,6 +1,7 @@
 /** The zone's inputs from chatmail.toml (or, without one, what any chatmail relay publishes). Light: no DNS code. */
 import { isIP } from 'node:net'
 import type { Config } from '../config/schema.js'
+import { mtaStsEnabled, mtaStsIdFor } from '../deploy/federation.js'
 import { DKIM_KEY } from './dkim-key.js'
 import { caaIssuerFor, type DkimPublicKey, type ZoneInput } from './zone.js'
 
@@ -24,7 +25,12 @@ export function zoneInputFor(domain: string, config: Config | undefined, s: Zone
     ...(s.dkim ? { dkim: s.dkim } : {}),
     dkimSelector: DKIM_KEY.selector,
     mtaSts: tls ? tls.mode !== 'self-signed' : true,
-    ...(s.mtaStsId ? { mtaStsId: s.mtaStsId } : {}),
+    // The id of the policy the deploy serves (a hash of it: it changes exactly when the policy does).
+    ...(s.mtaStsId
+      ? { mtaStsId: s.mtaStsId }
+      : config && mtaStsEnabled(config)
+        ? { mtaStsId: mtaStsIdFor(domain) }
+        : {}),
     ...(caa ? { caaIssuer: caa } : {}),
     ...(rua ? { tlsRptAddress: rua } : {}),
     imapPort: config?.imap.port ?? 993,

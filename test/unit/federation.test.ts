@@ -1,17 +1,16 @@
 import { describe, expect, it } from 'vitest'
 import { buildConfig } from '../../src/config/init.js'
 import {
-  certificateNames,
+  certificateNamesFor,
   DKIM,
   dkimEnabled,
-  dkimRecord,
-  dkimRecordName,
   mtaStsEnabled,
   mtaStsId,
+  mtaStsIdFor,
   mtaStsPolicy,
-  mtaStsRecord,
 } from '../../src/deploy/federation.js'
 import type { CommandResource, FileResource, Resource, ServiceResource } from '../../src/deploy/resources.js'
+import { buildZone, zoneInputFor } from '../../src/dns/index.js'
 import { buildTestStack } from '../helpers/stack.js'
 
 const config = (domain: string, extra: Partial<Parameters<typeof buildConfig>[0]> = {}) =>
@@ -33,24 +32,19 @@ describe('federation records (pure)', () => {
     expect(mtaStsId(mtaStsPolicy('chat.example.org'))).toBe(id)
     expect(mtaStsId(mtaStsPolicy('other.example.org'))).not.toBe(id)
     expect(mtaStsId(mtaStsPolicy('chat.example.org').replace('enforce', 'testing'))).not.toBe(id)
-    expect(mtaStsRecord('chat.example.org')).toEqual({
-      name: '_mta-sts.chat.example.org',
-      value: `v=STSv1; id=${id}`,
-    })
-  })
-  it('DKIM: the record name and value from the public key the host prints', () => {
-    expect(dkimRecordName('chat.example.org')).toBe('opendkim._domainkey.chat.example.org')
-    expect(dkimRecord('MIIBIjAN\nBgkq+/==\n')).toBe('v=DKIM1; k=rsa; p=MIIBIjANBgkq+/==')
-    expect(() => dkimRecord('not base64; v=evil')).toThrow(/not base64/)
-    expect(DKIM.publicKeyCommand).toContain('-pubout')
+    expect(mtaStsIdFor('chat.example.org')).toBe(id)
+    // chatmail dns publishes exactly this id for a server deployed from the same config.
+    const zone = buildZone(zoneInputFor('chat.example.org', config('chat.example.org')))
+    expect(zone.find((e) => e.id === 'mta-sts')?.values).toEqual([`v=STSv1; id=${id}`])
+    expect(zone.find((e) => e.id === 'dkim')?.name).toBe(`${DKIM.selector}._domainkey.chat.example.org`)
   })
   it('which servers get DKIM, MTA-STS and which names the certificate covers', () => {
     const acme = config('chat.example.org')
     expect([dkimEnabled(acme), mtaStsEnabled(acme)]).toEqual([true, true])
-    expect(certificateNames(acme)).toEqual(['chat.example.org', 'mta-sts.chat.example.org', 'www.chat.example.org'])
+    expect(certificateNamesFor(acme)).toEqual(['chat.example.org', 'mta-sts.chat.example.org'])
     const selfSigned = config('chat.example.org', { tlsMode: 'self-signed' })
     expect([dkimEnabled(selfSigned), mtaStsEnabled(selfSigned)]).toEqual([true, false])
-    expect(certificateNames(selfSigned)).toEqual(['chat.example.org'])
+    expect(certificateNamesFor(selfSigned)).toEqual(['chat.example.org'])
     const ip = config('203.0.113.5')
     expect([dkimEnabled(ip), mtaStsEnabled(ip)]).toEqual([false, false])
   })
@@ -94,6 +88,9 @@ describe('the stack: opendkim, postfix milters, MTA-STS', () => {
       expect(conf).toContain(`\n${line}\n`)
     }
     expect(conf).not.toMatch(/TrustAnchorFile/)
+    expect(conf).toContain('\nResolverConfiguration   /etc/opendkim/resolver.conf\n')
+    // The resolver settings are the operator's: created once, never rewritten.
+    expect(fileAt(spec.resources, '/etc/opendkim/resolver.conf')).toMatchObject({ data: true })
     const final = fileAt(spec.resources, '/etc/opendkim/final.lua')!.content
     expect(final).toContain('odkim.set_result(ctx, SMFIS_REJECT)')
     expect(final).toContain('odkim.get_mtasymbol(ctx, "{daemon_name}") ~= "VERIFYING"')
@@ -135,14 +132,14 @@ describe('the stack: opendkim, postfix milters, MTA-STS', () => {
     expect(sts.content).toContain('location = /.well-known/mta-sts.txt')
     expect(unitOf(spec.resources, 'nginx.service')!.restartOn.map((r) => r.id)).toContain(sts.id)
     const nginx = fileAt(spec.resources, '/etc/nginx/conf.d/chatmail.conf')!.content
-    expect(nginx).toContain('server_name chat.example.org mta-sts.chat.example.org www.chat.example.org;')
-    expect(nginx).toContain('server_name chat.example.org www.chat.example.org;')
+    expect(nginx).toContain('server_name chat.example.org mta-sts.chat.example.org;')
+    expect(nginx).toMatch(/listen 443 ssl;\n.*\n {4}server_name chat\.example\.org;/)
     const acme = commandOf(spec.resources, 'command:acme-certificate')!
     expect(acme.run).toContain(
-      '-d chat.example.org -d mta-sts.chat.example.org -d www.chat.example.org --server https://acme-v02.api.letsencrypt.org/directory',
+      '-d chat.example.org -d mta-sts.chat.example.org --server https://acme-v02.api.letsencrypt.org/directory',
     )
     expect(acme.run).toContain('--renew-with-new-domains')
-    for (const n of certificateNames(c)) expect(acme.unless).toContain(`-checkhost ${n} | grep -q 'does match'`)
+    for (const n of certificateNamesFor(c)) expect(acme.unless).toContain(`-checkhost ${n} | grep -q 'does match'`)
 
     const selfSigned = await buildTestStack(config('chat.example.org', { tlsMode: 'self-signed' }))
     expect(fileAt(selfSigned.resources, '/etc/nginx/conf.d/mta-sts.conf')).toBeUndefined()

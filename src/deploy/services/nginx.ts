@@ -6,7 +6,7 @@
 
 import { signupPage } from '../../signup/page.js'
 import { ACCOUNTS } from '../../signup/remote.js'
-import { mtaStsEnabled, mtaStsHost, mtaStsPolicy, wwwHost } from '../federation.js'
+import { certificateNamesFor, mtaStsEnabled, mtaStsHost, mtaStsPolicy } from '../federation.js'
 import { type DirectoryResource, directory, type FileResource, file, pkg, service } from '../resources.js'
 import { type ServiceModule, type StackContext, tcp } from '../service.js'
 import { templateLines } from '../template.js'
@@ -46,12 +46,10 @@ export const nginx: ServiceModule = {
   async build(ctx) {
     const c = ctx.config
     const sts = await mtaSts(ctx)
-    const www = mtaStsEnabled(c) ? [wwwHost(c.domain)] : []
     const conf = await render(ctx, '/etc/nginx/conf.d/chatmail.conf', 'nginx/chatmail.conf', {
       ...baseVars(c),
       // Port 80 answers ACME challenges for every name of the certificate.
-      http_names: [c.domain, ...(mtaStsEnabled(c) ? [mtaStsHost(c.domain)] : []), ...www].join(' '),
-      https_names: [c.domain, ...www].join(' '),
+      http_names: certificateNamesFor(c).join(' '),
       iroh_port: c.iroh.port,
       acme_webroot: PATHS.acmeWebroot,
       accounts_http_socket: ACCOUNTS.httpSocket,

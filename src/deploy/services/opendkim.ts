@@ -8,8 +8,9 @@
  */
 import { shellQuote as q } from '../../ssh/quote.js'
 import { DKIM, dkimEnabled } from '../federation.js'
-import { command, directory, pkg, service } from '../resources.js'
+import { command, dataFile, directory, pkg, service } from '../resources.js'
 import type { ServiceModule } from '../service.js'
+import { loadTemplate } from '../template.js'
 import { MANAGED_BY, render } from './common.js'
 
 /** Makes the key once; the private part is the opendkim user's alone (0600 in a 0700 directory). */
@@ -28,6 +29,9 @@ export function dkimKeyCommand(domain: string) {
   )
 }
 
+/** Where opendkim's DNS lookups go (unbound.conf syntax): server data, see templates/opendkim/resolver.conf. */
+export const RESOLVER_CONF = '/etc/opendkim/resolver.conf'
+
 export const opendkim: ServiceModule = {
   name: 'opendkim',
   async build(ctx) {
@@ -40,7 +44,10 @@ export const opendkim: ServiceModule = {
       socket: DKIM.socket,
       selector: DKIM.selector,
       key_file: DKIM.privateKey,
+      resolver_conf: RESOLVER_CONF,
     })
+    // Server data: the operator's (or a test's) resolver settings for opendkim survive redeploys.
+    const resolver = dataFile(RESOLVER_CONF, await loadTemplate('opendkim/resolver.conf', {}, ctx.templatesDir))
     const screen = await render(ctx, '/etc/opendkim/screen.lua', 'opendkim/screen.lua', vars)
     const final = await render(ctx, '/etc/opendkim/final.lua', 'opendkim/final.lua', vars)
     return {
@@ -52,7 +59,7 @@ export const opendkim: ServiceModule = {
         directory(DKIM.socketDir, { owner: 'opendkim', group: 'postfix', mode: '2750' }),
       ],
       commands: [dkimKeyCommand(c.domain)],
-      files: [conf, screen, final],
+      files: [conf, screen, final, resolver],
       units: [
         service('opendkim.service', {
           restartOn: [conf, screen, final],

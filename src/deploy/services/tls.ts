@@ -6,7 +6,7 @@
 import { isIP } from 'node:net'
 import type { Config } from '../../config/schema.js'
 import { shellQuote as q } from '../../ssh/quote.js'
-import { certificateNames } from '../federation.js'
+import { certificateNamesFor } from '../federation.js'
 import { type CommandResource, command, directory, pkg, type Resource, service } from '../resources.js'
 import type { ServiceModule } from '../service.js'
 import { baseVars, PATHS, render } from './common.js'
@@ -48,9 +48,9 @@ export const tls: ServiceModule = {
     if (c.tls.mode === 'self-signed') return { directories: dirs, commands: certificateChanges(c) as CommandResource[] }
     const email = c.tls.acmeEmail ? `--email ${q(c.tls.acmeEmail)}` : '--register-unsafely-without-email'
     const live = `/etc/letsencrypt/live/${c.domain}`
-    const names = certificateNames(c)
-    // The certificate in use must be certbot's and cover every name (a host deployed before the
-    // mta-sts. and www. names were added gets a new one with all of them).
+    const names = certificateNamesFor(c)
+    // The certificate in use must be certbot's and cover every name (a host deployed before
+    // mta-sts. was added gets a new one with all of them).
     const covers = names.map(
       (n) => `openssl x509 -in ${PATHS.tlsCert} -noout -checkhost ${q(n)} | grep -q 'does match'`,
     )
