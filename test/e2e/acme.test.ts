@@ -173,9 +173,9 @@ describe.skipIf(skip)(`chatmail deploy host with ACME from pebble${skip ? ` (ski
     const installed = await guestCert('/etc/chatmail/tls/fullchain.pem')
     expect(installed.issuer).toMatch(/Pebble Intermediate CA/)
     expect(installed.issuer).not.toBe(installed.subject)
-    // The names the zone points at the server: the domain, mta-sts. (the MTA-STS policy) and www.
+    // The names the zone points at the server: the domain and mta-sts. (the MTA-STS policy).
     expect(installed.subjectAltName?.split(', ').sort()).toEqual(
-      [`DNS:${host.domain}`, `DNS:mta-sts.${host.domain}`, `DNS:www.${host.domain}`].sort(),
+      [`DNS:${host.domain}`, `DNS:mta-sts.${host.domain}`].sort(),
     )
     expect(await guestShell(host, 'openssl x509 -in /etc/chatmail/tls/fullchain.pem -noout -issuer')).toMatch(
       /issuer=CN ?= ?Pebble Intermediate CA/,
