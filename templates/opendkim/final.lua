@@ -18,7 +18,8 @@ for i = 0, n - 1 do
     if odkim.sig_result(sig) == 0 and odkim.sig_bhresult(sig) == 0 then
       return nil
     end
-    reason = "No valid DKIM signature found (d=" .. d .. ")"
+    reason = "No valid DKIM signature found (d=" .. d .. ", error " .. tostring(odkim.sig_result(sig))
+      .. ", body " .. tostring(odkim.sig_bhresult(sig)) .. ")"
   elseif reason == "No DKIM signature found" then
     reason = "No valid DKIM signature found (none of the From domain " .. tostring(from) .. ")"
   end
