@@ -96,9 +96,12 @@ const systemResolver: Resolver = async (name) => (await lookup(name, { all: true
 /**
  * The domain's A and AAAA records as its authoritative nameservers publish them (the code of
  * `chatmail dns --check`: a record just set is seen at once, not after a cache's TTL). Special-use
- * names (.test, .localhost) have no public nameservers: the system resolver answers for them.
+ * names (.test, .localhost) have no public nameservers: the system resolver answers for them. An IP
+ * address (an IP-only server) resolves to itself.
  */
 export const authoritativeAddresses: Resolver = async (name) => {
+  // an IP-only server: the address is its own answer (no nameserver to ask)
+  if (isIP(name)) return [name]
   const { specialUseName } = await import('../dns/special-use.js')
   if (specialUseName(name)) return systemResolver(name)
   const { AuthoritativeResolver } = await import('../dns/resolver.js')

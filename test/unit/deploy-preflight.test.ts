@@ -1,6 +1,12 @@
 import { describe, expect, test } from 'vitest'
 import { emptyFacts, type Facts } from '../../src/deploy/facts.js'
-import { describeOs, preflightDns, preflightFacts, supportedRelease } from '../../src/deploy/preflight.js'
+import {
+  authoritativeAddresses,
+  describeOs,
+  preflightDns,
+  preflightFacts,
+  supportedRelease,
+} from '../../src/deploy/preflight.js'
 
 const base: Facts = {
   ...emptyFacts(),
@@ -98,5 +104,13 @@ describe('preflight', () => {
     const none = await preflightDns('mail.example.org', base, '10.0.0.5', resolver({}))
     expect(none[0]?.message).toBe('mail.example.org does not resolve (ENOTFOUND)')
     expect(none[0]?.hint).toContain('--skip-dns-check')
+  })
+
+  test('an IP-only server asks no nameserver: its address is the answer (this host or not)', async () => {
+    expect(await authoritativeAddresses('10.0.0.5')).toEqual(['10.0.0.5'])
+    expect(await authoritativeAddresses('2001:db8::5')).toEqual(['2001:db8::5'])
+    expect(await preflightDns('10.0.0.5', base, '10.0.0.5')).toEqual([])
+    const other = await preflightDns('198.51.100.1', base, '10.0.0.5')
+    expect(other[0]?.message).toBe('198.51.100.1 resolves to 198.51.100.1, which is not this host (10.0.0.5)')
   })
 })
