@@ -10,7 +10,7 @@ import { build } from 'esbuild'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const outDir = join(root, 'dist', 'remote')
-const programs = ['chatmail-metadata', 'chatmail-accounts']
+const programs = ['chatmail-metadata', 'chatmail-accounts', 'chatmail-filter']
 
 await mkdir(outDir, { recursive: true })
 await writeFile(join(outDir, 'package.json'), '{ "type": "commonjs" }\n')

@@ -79,6 +79,8 @@ Exit codes: 0 written, 2 usage error (bad domain or flag), 3 could not write or 
       key: flags.key ?? imported?.key,
       maxMessageSize: imported?.maxMessageSize,
       maxMailboxSize: imported?.maxMailboxSize,
+      maxUserSendPerMinute: imported?.maxUserSendPerMinute,
+      maxUserSendBurst: imported?.maxUserSendBurst,
       expiry: {
         mails: imported?.deleteMailsAfterSeconds,
         large: imported?.deleteLargeAfterSeconds,

@@ -13,6 +13,8 @@ export interface IniImport {
   relayUrl?: string
   maxMessageSize?: number
   maxMailboxSize?: string
+  maxUserSendPerMinute?: number
+  maxUserSendBurst?: number
   /** Seconds (chatmail.ini counts days). */
   deleteMailsAfterSeconds?: number
   deleteLargeAfterSeconds?: number
@@ -87,6 +89,15 @@ export function importIni(text: string, file: string): IniImport {
       case 'max_mailbox_size':
         result.maxMailboxSize = value
         break
+      case 'max_user_send_per_minute':
+      case 'max_user_send_burst_size': {
+        const n = Number(value)
+        if (!/^\d+$/.test(value) || n < 1 || n > 1_000_000)
+          throw new ChatmailError(`${file}: ${key} must be a whole number from 1 to 1000000`, ExitCode.cannotRun)
+        if (key === 'max_user_send_per_minute') result.maxUserSendPerMinute = n
+        else result.maxUserSendBurst = n
+        break
+      }
       case 'delete_mails_after':
         result.deleteMailsAfterSeconds = iniDays(file, key, value)
         break

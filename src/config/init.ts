@@ -27,6 +27,8 @@ export interface InitOptions {
   key?: string | undefined
   maxMessageSize?: number | undefined
   maxMailboxSize?: string | undefined
+  maxUserSendPerMinute?: number | undefined
+  maxUserSendBurst?: number | undefined
   /** From chatmail.ini: the expiry ages, in seconds. */
   expiry?: { mails?: number | undefined; large?: number | undefined; inactive?: number | undefined } | undefined
   source?: string | undefined
@@ -81,6 +83,8 @@ export function buildConfig(o: InitOptions): Config {
       maxMailboxSize: o.maxMailboxSize ?? '500M',
       comment: '',
       maxSmtpRecipients: DEFAULT_MAX_SMTP_RECIPIENTS,
+      maxUserSendPerMinute: o.maxUserSendPerMinute ?? 60,
+      maxUserSendBurst: o.maxUserSendBurst ?? 10,
       deleteMailsAfterSeconds: o.expiry?.mails ?? DEFAULT_EXPIRY.deleteMailsAfterSeconds,
       deleteLargeAfterSeconds: o.expiry?.large ?? DEFAULT_EXPIRY.deleteLargeAfterSeconds,
     },

@@ -54,6 +54,8 @@ export function renderConfig(c: Config, note?: string): string {
   opt('admin', c.mail.admin, '"ops@example.org"', 'the operator, served as /shared/admin and on the web page')
   if (c.mail.comment) kv('comment', c.mail.comment)
   kv('max_smtp_recipients', c.mail.maxSmtpRecipients, 'recipients per message Delta Chat may use')
+  kv('max_user_send_per_minute', c.mail.maxUserSendPerMinute, 'messages a user may send a minute (chatmail-filter)')
+  kv('max_user_send_burst', c.mail.maxUserSendBurst, 'messages a user may send at once before the rate applies')
   kv('delete_mails_after', formatDuration(c.mail.deleteMailsAfterSeconds), 'the daily expiry deletes older messages')
   kv('delete_large_after', formatDuration(c.mail.deleteLargeAfterSeconds), 'and messages over 200 kB older than this')
   lines.push('', '[accounts]')

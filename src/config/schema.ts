@@ -140,8 +140,10 @@ export const ConfigSchema = v.strictObject(
           max_smtp_recipients: v.optional(count('mail.max_smtp_recipients', 1, 100_000), 1000),
           delete_mails_after: v.optional(days('mail.delete_mails_after'), '20d'),
           delete_large_after: v.optional(days('mail.delete_large_after'), '7d'),
+          max_user_send_per_minute: v.optional(count('mail.max_user_send_per_minute', 1, 1_000_000), 60),
+          max_user_send_burst: v.optional(count('mail.max_user_send_burst', 1, 1_000_000), 10),
         },
-        'allowed keys in [mail]: max_message_size, max_mailbox_size, admin, comment, max_smtp_recipients, delete_mails_after, delete_large_after',
+        'allowed keys in [mail]: max_message_size, max_mailbox_size, admin, comment, max_smtp_recipients, delete_mails_after, delete_large_after, max_user_send_per_minute, max_user_send_burst',
       ),
       {},
     ),
@@ -218,6 +220,9 @@ export interface Config {
     admin?: string
     comment: string
     maxSmtpRecipients: number
+    /** Messages a logged-in user may send a minute (chatmail-filter's token bucket), and its size. */
+    maxUserSendPerMinute: number
+    maxUserSendBurst: number
     /** The daily expiry deletes messages older than this, and those over LARGE_MESSAGE_BYTES older than that. */
     deleteMailsAfterSeconds: number
     deleteLargeAfterSeconds: number
@@ -341,6 +346,8 @@ export function resolveConfig(raw: RawConfig): Config {
       ...(raw.mail.admin ? { admin: raw.mail.admin } : {}),
       comment: raw.mail.comment,
       maxSmtpRecipients: raw.mail.max_smtp_recipients,
+      maxUserSendPerMinute: raw.mail.max_user_send_per_minute,
+      maxUserSendBurst: raw.mail.max_user_send_burst,
       deleteMailsAfterSeconds: daysSeconds(raw.mail.delete_mails_after),
       deleteLargeAfterSeconds: daysSeconds(raw.mail.delete_large_after),
     },

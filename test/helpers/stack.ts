@@ -15,6 +15,7 @@ export function standInDist(): string {
   mkdirSync(join(dir, 'remote'))
   writeFileSync(join(dir, 'remote', 'chatmail-metadata.js'), '// program\n')
   writeFileSync(join(dir, 'remote', 'chatmail-accounts.js'), '// accounts program\n')
+  writeFileSync(join(dir, 'remote', 'chatmail-filter.js'), '// filter program\n')
   return dir
 }
 

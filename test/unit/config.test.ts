@@ -118,8 +118,12 @@ describe('cmdeploy chatmail.ini import', () => {
       key: '/etc/k.pem',
       relayUrl: 'https://iroh.example.org',
       maxMessageSize: 1000000,
+      maxUserSendPerMinute: 60,
     })
-    expect(r.ignored).toEqual(['max_user_send_per_minute', 'passthrough_senders'])
+    expect(r.ignored).toEqual(['passthrough_senders'])
+    expect(() => importIni('[params]\nmail_domain = a.org\nmax_user_send_burst_size = 0\n', 'chatmail.ini')).toThrow(
+      /max_user_send_burst_size must be a whole number/,
+    )
   })
   it('rejects a file that is not a cmdeploy ini', () => {
     expect(() => importIni('[other]\na = 1\n', 'x.ini')).toThrow(/no \[params\] section/)

@@ -121,6 +121,7 @@ describe('stacks made of services', () => {
       [
         'certbot.timer',
         'chatmail-accounts.service',
+        'chatmail-filter.service',
         'chatmail-expire.timer',
         'chatmail-metadata.service',
         'coturn.service',

@@ -1,22 +1,11 @@
-/**
- * chatmail-accounts: the server's accounts. Dovecot's passdb/userdb (a first login creates an
- * account), postfix's recipient check, the sign-up endpoint /new behind nginx. Runs the bundled
- * dist/remote/chatmail-accounts.js with Debian's nodejs. Its accounts and invites are server data
- * in its systemd StateDirectory (/var/lib/chatmail-accounts), which it creates and no deploy touches.
- * The same program, as root, is the daily expiry (chatmail-expire.timer): inactive accounts and
- * old messages; the doctor's mailbox is exempt.
- */
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { LARGE_MESSAGE_BYTES } from '../../config/schema.js'
-import { cannotRun } from '../../lib/errors.js'
 import { formatDuration } from '../../protocols/duration.js'
 import { addressDomain } from '../../remote/chatmail-accounts/address.js'
 import { needsDclogin } from '../../signup/links.js'
 import { ACCOUNTS } from '../../signup/remote.js'
-import { directory, file, service, user } from '../resources.js'
+import { directory, service, user } from '../resources.js'
 import type { ServiceModule } from '../service.js'
-import { doctorAddress, MANAGED_BY, PATHS, render } from './common.js'
+import { doctorAddress, MANAGED_BY, PATHS, remoteProgram, render } from './common.js'
 
 /** PBKDF2 rounds of new password hashes (dovecot's PBKDF2 scheme, HMAC-SHA1). */
 export const PBKDF2_ROUNDS = 10_000
@@ -25,11 +14,7 @@ export const chatmailAccounts: ServiceModule = {
   name: 'chatmail-accounts',
   async build(ctx) {
     const c = ctx.config
-    const programPath = join(ctx.distDir, 'remote', 'chatmail-accounts.js')
-    const program = await readFile(programPath, 'utf8').catch(() => {
-      throw cannotRun(`${programPath} is missing`, 'run `npm run build` first')
-    })
-    const programFile = file(ACCOUNTS.program, program, { mode: '0644' })
+    const programFile = await remoteProgram(ctx, 'chatmail-accounts', ACCOUNTS.program)
     const a = c.accounts
     const expiryVars = {
       delete_inactive_after: formatDuration(a.deleteInactiveAfterSeconds),

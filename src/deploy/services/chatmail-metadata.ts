@@ -3,22 +3,15 @@
  * fresh TURN credentials per lookup). Runs the bundled dist/remote/chatmail-metadata.js with
  * Debian's nodejs.
  */
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
-import { cannotRun } from '../../lib/errors.js'
 import { formatDuration } from '../../protocols/duration.js'
 import { directory, file, pkg, service, user } from '../resources.js'
 import type { ServiceModule } from '../service.js'
-import { PATHS, render } from './common.js'
+import { PATHS, remoteProgram, render } from './common.js'
 
 export const chatmailMetadata: ServiceModule = {
   name: 'chatmail-metadata',
   async build(ctx) {
     const c = ctx.config
-    const programPath = join(ctx.distDir, 'remote', 'chatmail-metadata.js')
-    const program = await readFile(programPath, 'utf8').catch(() => {
-      throw cannotRun(`${programPath} is missing`, 'run `npm run build` first')
-    })
     // Secret: readable only by the program that needs it.
     const secret = file(PATHS.turnSecret, `${c.turn.secret}\n`, {
       owner: 'chatmail-metadata',
@@ -26,7 +19,7 @@ export const chatmailMetadata: ServiceModule = {
       mode: '0400',
       secret: true,
     })
-    const programFile = file(PATHS.metadataProgram, program, { mode: '0644' })
+    const programFile = await remoteProgram(ctx, 'chatmail-metadata', PATHS.metadataProgram)
     const config = await render(
       ctx,
       PATHS.metadataConfig,

@@ -1,11 +1,12 @@
 /** Pieces the services share: paths, template rendering, the pinned iroh-relay, the doctor account. */
 import { createHash, createHmac } from 'node:crypto'
-import { access } from 'node:fs/promises'
+import { access, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Config } from '../../config/schema.js'
+import { cannotRun } from '../../lib/errors.js'
 import { addressDomain } from '../../remote/chatmail-accounts/address.js'
 import type { BinaryResource, FileResource } from '../resources.js'
-import { templateFile } from '../resources.js'
+import { file, templateFile } from '../resources.js'
 import type { StackContext } from '../service.js'
 import type { TemplateVars } from '../template.js'
 
@@ -99,4 +100,13 @@ export function ssha512(password: string, user: string, secret: string): string 
   const salt = createHmac('sha256', secret).update(`chatmail doctor salt:${user}`).digest().subarray(0, 16)
   const digest = createHash('sha512').update(password).update(salt).digest()
   return `{SSHA512}${Buffer.concat([digest, salt]).toString('base64')}`
+}
+
+/** One of our bundled host programs (dist/remote/NAME.js) as the file that installs it at `path`. */
+export async function remoteProgram(ctx: StackContext, name: string, path: string): Promise<FileResource> {
+  const local = join(ctx.distDir, 'remote', `${name}.js`)
+  const program = await readFile(local, 'utf8').catch(() => {
+    throw cannotRun(`${local} is missing`, 'run `npm run build` first')
+  })
+  return file(path, program, { mode: '0644' })
 }

@@ -7,6 +7,7 @@ import { deliveryLines, loginMapLines, ownSenderLines } from '../mail-routing.js
 import { pkg, service } from '../resources.js'
 import { type ServiceModule, tcp } from '../service.js'
 import { type TemplateLines, templateLines } from '../template.js'
+import { FILTER } from './chatmail-filter.js'
 import { baseVars, doctorAddress, MANAGED_BY, render } from './common.js'
 import { QUOTA_STATUS_SOCKET } from './dovecot.js'
 import { certificateChanges } from './tls.js'
@@ -17,13 +18,19 @@ import { certificateChanges } from './tls.js'
  * port 25 (master.cf: VERIFYING), whose mail it verifies. Without opendkim, mail waits (tempfail).
  */
 export function milterLines(c: Pick<Config, 'domain'>): string | TemplateLines {
-  if (!dkimEnabled(c)) return '# No DKIM: an IP-only server has no DNS to publish a key in.'
+  const dkim = dkimEnabled(c)
   return templateLines(
-    '# DKIM: opendkim signs what our users send and what postfix makes (bounces), verifies port 25.',
-    `smtpd_milters = ${DKIM.postfixSocket}`,
-    `non_smtpd_milters = ${DKIM.postfixSocket}`,
+    dkim
+      ? '# DKIM: opendkim signs what our users send and what postfix makes (bounces), verifies port 25.'
+      : '# No DKIM: an IP-only server has no DNS to publish a key in.',
+    `smtpd_milters = ${FILTER.postfixSocket}${dkim ? `, ${DKIM.postfixSocket}` : ''}`,
+    ...(dkim ? [`non_smtpd_milters = ${DKIM.postfixSocket}`] : []),
     'milter_default_action = tempfail',
-    'milter_macro_daemon_name = ORIGINATING',
+    ...(dkim ? ['milter_macro_daemon_name = ORIGINATING'] : []),
+    'milter_protocol = 6',
+    'milter_connect_timeout = 10s',
+    'milter_command_timeout = 30s',
+    'milter_content_timeout = 300s',
   )
 }
 

@@ -4,6 +4,7 @@
  */
 import type { StackDefinition } from '../service.js'
 import { chatmailAccounts } from '../services/chatmail-accounts.js'
+import { chatmailFilter } from '../services/chatmail-filter.js'
 import { chatmailMetadata } from '../services/chatmail-metadata.js'
 import { coturn } from '../services/coturn.js'
 import { dovecot } from '../services/dovecot.js'
@@ -16,5 +17,17 @@ import { tls } from '../services/tls.js'
 
 export const dovecotStack: StackDefinition = {
   profile: 'dovecot',
-  services: [system, tls, chatmailMetadata, chatmailAccounts, dovecot, opendkim, postfix, coturn, irohRelay, nginx],
+  services: [
+    system,
+    tls,
+    chatmailMetadata,
+    chatmailAccounts,
+    chatmailFilter,
+    dovecot,
+    opendkim,
+    postfix,
+    coturn,
+    irohRelay,
+    nginx,
+  ],
 }

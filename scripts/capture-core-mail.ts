@@ -1,0 +1,59 @@
+/**
+ * Captures the messages a REAL Delta Chat core (deltachat-rpc-server, fenced) sends through a
+ * freshly deployed test host, as they arrive in the recipients' Maildirs, for the unit tests of
+ * chatmail-filter (test/fixtures/mail/core-*.eml): a Secure-Join between two fresh accounts,
+ * an encrypted message and a group message. Core 2.62 sends nothing in the clear to a chatmail
+ * server (XCHATMAIL): a chat with an address-only contact, even an unencrypted group, fails with
+ * "e2e encryption unavailable"; the plaintext fixtures are written by hand.
+ * Run as root: npx tsx scripts/capture-core-mail.ts [OUT_DIR]   (test host th-filt-90, fence 91)
+ * Only for refreshing the fixtures, against a host without the filter (CHATMAIL_NO_FILTER=1
+ * deploys without it once the filter exists).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { createFence, receiveText, secureJoin, signUp, startCore } from '../test/helpers/deltachat.js'
+import { startDeployedHost } from '../test/helpers/deployed-host.js'
+import { guestShell } from '../test/helpers/testhost.js'
+
+const out = process.argv[2] ?? 'test/fixtures/mail'
+const d = await startDeployedHost({ name: 'th-filt-90', index: 90, deployArgs: ['--no-doctor'] })
+const fence = await createFence({ name: 'filt91', index: 91, hosts: [{ ip: d.host.host, names: [d.host.domain] }] })
+const core = await startCore(fence)
+try {
+  const [a, b] = [await core.rpc.addAccount(), await core.rpc.addAccount()]
+  const ua = await signUp(core, a, d.host.host)
+  const ub = await signUp(core, b, d.host.host)
+  for (const id of [a, b]) await core.rpc.startIo(id)
+  const chatB = await secureJoin(core, a, b)
+  const arriving = receiveText(core, a, 'hello from b')
+  await core.rpc.miscSendTextMessage(b, chatB, 'hello from b')
+  await arriving
+  // A group of b's with a.
+  const aInB = (await core.rpc.getChatContacts(b, chatB)).find((id) => id !== 1) as number
+  const group = await core.rpc.createGroupChat(b, 'filter fixtures', false)
+  await core.rpc.addContactToChat(b, group, aInB)
+  const inGroup = receiveText(core, a, 'hello group')
+  await core.rpc.miscSendTextMessage(b, group, 'hello group')
+  await inGroup
+  await new Promise((r) => setTimeout(r, 2000))
+  const listing = await guestShell(
+    d.host,
+    'cd /home/vmail/mail && find . -type f -path "*/cur/*" -o -type f -path "*/new/*"',
+  )
+  mkdirSync(out, { recursive: true })
+  let n = 0
+  for (const f of listing.split('\n').filter(Boolean)) {
+    const text = await guestShell(d.host, `base64 -w0 /home/vmail/mail/${f.replace(/^\.\//, '')}`)
+    const raw = Buffer.from(text.trim(), 'base64')
+    const sj = /^Secure-Join: *([a-z-]+)/im.exec(raw.toString('latin1'))?.[1]
+    const enc = /multipart\/encrypted/i.test(raw.toString('latin1'))
+    const name = `core-${String(++n).padStart(2, '0')}-${sj ?? (enc ? 'encrypted' : 'plain')}.eml`
+    writeFileSync(join(out, name), raw)
+    process.stderr.write(`${name} ${raw.length} bytes (${f})\n`)
+  }
+  process.stderr.write(`accounts: ${ua.addr} ${ub.addr}\n`)
+} finally {
+  await core.close().catch(() => {})
+  await fence.close().catch(() => {})
+  await d.stop()
+}

@@ -1,0 +1,283 @@
+/**
+ * chatmail-filter's verdicts on whole messages: real ones a Delta Chat core 2.62 sent through a
+ * deployed server (test/fixtures/mail/core-*.eml, scripts/capture-core-mail.ts), the cleartext
+ * exceptions, plaintext, and malformed or disguised messages; in chunks of any size; and a
+ * 30 MB message streamed through in bounded memory.
+ */
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { checkMessage, type Envelope, RawMessageCheck } from '../../src/remote/chatmail-filter/mime.js'
+import { armor, packet, pgpMimeMessage, plainMessage } from '../helpers/pgp-mime.js'
+
+const DIR = join(import.meta.dirname, '..', 'fixtures', 'mail')
+const fixture = (name: string) => readFileSync(join(DIR, name))
+const coreFixtures = readdirSync(DIR).filter((f) => f.startsWith('core-'))
+
+const A = 'alice@example.org'
+const B = 'bob@example.net'
+const out = (from = A, rcpts = [B]): Envelope => ({ direction: 'outgoing', mailFrom: from, rcpts })
+const inc = (from = B, rcpts = [A], clientAddr = '192.0.2.7'): Envelope => ({
+  direction: 'incoming',
+  mailFrom: from,
+  rcpts,
+  clientAddr,
+})
+const fromOf = (raw: Buffer) => /^From:.*?<?([^<>\s]+@[^<>\s]+)>?\s*$/im.exec(raw.toString('latin1'))?.[1] as string
+
+describe('real messages from Delta Chat core', () => {
+  it('has fixtures captured from core', () => {
+    expect(coreFixtures.length).toBeGreaterThanOrEqual(4)
+  })
+  for (const name of coreFixtures) {
+    it(`${name}: accepted in both directions, in chunks of 1, 7, 4096 and 65536 bytes`, () => {
+      const raw = fixture(name)
+      const from = fromOf(raw)
+      for (const size of [1, 7, 4096, 65536]) {
+        const o = checkMessage(raw, out(from), size)
+        expect(o, `outgoing, chunks of ${size}`).toMatchObject({ accept: true })
+        expect(checkMessage(raw, inc(from, [B]), size), `incoming, chunks of ${size}`).toMatchObject({ accept: true })
+      }
+    })
+  }
+  it('the same messages with their armored data changed are refused', () => {
+    for (const name of coreFixtures) {
+      const text = fixture(name).toString('latin1')
+      if (!/multipart\/encrypted/i.test(text)) continue
+      const from = fromOf(fixture(name))
+      // Cut the armored data short: the encrypted packet no longer ends where the data does.
+      const cut = text.replace(
+        /(-----BEGIN PGP MESSAGE-----\r?\n(?:.*\r?\n)*?\r?\n)((?:[A-Za-z0-9+/]{64,}\r?\n){2})/,
+        '$1',
+      )
+      expect(cut).not.toBe(text)
+      expect(checkMessage(Buffer.from(cut, 'latin1'), out(from))).toMatchObject({ accept: false, code: '523' })
+    }
+  })
+})
+
+describe('cleartext exceptions', () => {
+  it('a plaintext message is refused, with the reason, both ways', () => {
+    const o = checkMessage(fixture('plain.eml'), out())
+    expect(o).toMatchObject({ accept: false, code: '523', status: '5.7.1' })
+    expect(!o.accept && o.reason).toMatch(/Encryption Needed.*text\/plain is not multipart\/encrypted/)
+    expect(checkMessage(fixture('plain.eml'), inc(A, [B]))).toMatchObject({ accept: false, code: '523' })
+  })
+  it('a Secure-Join vc-request passes in the clear; one with more text does not', () => {
+    expect(checkMessage(fixture('securejoin-vc-request.eml'), out())).toEqual({ accept: true, kind: 'securejoin' })
+    expect(checkMessage(fixture('securejoin-vc-request.eml'), inc(A, [B]))).toEqual({
+      accept: true,
+      kind: 'securejoin',
+    })
+    const vg = fixture('securejoin-vc-request.eml').toString('latin1').replaceAll('vc-request', 'vg-request')
+    expect(checkMessage(Buffer.from(vg), out())).toEqual({ accept: true, kind: 'securejoin' })
+    const fake = checkMessage(fixture('securejoin-vc-request-fake.eml'), out())
+    expect(fake).toMatchObject({ accept: false, code: '523' })
+    expect(!fake.accept && fake.reason).toMatch(/not a Secure-Join request/)
+    // Other steps of the handshake are encrypted: in the clear they are refused.
+    const auth = fixture('securejoin-vc-request.eml')
+      .toString('latin1')
+      .replace(/^Secure-Join: vc-request/m, 'Secure-Join: vc-request-with-auth')
+    expect(checkMessage(Buffer.from(auth), out())).toMatchObject({ accept: false })
+  })
+  it('a mailer-daemon report passes incoming only', () => {
+    const raw = fixture('mailer-daemon.eml')
+    expect(checkMessage(raw, inc('', [A], '198.51.100.1'))).toEqual({ accept: true, kind: 'bounce' })
+    expect(checkMessage(raw, out('mailer-daemon@mx.example.net'))).toMatchObject({ accept: false })
+    const noAuto = raw.toString('latin1').replace(/^Auto-Submitted:.*\r\n/m, '')
+    expect(checkMessage(Buffer.from(noAuto), inc('', [A]))).toMatchObject({ accept: false, code: '523' })
+  })
+  it('an Autocrypt Setup Message passes outgoing to oneself only', () => {
+    const raw = fixture('autocrypt-setup-message.eml')
+    expect(checkMessage(raw, out(A, [A]))).toEqual({ accept: true, kind: 'setup-message' })
+    expect(checkMessage(raw, out(A, [A, B]))).toMatchObject({ accept: false })
+    expect(checkMessage(raw, out(A, [B]))).toMatchObject({ accept: false })
+    expect(checkMessage(raw, inc(A, [A]))).toMatchObject({ accept: false })
+  })
+})
+
+describe('senders', () => {
+  it('outgoing: the From header must be the sender', () => {
+    const v = checkMessage(pgpMimeMessage({ from: 'mallory@example.org', to: B }), out())
+    expect(v).toMatchObject({ accept: false, code: '550' })
+    expect(!v.accept && v.reason).toMatch(/From header <mallory@example.org> is not the sender <alice@example.org>/)
+    expect(checkMessage(pgpMimeMessage({ from: 'Alice@Example.org', to: B }), out())).toMatchObject({ accept: true })
+  })
+  it('incoming: a From of user@[IP] must come from IP; other senders may differ from the envelope', () => {
+    const lit = pgpMimeMessage({ from: 'x@[192.0.2.7]', to: A })
+    expect(checkMessage(lit, inc('x@[192.0.2.7]', [A], '192.0.2.7'))).toMatchObject({ accept: true })
+    const v = checkMessage(lit, inc('x@[192.0.2.7]', [A], '203.0.113.9'))
+    expect(!v.accept && v.reason).toMatch(/\[192\.0\.2\.7\] is not the sending server's address 203\.0\.113\.9/)
+    expect(checkMessage(pgpMimeMessage({ from: B, to: A }), inc('bounce+x@lists.example.net'))).toMatchObject({
+      accept: true,
+    })
+  })
+  it('two From headers, or none, are malformed', () => {
+    const raw = pgpMimeMessage({ from: A, to: B }).toString('latin1')
+    expect(checkMessage(Buffer.from(`From: <${A}>\r\n${raw}`), out())).toMatchObject({ accept: false, code: '554' })
+    expect(checkMessage(Buffer.from(raw.replace(/^From:.*\r\n/m, '')), out())).toMatchObject({
+      accept: false,
+      code: '554',
+    })
+  })
+})
+
+/** A message from parts, to break one thing at a time. */
+function encrypted(o: { version?: string; second?: string; armorText?: string; third?: boolean; cte?: string } = {}) {
+  const armored =
+    o.armorText ?? armor(Buffer.concat([packet(1, Buffer.alloc(60, 1)), packet(18, Buffer.alloc(300, 2))]))
+  return Buffer.from(
+    [
+      `From: <${A}>`,
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; boundary="XyZ"',
+      '',
+      'preamble text is ignored',
+      '--XyZ',
+      'Content-Type: application/pgp-encrypted',
+      '',
+      o.version ?? 'Version: 1',
+      '--XyZ',
+      `Content-Type: ${o.second ?? 'application/octet-stream'}`,
+      ...(o.cte ? [`Content-Transfer-Encoding: ${o.cte}`] : []),
+      '',
+      armored,
+      ...(o.third ? ['--XyZ', 'Content-Type: text/plain', '', 'hello'] : []),
+      '--XyZ--',
+      'epilogue is ignored',
+      '',
+    ].join('\r\n'),
+  )
+}
+
+describe('structure', () => {
+  it('the reference message passes; each broken rule is refused with its reason', () => {
+    expect(checkMessage(encrypted(), out())).toEqual({ accept: true, kind: 'encrypted' })
+    const cases: [Buffer, RegExp][] = [
+      [encrypted({ version: 'Version: 2' }), /does not say "Version: 1"/],
+      [encrypted({ second: 'text/plain' }), /second part is text\/plain/],
+      [encrypted({ third: true }), /more than two parts/],
+      [encrypted({ cte: 'quoted-printable' }), /Content-Transfer-Encoding quoted-printable/],
+      [encrypted({ second: 'multipart/mixed; boundary=q' }), /nested multipart/],
+      [encrypted({ armorText: 'Hello, this is not armored.\r\n' }), /does not start with -----BEGIN PGP MESSAGE-----/],
+      [
+        encrypted({ armorText: '-----BEGIN PGP MESSAGE-----\r\n\r\nwcBMA!!!\r\n-----END PGP MESSAGE-----\r\n' }),
+        /not valid base64/,
+      ],
+      [
+        encrypted({
+          armorText: `-----BEGIN PGP MESSAGE-----\r\n\r\n${Buffer.from('Hello plaintext, pretending to be OpenPGP').toString('base64')}\r\n-----END PGP MESSAGE-----\r\n`,
+        }),
+        /OpenPGP/,
+      ],
+      [
+        encrypted({ armorText: armor(packet(1, Buffer.alloc(60))) }),
+        /last OpenPGP packet is not encrypted data \(tag 1/,
+      ],
+      [
+        encrypted({ armorText: armor(Buffer.concat([packet(11, Buffer.alloc(20)), packet(18, Buffer.alloc(50))])) }),
+        /tag 11 before the end/,
+      ],
+      [
+        encrypted({
+          armorText: armor(
+            Buffer.concat([packet(1, Buffer.alloc(60)), packet(18, Buffer.alloc(300))]).subarray(0, 200),
+          ),
+        }),
+        /ends inside a packet/,
+      ],
+      [
+        encrypted({ armorText: '-----BEGIN PGP MESSAGE-----\r\n\r\nwcBMA1234\r\n' }),
+        /ends before -----END PGP MESSAGE-----/,
+      ],
+      [
+        encrypted({
+          armorText: `${armor(Buffer.concat([packet(1, Buffer.alloc(60)), packet(18, Buffer.alloc(30))]))}PS: in the clear\r\n`,
+        }),
+        /text after -----END PGP MESSAGE-----/,
+      ],
+    ]
+    for (const [raw, reason] of cases) {
+      const v = checkMessage(raw, out())
+      expect(v.accept, String(reason)).toBe(false)
+      expect(!v.accept && v.reason).toMatch(reason)
+    }
+  })
+  it('armor headers: refused outgoing (as chatmail does), accepted incoming', () => {
+    const raw = pgpMimeMessage({ from: A, to: B, armorHeaders: ['Version: Something 1.0', 'Comment: hi'] })
+    const v = checkMessage(raw, out())
+    expect(!v.accept && v.reason).toMatch(/armor header line in outgoing mail/)
+    expect(checkMessage(raw, inc(A, [B]))).toMatchObject({ accept: true })
+  })
+  it('LF line ends, odd line widths, partial and 5-octet lengths, legacy session-key headers', () => {
+    expect(checkMessage(pgpMimeMessage({ from: A, to: B, eol: '\n', size: 100_000 }), out(), 333)).toMatchObject({
+      accept: true,
+    })
+    expect(checkMessage(pgpMimeMessage({ from: A, to: B, width: 70, size: 50_000 }), out(), 1000)).toMatchObject({
+      accept: true,
+    })
+    expect(checkMessage(pgpMimeMessage({ from: A, to: B, partial: 9, size: 100_000 }), out(), 4096)).toMatchObject({
+      accept: true,
+    })
+    const legacy = Buffer.concat([Buffer.from([0x84, 60]), Buffer.alloc(60, 3), packet(18, Buffer.alloc(9000, 4))])
+    expect(checkMessage(pgpMimeMessage({ from: A, to: B, packets: legacy }), out(), 100)).toMatchObject({
+      accept: true,
+    })
+  })
+  it('a message that is only a header, or has no boundary, is refused', () => {
+    expect(
+      checkMessage(Buffer.from(`From: <${A}>\r\nContent-Type: multipart/encrypted; boundary=x\r\n`), out()),
+    ).toMatchObject({ accept: false })
+    expect(
+      checkMessage(Buffer.from(`From: <${A}>\r\nContent-Type: multipart/encrypted\r\n\r\nx\r\n`), out()),
+    ).toMatchObject({ accept: false, code: '554' })
+    expect(checkMessage(plainMessage(A, B, 'x'.repeat(5000)), out())).toMatchObject({ accept: false, code: '523' })
+  })
+  it('a line over 998 characters in the MIME structure is malformed', () => {
+    const v = checkMessage(encrypted({ version: `Version: 1${' '.repeat(2000)}` }), out(), 512)
+    expect(v).toMatchObject({ accept: false, code: '554' })
+  })
+})
+
+describe('a 30 MB message', () => {
+  it('streams through in 64 KiB chunks holding at most one line, and is accepted', () => {
+    // The message is made chunk by chunk, never held whole.
+    const size = 30 * 1024 * 1024
+    const head = pgpMimeMessage({ from: A, to: B, size: 1 }).toString('latin1')
+    const [before] = head.split('-----BEGIN PGP MESSAGE-----')
+    const boundary = /boundary="([^"]+)"/.exec(head)?.[1] as string
+    // The packets: a PKESK, then an SEIPD of `size` bytes of 0x5a (102 header bytes in all, 34
+    // groups of 3), armored in 76-character lines; past the first two lines every line is the same.
+    const c = new RawMessageCheck(out())
+    let max = 0
+    let total = 0
+    const feed = (b: Buffer) => {
+      for (let i = 0; i < b.length; i += 65536) {
+        const v = c.write(b.subarray(i, i + 65536))
+        expect(v).toBeUndefined()
+        max = Math.max(max, c.buffered)
+        total += Math.min(65536, b.length - i)
+      }
+    }
+    feed(Buffer.from(`${before}-----BEGIN PGP MESSAGE-----\r\n\r\n`, 'latin1'))
+    const headers = Buffer.concat([packet(1, Buffer.alloc(94, 1)), Buffer.from([0xc0 | 18, 255]), Buffer.alloc(4)])
+    headers.writeUInt32BE(size, 102 - 4)
+    const firstBytes = Buffer.concat([headers, Buffer.alloc(114 - 102, 0x5a)])
+    const line = `${Buffer.alloc(57, 0x5a).toString('base64')}\r\n`
+    const full = Math.floor((size - 12) / 57)
+    const tail = Buffer.alloc(size - 12 - full * 57, 0x5a).toString('base64')
+    feed(
+      Buffer.from(
+        `${firstBytes.toString('base64').slice(0, 76)}\r\n${firstBytes.toString('base64').slice(76)}\r\n`,
+        'latin1',
+      ),
+    )
+    const block = Buffer.from(line.repeat(10_000), 'latin1')
+    for (let left = full; left > 0; left -= 10_000) feed(left >= 10_000 ? block : block.subarray(0, left * line.length))
+    if (tail) feed(Buffer.from(`${tail}\r\n`, 'latin1'))
+    feed(Buffer.from(`-----END PGP MESSAGE-----\r\n--${boundary}--\r\n`, 'latin1'))
+    expect(c.end()).toEqual({ accept: true, kind: 'encrypted' })
+    expect(total).toBeGreaterThan(40_000_000)
+    expect(max).toBeLessThanOrEqual(1000)
+  })
+})
