@@ -25,6 +25,7 @@ import {
   withRegistration,
 } from '../helpers/deltachat.js'
 import { type DeployedHost, startDeployedHost } from '../helpers/deployed-host.js'
+import { guestShell } from '../helpers/testhost.js'
 
 const HOST = { name: 'th-dc-80', index: 80 }
 const FENCE = { name: 'dc80', index: 81 }
@@ -137,11 +138,19 @@ describe.skipIf(skip)(`a real Delta Chat core against a deployed server${skip ? 
     await core.rpc.startIo(a)
     await core.rpc.startIo(b)
 
+    // Every message passes chatmail-filter (encryption-only mail): the handshake and the messages
+    // below must get through it, and it must have refused none of them.
+    expect((await guestShell(d.host, 'systemctl is-active chatmail-filter; postconf -h smtpd_milters')).trim()).toBe(
+      'active\nunix:chatmail-filter/milter.sock',
+    )
     const x = await secureJoinAndExchange(core, a, b)
     process.stderr.write(
       `Secure-Join: ${Math.round(x.secureJoinMs)} ms; message b→a ${Math.round(x.messageMs[0])} ms, a→b ${Math.round(x.messageMs[1])} ms (padlock shown)\n`,
     )
     Object.assign(accounts, { a, b, chatA: x.chatA, chatB: x.chatB })
+    expect(
+      (await guestShell(d.host, 'journalctl -u chatmail-filter --no-pager -o cat | grep -c "refuse" || true')).trim(),
+    ).toBe('0')
   }, 300_000)
 
   test('a redeploy changes nothing and both accounts keep working', async (ctx) => {

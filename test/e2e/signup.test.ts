@@ -20,6 +20,7 @@ import { ImapFlow } from 'imapflow'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { getMetadata } from '../../src/doctor/imap-metadata.js'
 import { runCli } from '../helpers/cli.js'
+import { pgpMimeMessage, plainMessage } from '../helpers/pgp-mime.js'
 import { type StandInMirror, serveStandInMirror } from '../helpers/standin-tarball.js'
 import {
   type DebianSuite,
@@ -171,16 +172,19 @@ describe.skipIf(skip).each(SUITES)(
 
     test('mail between two user@[IP] accounts arrives (submission, postfix, LMTP)', async () => {
       const [a, b] = accounts as [{ email: string; password: string }, { email: string; password: string }]
-      const sent = await smtp([
-        `smtp://${ip}:587`,
-        '--ssl-reqd',
-        '--user',
-        `${a.email}:${a.password}`,
-        '--mail-from',
-        a.email,
-        '--mail-rcpt',
-        b.email,
-      ])
+      const sent = await smtp(
+        [
+          `smtp://${ip}:587`,
+          '--ssl-reqd',
+          '--user',
+          `${a.email}:${a.password}`,
+          '--mail-from',
+          a.email,
+          '--mail-rcpt',
+          b.email,
+        ],
+        pgpMimeMessage({ from: a.email, to: b.email }).toString('latin1'),
+      )
       expect(sent.code, sent.log).toBe(0)
       const c = await imap(ip, b.email, b.password)
       let count = 0
@@ -211,7 +215,10 @@ describe.skipIf(skip).each(SUITES)(
         accounts[1]!.email,
       ])
       expect(spoof.log).toMatch(/< 554 5\.7\.1 .*must be sent with a login/)
-      const foreign = await smtp([`smtp://${ip}:25`, '--mail-from', 'x@example.com', '--mail-rcpt', accounts[1]!.email])
+      const foreign = await smtp(
+        [`smtp://${ip}:25`, '--mail-from', 'x@example.com', '--mail-rcpt', accounts[1]!.email],
+        pgpMimeMessage({ from: 'x@example.com', to: accounts[1]!.email }).toString('latin1'),
+      )
       expect(foreign.code, foreign.log).toBe(0)
     }, 60_000)
 
@@ -245,7 +252,8 @@ describe.skipIf(skip).each(SUITES)(
           '--mail-rcpt',
           to,
         ],
-        body,
+        // The filter lets only encrypted mail through: PGP/MIME-shaped unless a body is given.
+        body ?? pgpMimeMessage({ from: from.email, to }).toString('latin1'),
       )
 
     test('quota: mail that no longer fits waits in the queue; a full mailbox refuses mail at RCPT, on 587 and 25', async () => {
@@ -262,7 +270,7 @@ describe.skipIf(skip).each(SUITES)(
       expect(await guestShell(host, `doveadm -f flow quota get -u '${q.email}'`)).toMatch(
         /Type=STORAGE Value=1\d{3} Limit=2048 /,
       )
-      const big = `Subject: does not fit yet\r\n\r\n${`${'y'.repeat(76)}\r\n`.repeat(5000)}`
+      const big = pgpMimeMessage({ from: sender.email, to: q.email, size: 290_000 }).toString('latin1')
       const accepted = await submit(sender, q.email, big)
       expect(accepted.code, accepted.log).toBe(0)
       let queue = ''
@@ -352,6 +360,85 @@ describe.skipIf(skip).each(SUITES)(
       expect(await inboxCount(active.email, active.password)).toBeGreaterThanOrEqual(0)
       expect(await inboxCount(receiver.email, receiver.password)).toBeGreaterThanOrEqual(1)
     }, 180_000)
+
+    // ------------------------------------------------------------------ encryption-only mail
+
+    const submitOn = (port: 465 | 587, who: { email: string; password: string }, to: string, body: Buffer) =>
+      smtp(
+        [
+          port === 465 ? `smtps://${ip}:465` : `smtp://${ip}:587`,
+          ...(port === 587 ? ['--ssl-reqd'] : []),
+          '--user',
+          `${who.email}:${who.password}`,
+          '--mail-from',
+          who.email,
+          '--mail-rcpt',
+          to,
+        ],
+        body.toString('latin1'),
+      )
+
+    test("plaintext is refused at submission (587, 465) and on port 25 with the filter's reason", async () => {
+      const [a, b] = accounts as [{ email: string; password: string }, { email: string; password: string }]
+      for (const port of [587, 465] as const) {
+        const r = await submitOn(port, a, b.email, plainMessage(a.email, b.email))
+        expect(r.code, r.log).not.toBe(0)
+        expect(r.log).toMatch(
+          /< 523 5\.7\.1 Encryption Needed: this server accepts only end-to-end encrypted \(OpenPGP\) mail \(text\/plain is not multipart\/encrypted\)/,
+        )
+      }
+      const in25 = await smtp(
+        [`smtp://${ip}:25`, '--mail-from', 'x@example.com', '--mail-rcpt', b.email],
+        plainMessage('x@example.com', b.email).toString('latin1'),
+      )
+      expect(in25.log).toMatch(/< 523 5\.7\.1 Encryption Needed/)
+      // A From header that is not the login's address.
+      const forged = await submitOn(587, a, b.email, pgpMimeMessage({ from: b.email, to: b.email }))
+      expect(forged.log).toMatch(/< 550 5\.7\.1 From header <.*> is not the sender/)
+      // Each refusal is in the filter's journal, with the reason.
+      const journal = await guestShell(host, 'journalctl -u chatmail-filter --no-pager -o cat')
+      expect(journal).toMatch(/refuse outgoing from=<.*> login=.*: 523 Encryption Needed/)
+      expect(journal).toMatch(/refuse incoming from=<x@example.com> client=.*: 523 Encryption Needed/)
+    }, 60_000)
+
+    test('a stopped filter: postfix answers 451 (the client keeps the message); started again, mail flows', async () => {
+      const [a, b] = accounts as [{ email: string; password: string }, { email: string; password: string }]
+      await guestShell(host, 'systemctl stop chatmail-filter')
+      try {
+        const r = await submitOn(587, a, b.email, pgpMimeMessage({ from: a.email, to: b.email }))
+        expect(r.code, r.log).not.toBe(0)
+        expect(r.log).toMatch(/< 451 4\.7\.1 /)
+        const r25 = await smtp(
+          [`smtp://${ip}:25`, '--mail-from', 'x@example.com', '--mail-rcpt', b.email],
+          pgpMimeMessage({ from: 'x@example.com', to: b.email }).toString('latin1'),
+        )
+        expect(r25.log).toMatch(/< 451 4\.7\.1 /)
+        // Nothing was queued meanwhile.
+        expect(await guestShell(host, 'postqueue -j | wc -l')).toBe('0')
+      } finally {
+        await guestShell(host, 'systemctl start chatmail-filter')
+      }
+      const again = await submitOn(587, a, b.email, pgpMimeMessage({ from: a.email, to: b.email }))
+      expect(again.code, again.log).toBe(0)
+    }, 60_000)
+
+    test('the per-user send rate: a burst of 10 goes, the 11th gets 450 4.7.1 with the wait', async () => {
+      const r = await https(ip, 'POST', '/new')
+      const c = JSON.parse(r.body) as { email: string; password: string }
+      const to = accounts[0]!.email
+      const codes: number[] = []
+      let refusal = ''
+      for (let i = 0; i < 11; i++) {
+        const s = await submitOn(465, c, to, pgpMimeMessage({ from: c.email, to }))
+        codes.push(s.code)
+        if (s.code !== 0) refusal = s.log
+      }
+      expect(codes.slice(0, 10)).toEqual(Array(10).fill(0))
+      expect(codes[10]).not.toBe(0)
+      expect(refusal).toMatch(
+        /< 450 4\.7\.1 Too much mail from .*at most 60 messages a minute \(bursts of 10\); try again in \d+ s/,
+      )
+    }, 120_000)
 
     test('a redeploy changes nothing and keeps the accounts', async () => {
       const before = await guestShell(host, 'sha256sum /var/lib/chatmail-accounts/accounts')

@@ -65,6 +65,27 @@ describe('the dovecot stack', () => {
     expect(fileAt(ip.resources, '/etc/iroh-relay.toml')!.content).toContain('http_bind_addr = "[::]:3340"')
     expect(JSON.stringify(ip.resources)).toContain('subjectAltName=IP:203.0.113.5')
   })
+  it('passes every smtpd message through chatmail-filter, with its limits from [mail]; 451 when it is away', async () => {
+    const c = config('chat.example.org')
+    c.mail.maxMessageSize = 20_000_000
+    c.mail.maxUserSendPerMinute = 30
+    const spec = await stack(c)
+    const main = fileAt(spec.resources, '/etc/postfix/main.cf')?.content ?? ''
+    expect(main).toMatch(/^smtpd_milters = unix:chatmail-filter\/milter\.sock$/m)
+    expect(main).toMatch(/^milter_default_action = tempfail$/m)
+    expect(main).toMatch(/^message_size_limit = 20000000$/m)
+    const conf = fileAt(spec.resources, '/etc/chatmail/filter.conf')?.content ?? ''
+    expect(conf).toMatch(/^socket = \/var\/spool\/postfix\/chatmail-filter\/milter\.sock$/m)
+    expect(conf).toMatch(/^max_message_size = 20000000$/m)
+    expect(conf).toMatch(/^max_user_send_per_minute = 30$/m)
+    expect(conf).toMatch(/^max_user_send_burst = 10$/m)
+    const unit = fileAt(spec.resources, '/etc/systemd/system/chatmail-filter.service')?.content ?? ''
+    expect(unit).toMatch(/^ReadWritePaths=\/var\/spool\/postfix\/chatmail-filter$/m)
+    expect(unit).toMatch(/^PrivateNetwork=yes$/m)
+    expect(spec.resources).toContainEqual(
+      directory('/var/spool/postfix/chatmail-filter', { owner: 'chatmail-filter', group: 'postfix', mode: '0750' }),
+    )
+  })
   it('renders the same files twice (a second deploy changes nothing)', async () => {
     const c = config('chat.example.org')
     const a = await stack(c)

@@ -43,27 +43,62 @@ export interface Frame {
   data: Buffer
 }
 
-/** Splits a byte stream into frames: 4-byte big-endian length (command byte + data), command, data. */
+/**
+ * Splits a byte stream into frames: 4-byte big-endian length (command byte + data), command, data.
+ * Chunks are kept as they come and joined only for a frame that spans them: a 64 KiB body frame
+ * costs one copy at most.
+ */
 export class FrameReader {
-  private buf: Buffer = Buffer.alloc(0)
+  private chunks: Buffer[] = []
+  private length = 0
 
   /** The frames completed by chunk; throws on a frame over MAX_FRAME. */
   push(chunk: Buffer): Frame[] {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk])
-    const out: Frame[] = []
-    let pos = 0
-    while (this.buf.length - pos >= 4) {
-      const len = this.buf.readUInt32BE(pos)
-      if (len < 1 || len > MAX_FRAME) throw new Error(`milter frame of ${len} bytes`)
-      if (this.buf.length - pos - 4 < len) break
-      out.push({
-        cmd: String.fromCharCode(this.buf[pos + 4] as number),
-        data: this.buf.subarray(pos + 5, pos + 4 + len),
-      })
-      pos += 4 + len
+    if (chunk.length > 0) {
+      this.chunks.push(chunk)
+      this.length += chunk.length
     }
-    this.buf = pos === this.buf.length ? Buffer.alloc(0) : Buffer.from(this.buf.subarray(pos))
+    const out: Frame[] = []
+    while (this.length >= 4) {
+      const head = this.peek(4)
+      const len = head.readUInt32BE(0)
+      if (len < 1 || len > MAX_FRAME) throw new Error(`milter frame of ${len} bytes`)
+      if (this.length < 4 + len) break
+      const whole = this.take(4 + len)
+      out.push({ cmd: String.fromCharCode(whole[4] as number), data: whole.subarray(5) })
+    }
     return out
+  }
+
+  private peek(n: number): Buffer {
+    const first = this.chunks[0] as Buffer
+    if (first.length >= n) return first
+    return Buffer.concat(this.chunks).subarray(0, n)
+  }
+
+  private take(n: number): Buffer {
+    this.length -= n
+    const first = this.chunks[0] as Buffer
+    if (first.length >= n) {
+      if (first.length === n) this.chunks.shift()
+      else this.chunks[0] = first.subarray(n)
+      return first.subarray(0, n)
+    }
+    const parts: Buffer[] = []
+    let need = n
+    while (need > 0) {
+      const c = this.chunks[0] as Buffer
+      if (c.length <= need) {
+        parts.push(c)
+        this.chunks.shift()
+        need -= c.length
+      } else {
+        parts.push(c.subarray(0, need))
+        this.chunks[0] = c.subarray(need)
+        need = 0
+      }
+    }
+    return Buffer.concat(parts, n)
   }
 }
 
