@@ -414,7 +414,7 @@ describe.skipIf(skip).each(SUITES)(
         )
         expect(r25.log).toMatch(/< 451 4\.7\.1 /)
         // Nothing was queued meanwhile.
-        expect(await guestShell(host, 'postqueue -j | wc -l')).toBe('0')
+        expect((await guestShell(host, 'postqueue -j | wc -l')).trim()).toBe('0')
       } finally {
         await guestShell(host, 'systemctl start chatmail-filter')
       }
