@@ -172,7 +172,8 @@ export class MilterSession {
         // hostname NUL, family, port (2 bytes, for IPv4/6), address NUL
         const nul = f.data.indexOf(0)
         const family = String.fromCharCode(f.data[nul + 1] ?? 0)
-        this.clientAddr = family === '4' || family === '6' ? (cstrings(f.data.subarray(nul + 4))[0] ?? '') : ''
+        const addr = family === '4' || family === '6' ? (cstrings(f.data.subarray(nul + 4))[0] ?? '') : ''
+        this.clientAddr = addr.replace(/^ipv6:/i, '')
         return [CONTINUE]
       }
       case CMD.helo:
