@@ -281,3 +281,23 @@ describe('a 30 MB message', () => {
     expect(max).toBeLessThanOrEqual(1000)
   })
 })
+
+describe("the doctor's round-trip message (openpgp.js)", () => {
+  it('passes the filter, so `mail.roundtrip` keeps working behind it', async () => {
+    const openpgp = await import('openpgp')
+    const { pgpMimeMessage: doctorMessage } = await import('../../src/doctor/checks/mail-flow.js')
+    const { privateKey, publicKey } = await openpgp.generateKey({
+      type: 'ecc',
+      userIDs: [{ email: A }],
+      format: 'object',
+    })
+    const armored = await openpgp.encrypt({
+      message: await openpgp.createMessage({ text: 'round trip' }),
+      encryptionKeys: publicKey,
+      signingKeys: privateKey,
+    })
+    const raw = Buffer.from(doctorMessage({ from: A, to: A, messageId: 'x@example.org', date: new Date(), armored }))
+    expect(checkMessage(raw, out(A, [A]))).toEqual({ accept: true, kind: 'encrypted' })
+    expect(checkMessage(raw, inc(A, [A]))).toEqual({ accept: true, kind: 'encrypted' })
+  })
+})
