@@ -34,6 +34,8 @@ export interface DeployedHostOptions extends TestHostOptions {
   initArgs?: string[]
   /** More `deploy host` arguments for every deploy, e.g. ['--skip-dns-check', '--no-doctor']. */
   deployArgs?: string[]
+  /** How long a deploy may take (default 10 min; apt on a busy machine takes most of it). */
+  deployTimeoutMs?: number
 }
 
 export async function startDeployedHost(opts: DeployedHostOptions): Promise<DeployedHost> {
@@ -50,7 +52,10 @@ export async function startDeployedHost(opts: DeployedHostOptions): Promise<Depl
     // A fresh deploy took over 600 s on the shared 2-core machine under load.
     const cli = (args: string[], timeoutMs = 840_000) => runCli(args, { cwd: dir, timeoutMs })
     const deploy = (...extra: string[]) =>
-      cli(deployHostArgs(host, `root@${host.host}`, m, '--yes', '--json', ...(opts.deployArgs ?? []), ...extra))
+      cli(
+        deployHostArgs(host, `root@${host.host}`, m, '--yes', '--json', ...(opts.deployArgs ?? []), ...extra),
+        opts.deployTimeoutMs,
+      )
     const init = await cli(['init', opts.domain ?? host.host, ...(opts.initArgs ?? [])])
     if (init.code !== 0) throw new Error(`chatmail init failed: ${init.stderr}`)
     const first = await deploy()
