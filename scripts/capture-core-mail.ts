@@ -50,12 +50,15 @@ try {
   )
   mkdirSync(out, { recursive: true })
   let n = 0
-  for (const f of listing.split('\n').filter(Boolean)) {
+  // In delivery order (Maildir names start with the time). The Secure-Join step of each is in its
+  // encrypted part; the order and the packets tell them apart: the first two are encrypted to the
+  // invite's shared secret (SKESK), the rest to keys (PKESK). The fixtures were named by hand.
+  const files = listing.split('\n').filter(Boolean)
+  files.sort((x, y) => (x.split('/').pop() as string).localeCompare(y.split('/').pop() as string))
+  for (const f of files) {
     const text = await guestShell(d.host, `base64 -w0 /home/vmail/mail/${f.replace(/^\.\//, '')}`)
     const raw = Buffer.from(text.trim(), 'base64')
-    const sj = /^Secure-Join: *([a-z-]+)/im.exec(raw.toString('latin1'))?.[1]
-    const enc = /multipart\/encrypted/i.test(raw.toString('latin1'))
-    const name = `core-${String(++n).padStart(2, '0')}-${sj ?? (enc ? 'encrypted' : 'plain')}.eml`
+    const name = `core-${++n}.eml`
     writeFileSync(join(out, name), raw)
     process.stderr.write(`${name} ${raw.length} bytes (${f})\n`)
   }
