@@ -78,7 +78,7 @@ describe('milter session', () => {
     expect(o?.cmd).toBe('O')
     expect(o?.data.readUInt32BE(0)).toBe(6)
     expect(o?.data.readUInt32BE(4)).toBe(0)
-    expect(o?.data.readUInt32BE(8) & (P.noReplyHeader | P.noReplyBody)).toBe(P.noReplyHeader | P.noReplyBody)
+    expect((o as Frame).data.readUInt32BE(8) & (P.noReplyHeader | P.noReplyBody)).toBe(P.noReplyHeader | P.noReplyBody)
     // Offered nothing: it asks for nothing.
     expect(converse(session(), [optneg(0)])[0]?.data.readUInt32BE(8)).toBe(0)
   })

@@ -19,6 +19,8 @@ function config(domain: string, over: Partial<Config['accounts']> = {}, tls: Con
       maxSmtpRecipients: 1000,
       admin: 'ops@example.org',
       ...DEFAULT_EXPIRY,
+      maxUserSendPerMinute: 60,
+      maxUserSendBurst: 10,
     },
     accounts: { ...DEFAULT_ACCOUNTS, ...over },
     deploy: {},
