@@ -102,7 +102,7 @@ describe('the stack: opendkim, postfix milters, MTA-STS', () => {
     )
 
     const main = fileAt(spec.resources, '/etc/postfix/main.cf')!.content
-    expect(main).toMatch(/^smtpd_milters = unix:opendkim\/opendkim\.sock$/m)
+    expect(main).toMatch(/^smtpd_milters = unix:chatmail-filter\/milter\.sock, unix:opendkim\/opendkim\.sock$/m)
     expect(main).toMatch(/^non_smtpd_milters = unix:opendkim\/opendkim\.sock$/m)
     expect(main).toMatch(/^milter_macro_daemon_name = ORIGINATING$/m)
     expect(main).toMatch(/^milter_default_action = tempfail$/m)
