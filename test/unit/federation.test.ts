@@ -118,7 +118,8 @@ describe('the stack: opendkim, postfix milters, MTA-STS', () => {
     expect(spec.resources.some((r) => r.id === 'package:opendkim' || r.id === 'command:dkim-key')).toBe(false)
     expect(unitOf(spec.resources, 'opendkim.service')).toBeUndefined()
     const main = fileAt(spec.resources, '/etc/postfix/main.cf')!.content
-    expect(main).not.toMatch(/milters/)
+    expect(main).toMatch(/^smtpd_milters = unix:chatmail-filter\/milter\.sock$/m)
+    expect(main).not.toMatch(/opendkim|non_smtpd_milters/)
     expect(fileAt(spec.resources, '/etc/nginx/conf.d/mta-sts.conf')).toBeUndefined()
   })
   it('serves the MTA-STS policy on mta-sts.DOMAIN and gets a certificate for every name of the zone', async () => {
