@@ -58,8 +58,13 @@ function procStat(pid: number): { cpuS: number; rss: number } {
 // ---------------------------------------------------------------- the service over its socket
 const dir = mkdtempSync(join(tmpdir(), 'chatmail-filter-bench-'))
 const socket = join(dir, 'milter.sock')
-writeFileSync(join(dir, 'filter.conf'), `socket = ${socket}\nmax_message_size = 31457280\nmax_user_send_per_minute = 1000000\nmax_user_send_burst = 1000000\n`)
-const child = spawn(process.execPath, ['dist/remote/chatmail-filter.js', join(dir, 'filter.conf')], { stdio: ['ignore', 'ignore', 'pipe'] })
+writeFileSync(
+  join(dir, 'filter.conf'),
+  `socket = ${socket}\nmax_message_size = 31457280\nmax_user_send_per_minute = 1000000\nmax_user_send_burst = 1000000\n`,
+)
+const child = spawn(process.execPath, ['dist/remote/chatmail-filter.js', join(dir, 'filter.conf')], {
+  stdio: ['ignore', 'ignore', 'pipe'],
+})
 await new Promise<void>((resolve, reject) => {
   child.stderr.on('data', (d: Buffer) => (d.toString().includes('listening') ? resolve() : undefined))
   child.on('exit', (code) => reject(new Error(`chatmail-filter exited ${code}`)))
@@ -75,7 +80,10 @@ const perMessage: Buffer[] = [
   frame(CMD.mail, z(`<${FROM}>`)),
   frame(CMD.rcpt, z(`<${TO}>`)),
 ]
-for (const field of msg.subarray(0, sep).toString('latin1').split(/\r\n(?![ \t])/)) {
+for (const field of msg
+  .subarray(0, sep)
+  .toString('latin1')
+  .split(/\r\n(?![ \t])/)) {
   const c = field.indexOf(':')
   perMessage.push(frame(CMD.header, z(field.slice(0, c), field.slice(c + 1).trim())))
 }

@@ -9,7 +9,15 @@ export interface HostExec {
 }
 
 /** The units of the dovecot profile, in report order. */
-export const HOST_UNITS = ['dovecot', 'postfix', 'coturn', 'nginx', 'iroh-relay', 'chatmail-metadata', 'chatmail-filter'] as const
+export const HOST_UNITS = [
+  'dovecot',
+  'postfix',
+  'coturn',
+  'nginx',
+  'iroh-relay',
+  'chatmail-metadata',
+  'chatmail-filter',
+] as const
 
 /** The paths whose file systems must not fill up: the system, mail, logs. */
 export const HOST_DISK_PATHS = ['/', '/home/vmail', '/var/log'] as const
