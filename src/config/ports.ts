@@ -3,6 +3,16 @@
  * must differ from every other one, or two daemons would fight over it (dovecot would render two
  * listeners on 143 for imap.port = 143; coturn on 25 would keep postfix from starting).
  */
+import * as v from 'valibot'
+
+/** A port number key of chatmail.toml (valibot schema). */
+export const port = (what: string) =>
+  v.pipe(
+    v.number(`${what} must be a port number`),
+    v.integer(`${what} must be a whole number`),
+    v.minValue(1, `${what} must be from 1 to 65535`),
+    v.maxValue(65535, `${what} must be from 1 to 65535`),
+  )
 
 export interface PortUse {
   /** Where the port comes from: a config key, or what always listens there. */

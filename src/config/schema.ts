@@ -6,7 +6,7 @@ import * as v from 'valibot'
 import { formatDuration, parseDuration } from '../protocols/duration.js'
 import { DEFAULT_PORTS } from '../protocols/ports.js'
 import { checkDomain } from './domain.js'
-import { portClash } from './ports.js'
+import { port, portClash } from './ports.js'
 import { checkMailSizes, days, daysSeconds } from './storage.js'
 import {
   addressOn,
@@ -24,14 +24,6 @@ export const PROFILES = ['dovecot', 'madmail'] as const
 export const TLS_MODES = ['acme', 'self-signed', 'manual'] as const
 export const REGISTRATIONS = ['open', 'invite', 'closed'] as const
 export const LETSENCRYPT_DIRECTORY = 'https://acme-v02.api.letsencrypt.org/directory'
-
-const port = (what: string) =>
-  v.pipe(
-    v.number(`${what} must be a port number`),
-    v.integer(`${what} must be a whole number`),
-    v.minValue(1, `${what} must be from 1 to 65535`),
-    v.maxValue(65535, `${what} must be from 1 to 65535`),
-  )
 
 const duration = (what: string) =>
   v.pipe(
