@@ -27,7 +27,8 @@ turn.credential.expiry turn.allocate.udp turn.allocate.tcp turn.allocate.tls
 turn.rejects-bad-credentials turn.rejects-expired-credentials relay.ping relay.generate204
 relay.upgrade relay.handshake relay.forward tls.imap tls.submission tls.submission-starttls
 tls.https tls.turns dns.address dns.mx dns.spf dns.dkim dns.dmarc dns.mta-sts dns.tls-rpt
-dns.srv dns.caa dns.certificate mail.autoconfig mail.signup mail.submission mail.roundtrip.
+dns.srv dns.caa dns.certificate mail.autoconfig mail.signup mail.submission mail.roundtrip
+mail.rejects-unencrypted.
 Groups: imap discovery credentials turn relay tls dns mail. A selector may also be an id prefix
 (metadata selects metadata.*).
 
@@ -50,8 +51,8 @@ and TURN over TLS 5349 (--tls-port NAME=PORT when elsewhere): valid for the name
 chain, and a warning under 14 days left.
 
 The mail group: the autoconfig XML, the sign-up endpoint /new (only asked; --signup creates an
-account and logs in with it), SMTP submission with login, and an OpenPGP-encrypted message to
-self that must arrive in INBOX (its time in the detail).
+account and logs in with it), SMTP submission with login, an OpenPGP-encrypted message to self
+that must arrive in INBOX (its time in the detail), and a plaintext one that must be refused.
 
 --prometheus FILE writes gauges chatmail_doctor_check{domain,id,group,status} (1 for the
 status a check has, 0 for the others), chatmail_doctor_check_duration_seconds{domain,id,group},

@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs'
 import { request } from 'node:https'
 import { join } from 'node:path'
 import { ImapFlow } from 'imapflow'
+import SMTPConnection from 'nodemailer/lib/smtp-connection'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { runCli } from '../helpers/cli.js'
 import { type DeployedHost, startDeployedHost } from '../helpers/deployed-host.js'
@@ -16,7 +17,14 @@ import { guestShell, testHostSkipReason } from '../helpers/testhost.js'
 
 const HOST = { name: 'th-dc-82', index: 82 }
 const DOMAIN = 'th-dc-82.test'
-const MAIL_IDS = ['imap.xchatmail', 'mail.autoconfig', 'mail.signup', 'mail.submission', 'mail.roundtrip']
+const MAIL_IDS = [
+  'imap.xchatmail',
+  'mail.autoconfig',
+  'mail.signup',
+  'mail.submission',
+  'mail.roundtrip',
+  'mail.rejects-unencrypted',
+]
 // Opt-in until a whole run passes: on the shared machine (load ≈ 25, 2026-11-30) the deploy of this
 // named, self-signed host did not finish within the helper's 600 s three times. The mail group on
 // IP-only hosts is judged by every deploy's doctor (deploy.test.ts asserts all ok, Debian 12 and 13).
@@ -51,6 +59,39 @@ describe.skipIf(skip)(`doctor mail-flow checks against a deployed server${skip ?
       return { ...r, report: JSON.parse(r.stdout) }
     } catch {
       throw new Error(`doctor printed no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`)
+    }
+  }
+
+  /** Submits a plaintext message to self on 465, without the doctor: the refusal, or undefined when accepted. */
+  const plaintextRefusal = async (user: string, pass: string) => {
+    const conn = new SMTPConnection({
+      host: d.host.host,
+      port: 465,
+      secure: true,
+      tls: { servername: DOMAIN, ca: pem },
+    })
+    const call = <T>(fn: (cb: (err: Error | null | undefined, v?: T) => void) => void) =>
+      new Promise<T>((res, rej) => fn((err, v) => (err ? rej(err) : res(v as T))))
+    await new Promise<void>((res, rej) => {
+      conn.once('error', rej)
+      conn.connect(() => res())
+    })
+    try {
+      await call((cb) => conn.login({ credentials: { user, pass } }, cb))
+      await call((cb) =>
+        conn.send(
+          { from: user, to: [user] },
+          `From: <${user}>\r\nTo: <${user}>\r\nSubject: plain\r\n\r\nnot encrypted\r\n`,
+          cb,
+        ),
+      )
+      return undefined
+    } catch (err) {
+      const e = err as { responseCode?: number; response?: string }
+      if (!e.responseCode) throw err
+      return { code: e.responseCode, text: e.response ?? '' }
+    } finally {
+      conn.quit()
     }
   }
 
@@ -117,6 +158,11 @@ describe.skipIf(skip)(`doctor mail-flow checks against a deployed server${skip ?
     expect(checkOf(r, 'mail.autoconfig').status, show(checkOf(r, 'mail.autoconfig'))).toBe(auto === 200 ? 'ok' : 'fail')
     const signup = await httpsStatus('GET', '/new')
     expect(checkOf(r, 'mail.signup').status, show(checkOf(r, 'mail.signup'))).toBe(signup === 405 ? 'ok' : 'fail')
+    // Plaintext to self, sent here: refused with 5xx exactly when the doctor says ok.
+    const refused = await plaintextRefusal(d.doctor.user, d.doctor.password)
+    const rej = checkOf(r, 'mail.rejects-unencrypted')
+    expect(rej.status, show(rej)).toBe(refused && refused.code >= 500 ? 'ok' : 'fail')
+    if (refused) expect(rej.detail).toContain(String(refused.code))
     for (const id of MAIL_IDS) {
       const c = checkOf(r, id)
       if (c.status === 'fail') expect(c.hint, show(c)).toBeTruthy()

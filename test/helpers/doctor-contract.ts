@@ -28,6 +28,7 @@ export const CHECK_IDS = [
   'mail.signup',
   'mail.submission',
   'mail.roundtrip',
+  'mail.rejects-unencrypted',
 ] as const
 
 /**

@@ -147,7 +147,7 @@ describe('the whole doctor against a healthy loopback server', () => {
     const cases = [...xml.matchAll(/<testcase classname="([^"]*)" name="([^"]*)"/g)].map((m) => [m[1], m[2]])
     expect(cases.map((c) => c[1])).toEqual(CHECK_IDS)
     expect(cases.map((c) => c[0])).toEqual(r.report.checks.map((c) => c.group))
-    expect(xml).toMatch(/<testsuites name="chatmail doctor" tests="28" failures="0" errors="0" skipped="9"/)
+    expect(xml).toMatch(/<testsuites name="chatmail doctor" tests="29" failures="0" errors="0" skipped="10"/)
     expect(xml).not.toContain('<failure')
   })
 

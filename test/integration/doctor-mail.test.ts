@@ -26,7 +26,7 @@ import {
 } from '../helpers/dovecot.js'
 
 const SECRET = 'doctor-mail-secret-0123456789abcdef'
-const MAIL_IDS = ['mail.autoconfig', 'mail.signup', 'mail.submission', 'mail.roundtrip']
+const MAIL_IDS = ['mail.autoconfig', 'mail.signup', 'mail.submission', 'mail.roundtrip', 'mail.rejects-unencrypted']
 
 let dovecot: Dovecot
 let https: Awaited<ReturnType<typeof startHttps>>

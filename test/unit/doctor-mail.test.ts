@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest'
 import { addressOnDomain, judgeAutoconfig } from '../../src/doctor/checks/mail.js'
 import { pgpMimeMessage } from '../../src/doctor/checks/mail-flow.js'
+import { plaintextMessage } from '../../src/doctor/checks/mail-policy.js'
 import { parseAutoconfig } from '../../src/protocols/autoconfig.js'
 
 const XML = `<?xml version="1.0" encoding="UTF-8"?>
@@ -141,4 +142,28 @@ test('the round trip message is PGP/MIME that openpgp.js encrypts and decrypts',
     decryptionKeys: privateKey,
   })
   expect(data).toBe('token-123')
+})
+
+test('the plaintext message of mail.rejects-unencrypted is what a client without encryption sends', () => {
+  const mime = plaintextMessage({
+    from: 'me@[203.0.113.5]',
+    to: 'me@[203.0.113.5]',
+    messageId: 'xyz@203.0.113.5',
+    date: new Date(Date.UTC(2026, 10, 30, 6, 0, 0)),
+  })
+  const cut = mime.indexOf('\r\n\r\n')
+  const [head, body] = [mime.slice(0, cut), mime.slice(cut + 4)]
+  expect(head.split('\r\n')).toEqual([
+    'From: <me@[203.0.113.5]>',
+    'To: <me@[203.0.113.5]>',
+    'Subject: chatmail doctor: unencrypted',
+    'Date: Mon, 30 Nov 2026 06:00:00 +0000',
+    'Message-ID: <xyz@203.0.113.5>',
+    'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=utf-8',
+  ])
+  // None of chatmail's cleartext exceptions: no Secure-Join header, no Autocrypt Setup Message, no OpenPGP.
+  expect(mime).not.toMatch(/Secure-Join|Autocrypt-Setup-Message|BEGIN PGP|multipart/i)
+  expect(body.endsWith('\r\n')).toBe(true)
+  expect(mime.split('\r\n').every((l) => l.length <= 998)).toBe(true)
 })

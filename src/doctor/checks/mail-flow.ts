@@ -22,11 +22,11 @@ const submissionPorts = (ctx: CheckContext): SubmissionPort[] => [
   { port: ctx.options.tlsPorts?.submission ?? 465, secure: true },
   { port: ctx.options.tlsPorts?.['submission-starttls'] ?? 587, secure: false },
 ]
-const describePort = (p: SubmissionPort) => `${p.port} (${p.secure ? 'implicit TLS' : 'STARTTLS'})`
+export const describePort = (p: SubmissionPort) => `${p.port} (${p.secure ? 'implicit TLS' : 'STARTTLS'})`
 
-const NO_ACCOUNT = 'no account to log in with: pass --user and --password (or CHATMAIL_USER/CHATMAIL_PASSWORD)'
+export const NO_ACCOUNT = 'no account to log in with: pass --user and --password (or CHATMAIL_USER/CHATMAIL_PASSWORD)'
 
-const call = <T>(fn: (cb: (err: Error | null | undefined, v?: T) => void) => void): Promise<T> =>
+export const call = <T>(fn: (cb: (err: Error | null | undefined, v?: T) => void) => void): Promise<T> =>
   new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))))
 
 /** An SMTP connection, logged in; closed when the check's signal aborts. */
@@ -67,7 +67,7 @@ async function smtpLogin(ctx: CheckContext, p: SubmissionPort, user: string, pas
 }
 
 /** Tries 465, then 587 when nothing listens on 465. */
-async function submission(ctx: CheckContext, user: string, pass: string) {
+export async function submission(ctx: CheckContext, user: string, pass: string) {
   let lastErr: unknown
   for (const p of submissionPorts(ctx)) {
     try {
@@ -80,7 +80,7 @@ async function submission(ctx: CheckContext, user: string, pass: string) {
   throw lastErr
 }
 
-function smtpFailure(ctx: CheckContext, err: unknown): CheckOutcome {
+export function smtpFailure(ctx: CheckContext, err: unknown): CheckOutcome {
   const e = err as Error & { code?: string; responseCode?: number; response?: string }
   const where = `${ctx.options.imapHost}`
   if (e.code === 'EAUTH' || e.responseCode === 535) {
@@ -151,7 +151,7 @@ export function pgpMimeMessage(o: {
   ].join('\r\n')
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 export async function roundtripCheck(ctx: CheckContext): Promise<CheckOutcome> {
   const { user, password } = ctx.options

@@ -3,7 +3,8 @@
  * `imap.xchatmail` (the capability that makes core treat the server as a chatmail relay),
  * `mail.autoconfig` (the XML core reads first), `mail.signup` (the /new endpoint; an account is
  * created only with --signup), `mail.submission` (SMTP submission with login) and
- * `mail.roundtrip` (an OpenPGP-encrypted message to self arrives in INBOX).
+ * `mail.roundtrip` (an OpenPGP-encrypted message to self arrives in INBOX) and
+ * `mail.rejects-unencrypted` (a plaintext one is refused at submission).
  */
 import { request } from 'node:https'
 import { isIP } from 'node:net'
@@ -14,6 +15,7 @@ import { imapClientOptions } from '../imap-session.js'
 import { type CheckContext, type CheckDef, type CheckOutcome, fail, ok, skip, warn } from '../model.js'
 import { trustingOptions } from '../tls-probe.js'
 import { roundtripCheck, submissionCheck } from './mail-flow.js'
+import { rejectsUnencryptedCheck } from './mail-policy.js'
 
 export const AUTOCONFIG_PATH = '/.well-known/autoconfig/mail/config-v1.1.xml'
 const MAX_BODY = 256 * 1024
@@ -264,5 +266,12 @@ export const mailChecks: CheckDef[] = [
     timeoutHint:
       'the message was submitted but did not arrive in INBOX in time: check the path postfix → dovecot LMTP (journalctl -u postfix -u dovecot) and the mail queue (postqueue -p)',
     run: roundtripCheck,
+  },
+  {
+    id: 'mail.rejects-unencrypted',
+    group: 'mail',
+    title: 'unencrypted mail refused',
+    after: ['mail.submission'],
+    run: rejectsUnencryptedCheck,
   },
 ]
