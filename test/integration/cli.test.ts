@@ -60,12 +60,15 @@ describe('chatmail init', () => {
   it('imports a cmdeploy ini and names what it ignored', async () => {
     await writeFile(
       join(dir, 'chatmail.ini'),
-      '[params]\nmail_domain = relay.example.org\nmax_user_send_per_minute = 60\n',
+      '[params]\nmail_domain = relay.example.org\nmax_user_send_per_minute = 42\npassthrough_senders =\n',
     )
     const r = await run(['init', '--from-ini', 'chatmail.ini', '-c', 'ini.toml'], { cwd: dir })
     expect(r.code).toBe(0)
-    expect(r.stderr).toContain('ignored (no meaning here): max_user_send_per_minute')
-    expect(await readFile(join(dir, 'ini.toml'), 'utf8')).toContain('domain = "relay.example.org"')
+    expect(r.stderr).toContain('imported from chatmail.ini: mail_domain, max_user_send_per_minute')
+    expect(r.stderr).toContain('ignored (no meaning here): passthrough_senders')
+    const toml = await readFile(join(dir, 'ini.toml'), 'utf8')
+    expect(toml).toContain('domain = "relay.example.org"')
+    expect(toml).toMatch(/max_user_send_per_minute = 42\b/)
   })
 })
 
