@@ -117,7 +117,10 @@ describe.skipIf(skip)(`host checks and the CI example on a real host${skip ? ` (
             CHATMAIL_CONFIG: join(dir, 'chatmail.toml'),
             REPORT_DIR: join(dir, 'reports'),
             DEPLOY_ARGS: `--iroh-relay-source ${m.source} --iroh-relay-sha256 ${m.sha256}`,
-            DOCTOR_ARGS: `--ca ${caFile}`,
+            // --timeout: the suite runs two e2e files at once on 2 cores; a check's 5 s default is for a
+            // server, not for a test host sharing the runner with another deploy (CI, 2026-11-30: host.units
+            // over SSH took longer than 5 s right after the deploy).
+            DOCTOR_ARGS: `--ca ${caFile} --timeout 20`,
           },
         },
         (err, stdout, stderr) =>

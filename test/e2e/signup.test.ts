@@ -419,26 +419,33 @@ describe.skipIf(skip).each(SUITES)(
       } finally {
         await guestShell(host, 'systemctl start chatmail-filter')
       }
-      const again = await submitOn(587, a, b.email, pgpMimeMessage({ from: a.email, to: b.email }))
+      // systemctl start returns before the filter listens: until then postfix still answers 4xx (no
+      // mail lost), so mail flows again within a few seconds, not necessarily on the first try.
+      let again = await submitOn(587, a, b.email, pgpMimeMessage({ from: a.email, to: b.email }))
+      for (let i = 0; i < 30 && again.code !== 0 && /< 45[14] 4\.\d\.\d /.test(again.log); i++) {
+        await new Promise((r) => setTimeout(r, 500))
+        again = await submitOn(587, a, b.email, pgpMimeMessage({ from: a.email, to: b.email }))
+      }
       expect(again.code, again.log).toBe(0)
-    }, 60_000)
+    }, 90_000)
 
-    test('the per-user send rate: a burst of 10 goes, the 11th gets 450 4.7.1 with the wait', async () => {
-      // b has sent nothing by submission so far: its bucket is full.
+    test('the per-user send rate: a burst of 10 goes, more at once get 450 4.7.1 with the wait', async () => {
+      // b has sent nothing by submission so far: its bucket is full (10). 15 sent at once: the bucket
+      // refills one a second (60 a minute), so unless the 15 spread over 5 s some are refused.
       const c = accounts[1] as { email: string; password: string }
       const to = accounts[0]!.email
-      const codes: number[] = []
-      let refusal = ''
-      for (let i = 0; i < 11; i++) {
-        const s = await submitOn(465, c, to, pgpMimeMessage({ from: c.email, to }))
-        codes.push(s.code)
-        if (s.code !== 0) refusal = s.log
-      }
-      expect(codes.slice(0, 10)).toEqual(Array(10).fill(0))
-      expect(codes[10]).not.toBe(0)
-      expect(refusal).toMatch(
-        /< 450 4\.7\.1 Too much mail from .*at most 60 messages a minute \(bursts of 10\); try again in \d+ s/,
+      const sends = await Promise.all(
+        Array.from({ length: 15 }, () => submitOn(465, c, to, pgpMimeMessage({ from: c.email, to }))),
       )
+      const accepted = sends.filter((s) => s.code === 0).length
+      const refused = sends.filter((s) => s.code !== 0)
+      expect(accepted).toBeGreaterThanOrEqual(10)
+      expect(refused.length).toBeGreaterThan(0)
+      for (const r of refused) {
+        expect(r.log).toMatch(
+          /< 450 4\.7\.1 Too much mail from .*at most 60 messages a minute \(bursts of 10\); try again in \d+ s/,
+        )
+      }
     }, 120_000)
 
     test('a redeploy changes nothing and keeps the accounts', async () => {
