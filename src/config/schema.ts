@@ -5,60 +5,16 @@
 import * as v from 'valibot'
 import { formatDuration, parseDuration } from '../protocols/duration.js'
 import { DEFAULT_PORTS } from '../protocols/ports.js'
+import { type AccountsConfig, AccountsSection, resolveAccounts } from './accounts.js'
 import { checkDomain } from './domain.js'
+import { duration, text } from './fields.js'
+import { type MailConfig, MailSection, resolveMail } from './mail.js'
 import { port, portClash } from './ports.js'
-import { checkMailSizes, days, daysSeconds } from './storage.js'
-import {
-  addressOn,
-  checkValue,
-  emailAddress,
-  externalIp,
-  hostName,
-  hostPath,
-  serverAddress,
-  urlOf,
-  type ValueCheck,
-} from './values.js'
+import { addressOn, emailAddress, externalIp, hostName, hostPath, serverAddress, urlOf } from './values.js'
 
 export const PROFILES = ['dovecot', 'madmail'] as const
 export const TLS_MODES = ['acme', 'self-signed', 'manual'] as const
-export const REGISTRATIONS = ['open', 'invite', 'closed'] as const
 export const LETSENCRYPT_DIRECTORY = 'https://acme-v02.api.letsencrypt.org/directory'
-
-const duration = (what: string) =>
-  v.pipe(
-    v.union([v.string(), v.number()], `${what} must be a duration such as "24h"`),
-    v.check((s) => checkValue(String(s)) === undefined, `${what} must not contain control characters`),
-    v.check(
-      (s) => parseDuration(String(s)).ok,
-      `${what} must be a duration from 1s to 365d (seconds, or 90s, 30m, 12h, 5d)`,
-    ),
-  )
-
-const count = (what: string, min: number, max: number) =>
-  v.pipe(
-    v.number(`${what} must be a whole number`),
-    v.integer(`${what} must be a whole number`),
-    v.minValue(min, `${what} must be from ${min} to ${max}`),
-    v.maxValue(max, `${what} must be from ${min} to ${max}`),
-  )
-
-const size = (what: string) =>
-  v.pipe(
-    v.string(`${what} must be a size such as "1G"`),
-    v.regex(/^\d+[KMGT]?$/i, `${what} must be a size such as "1G"`),
-  )
-
-/** A string that passes `checks` (and never holds a control character); "" too when `orEmpty`. */
-const text = (what: string, checks: ValueCheck[] = [], orEmpty = false) =>
-  v.pipe(
-    v.string(`${what} must be a string`),
-    v.rawCheck(({ dataset, addIssue }) => {
-      if (!dataset.typed || (orEmpty && dataset.value === '')) return
-      const why = checkValue(dataset.value, ...checks)
-      if (why) addIssue({ message: `${what} ${why}${orEmpty ? ', or "" for none' : ''}` })
-    }),
-  )
 
 const domain = v.pipe(
   text('domain'),
@@ -116,49 +72,8 @@ export const ConfigSchema = v.strictObject(
       v.strictObject({ port: v.optional(port('imap.port'), DEFAULT_PORTS.imap) }, 'allowed keys in [imap]: port'),
       {},
     ),
-    mail: v.optional(
-      v.strictObject(
-        {
-          max_message_size: v.optional(
-            v.pipe(v.number('mail.max_message_size must be a number of bytes'), v.integer(), v.minValue(1024)),
-            31457280,
-          ),
-          max_mailbox_size: v.optional(size('mail.max_mailbox_size'), '500M'),
-          admin: v.optional(text('mail.admin', [emailAddress])),
-          comment: v.optional(
-            v.pipe(text('mail.comment'), v.maxLength(200, 'mail.comment must be at most 200 characters')),
-            '',
-          ),
-          max_smtp_recipients: v.optional(count('mail.max_smtp_recipients', 1, 100_000), 1000),
-          delete_mails_after: v.optional(days('mail.delete_mails_after'), '20d'),
-          delete_large_after: v.optional(days('mail.delete_large_after'), '7d'),
-          max_user_send_per_minute: v.optional(count('mail.max_user_send_per_minute', 1, 1_000_000), 60),
-          max_user_send_burst: v.optional(count('mail.max_user_send_burst', 1, 1_000_000), 10),
-        },
-        'allowed keys in [mail]: max_message_size, max_mailbox_size, admin, comment, max_smtp_recipients, delete_mails_after, delete_large_after, max_user_send_per_minute, max_user_send_burst',
-      ),
-      {},
-    ),
-    accounts: v.optional(
-      v.strictObject(
-        {
-          registration: v.optional(
-            v.picklist(REGISTRATIONS, `accounts.registration must be one of: ${REGISTRATIONS.join(', ')}`),
-            'open',
-          ),
-          username_min_length: v.optional(count('accounts.username_min_length', 1, 64), 9),
-          username_max_length: v.optional(count('accounts.username_max_length', 1, 64), 9),
-          password_min_length: v.optional(count('accounts.password_min_length', 1, 1024), 9),
-          min_free_disk: v.optional(size('accounts.min_free_disk'), '1G'),
-          min_available_memory: v.optional(size('accounts.min_available_memory'), '200M'),
-          max_creations_per_client: v.optional(count('accounts.max_creations_per_client', 0, 1_000_000), 20),
-          creation_window: v.optional(duration('accounts.creation_window'), '1h'),
-          delete_inactive_after: v.optional(days('accounts.delete_inactive_after'), '90d'),
-        },
-        'allowed keys in [accounts]: registration, username_min_length, username_max_length, password_min_length, min_free_disk, min_available_memory, max_creations_per_client, creation_window, delete_inactive_after',
-      ),
-      {},
-    ),
+    mail: MailSection,
+    accounts: AccountsSection,
     deploy: v.optional(
       v.strictObject(
         {
@@ -205,32 +120,8 @@ export interface Config {
   }
   iroh: { relayUrl: string; port: number }
   imap: { port: number }
-  mail: {
-    maxMessageSize: number
-    maxMailboxSize: string
-    /** The operator's address, served as /shared/admin (mailto:). */
-    admin?: string
-    comment: string
-    maxSmtpRecipients: number
-    /** Messages a logged-in user may send a minute (chatmail-filter's token bucket), and its size. */
-    maxUserSendPerMinute: number
-    maxUserSendBurst: number
-    /** The daily expiry deletes messages older than this, and those over LARGE_MESSAGE_BYTES older than that. */
-    deleteMailsAfterSeconds: number
-    deleteLargeAfterSeconds: number
-  }
-  accounts: {
-    registration: (typeof REGISTRATIONS)[number]
-    usernameMinLength: number
-    usernameMaxLength: number
-    passwordMinLength: number
-    minFreeDisk: string
-    minAvailableMemory: string
-    maxCreationsPerClient: number
-    creationWindowSeconds: number
-    /** The expiry timer deletes accounts without a login for this long (seconds). */
-    deleteInactiveAfterSeconds: number
-  }
+  mail: MailConfig
+  accounts: AccountsConfig
   deploy: { destination?: string; irohRelaySource?: string; irohRelaySha256?: string }
   doctor: { user?: string; password?: string }
 }
@@ -241,40 +132,9 @@ export function defaultRelayUrl(domain: string, tlsMode: string, irohPort: numbe
   return tlsMode === 'self-signed' ? `http://${domain}:${irohPort}` : `https://${domain}`
 }
 
-/** [accounts] and [mail] values when the file does not set them (chatmail relays' defaults). */
-export const DEFAULT_ACCOUNTS: Config['accounts'] = {
-  registration: 'open',
-  usernameMinLength: 9,
-  usernameMaxLength: 9,
-  passwordMinLength: 9,
-  minFreeDisk: '1G',
-  minAvailableMemory: '200M',
-  maxCreationsPerClient: 20,
-  creationWindowSeconds: 3600,
-  deleteInactiveAfterSeconds: 90 * 86400,
-}
+export { DEFAULT_ACCOUNTS, REGISTRATIONS } from './accounts.js'
+export { DEFAULT_MAX_SMTP_RECIPIENTS } from './mail.js'
 export { DEFAULT_EXPIRY, LARGE_MESSAGE_BYTES, sizeBytes } from './storage.js'
-export const DEFAULT_MAX_SMTP_RECIPIENTS = 1000
-
-function resolveAccounts(a: RawConfig['accounts']): Config['accounts'] {
-  if (a.username_min_length > a.username_max_length) {
-    throw new Error(
-      `accounts.username_min_length (${a.username_min_length}) must not be above accounts.username_max_length (${a.username_max_length})`,
-    )
-  }
-  const window = parseDuration(String(a.creation_window))
-  return {
-    registration: a.registration,
-    usernameMinLength: a.username_min_length,
-    usernameMaxLength: a.username_max_length,
-    passwordMinLength: a.password_min_length,
-    minFreeDisk: a.min_free_disk,
-    minAvailableMemory: a.min_available_memory,
-    maxCreationsPerClient: a.max_creations_per_client,
-    creationWindowSeconds: window.ok ? window.seconds : 3600,
-    deleteInactiveAfterSeconds: daysSeconds(a.delete_inactive_after),
-  }
-}
 
 export function resolveConfig(raw: RawConfig): Config {
   if (raw.tls.mode === 'manual' && (!raw.tls.cert || !raw.tls.key)) {
@@ -309,7 +169,7 @@ export function resolveConfig(raw: RawConfig): Config {
       `iroh.port = ${iroh.port}: iroh-relay runs as its own user without the capability to bind ports below 1024; use 1024 or higher`,
     )
   }
-  checkMailSizes(raw.mail.max_message_size, raw.mail.max_mailbox_size)
+  const mail = resolveMail(raw.mail)
   const turnHost = raw.turn.host === undefined ? name : checkDomain(raw.turn.host)
   return {
     domain: name,
@@ -332,17 +192,7 @@ export function resolveConfig(raw: RawConfig): Config {
     },
     iroh: { relayUrl: iroh.relay_url ?? defaultRelayUrl(name, tls.mode, iroh.port), port: iroh.port },
     imap: { port: raw.imap.port },
-    mail: {
-      maxMessageSize: raw.mail.max_message_size,
-      maxMailboxSize: raw.mail.max_mailbox_size,
-      ...(raw.mail.admin ? { admin: raw.mail.admin } : {}),
-      comment: raw.mail.comment,
-      maxSmtpRecipients: raw.mail.max_smtp_recipients,
-      maxUserSendPerMinute: raw.mail.max_user_send_per_minute,
-      maxUserSendBurst: raw.mail.max_user_send_burst,
-      deleteMailsAfterSeconds: daysSeconds(raw.mail.delete_mails_after),
-      deleteLargeAfterSeconds: daysSeconds(raw.mail.delete_large_after),
-    },
+    mail,
     accounts: resolveAccounts(raw.accounts),
     deploy: {
       ...(raw.deploy.destination ? { destination: raw.deploy.destination } : {}),
