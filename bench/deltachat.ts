@@ -1,6 +1,6 @@
 // Delta Chat core against a deployed server (a local Debian test host, IP-only; needs root):
 //  1. configure time: a fresh account in the real core (deltachat-rpc-server 2.62.0), address +
-//     password only (what the user types), median of 5; and from a sign-up dclogin: link;
+//     password + the server's IP (core cannot guess the host from user@[IP]), median of 5; and from a sign-up dclogin: link;
 //  2. message round trip core→core: two signed-up accounts after Secure-Join, one message at a
 //     time in alternate directions, from sendMsg to the IncomingMsg event (median, p90 of 10).
 // Goals: configure ≤ 2 s, round trip ≤ 1 s. The core runs fenced (test/helpers/deltachat.ts).
@@ -34,7 +34,7 @@ try {
   for (let i = 0; i < 5; i++) {
     const id = await core.rpc.addAccount()
     const t0 = performance.now()
-    await core.rpc.addOrUpdateTransport(id, loginParam(d.doctor.user, d.doctor.password, true))
+    await core.rpc.addOrUpdateTransport(id, loginParam(d.doctor.user, d.doctor.password, true, d.host.host))
     configure.push(performance.now() - t0)
     await core.rpc.removeAccount(id)
   }

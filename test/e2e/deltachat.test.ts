@@ -102,12 +102,7 @@ describe.skipIf(skip)(`a real Delta Chat core against a deployed server${skip ? 
     const t0 = performance.now()
     // The doctor is doctor@[IP] now: from a bracketed address core guesses imap.[IP] (no such name).
     // The app's way onto an IP-only server is the dclogin: link (below), which names the server.
-    const param = {
-      ...loginParam(d.doctor.user, d.doctor.password, true),
-      imapServer: d.host.host,
-      smtpServer: d.host.host,
-    }
-    await core.rpc.addOrUpdateTransport(id, param)
+    await core.rpc.addOrUpdateTransport(id, loginParam(d.doctor.user, d.doctor.password, true, d.host.host))
     const ms = performance.now() - t0
     process.stderr.write(`core configure (address + password, self-signed): ${Math.round(ms)} ms\n`)
     expect(await core.rpc.isConfigured(id)).toBe(true)

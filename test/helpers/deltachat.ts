@@ -264,6 +264,9 @@ export async function startCore(fence: Fence, opts: CoreOptions = {}): Promise<C
     log: () => stderr,
     close: async () => {
       if (proc.exitCode === null && proc.signalCode === null) {
+        // The client's event loop keeps asking for events; once the input is closed those writes
+        // fail, which is expected now and must not crash the process.
+        proc.stdin!.on('error', () => {})
         proc.stdin!.end() // the server exits when its input closes
         const t = setTimeout(() => proc.kill('SIGKILL'), 5_000)
         await exited
@@ -299,16 +302,25 @@ export function waitForEvent<K extends DcEvent['kind']>(
 }
 
 /** EnteredLoginParam with only address and password (core finds the rest), optionally accepting self-signed TLS. */
-export function loginParam(addr: string, password: string, acceptInvalidCertificates = false): T.EnteredLoginParam {
+/**
+ * What a user types: address and password; `server` names the IMAP/SMTP host too, which core cannot
+ * guess from a bracketed `user@[IP]` (it would try imap.[IP]).
+ */
+export function loginParam(
+  addr: string,
+  password: string,
+  acceptInvalidCertificates = false,
+  server: string | null = null,
+): T.EnteredLoginParam {
   return {
     addr,
     password,
-    imapServer: null,
+    imapServer: server,
     imapPort: null,
     imapFolder: null,
     imapSecurity: null,
     imapUser: null,
-    smtpServer: null,
+    smtpServer: server,
     smtpPort: null,
     smtpSecurity: null,
     smtpUser: null,
