@@ -41,65 +41,82 @@ export const MAX_FRAME = 1024 * 1024
 export interface Frame {
   cmd: string
   data: Buffer
+  /** A piece of a body frame that more of the same frame follows (body bytes are not gathered). */
+  partial?: boolean
 }
 
 /**
  * Splits a byte stream into frames: 4-byte big-endian length (command byte + data), command, data.
- * Chunks are kept as they come and joined only for a frame that spans them: a 64 KiB body frame
- * costs one copy at most.
+ * Body frames (postfix's 64 KiB chunks) are not gathered: their bytes are handed on as they come,
+ * as pieces of the chunks read (`partial` on all but the last), so no body byte is copied here.
+ * Other frames are small and handed on whole (joined when they span chunks).
  */
 export class FrameReader {
-  private chunks: Buffer[] = []
-  private length = 0
+  private readonly head = Buffer.alloc(5)
+  private headLen = 0
+  private cmd = ''
+  private left = -1 // data bytes still to come in the current frame; -1 between frames
+  private parts: Buffer[] = []
 
-  /** The frames completed by chunk; throws on a frame over MAX_FRAME. */
+  /** The frames (and body pieces) completed by chunk; throws on a frame over MAX_FRAME. */
   push(chunk: Buffer): Frame[] {
-    if (chunk.length > 0) {
-      this.chunks.push(chunk)
-      this.length += chunk.length
-    }
     const out: Frame[] = []
-    while (this.length >= 4) {
-      const head = this.peek(4)
-      const len = head.readUInt32BE(0)
-      if (len < 1 || len > MAX_FRAME) throw new Error(`milter frame of ${len} bytes`)
-      if (this.length < 4 + len) break
-      const whole = this.take(4 + len)
-      out.push({ cmd: String.fromCharCode(whole[4] as number), data: whole.subarray(5) })
+    let pos = 0
+    const len = chunk.length
+    while (pos < len || this.left === 0) {
+      if (this.left < 0) {
+        // The 5-byte head: length, command.
+        if (this.headLen === 0 && len - pos >= 5) {
+          chunk.copy(this.head, 0, pos, pos + 5)
+          pos += 5
+        } else {
+          const n = Math.min(5 - this.headLen, len - pos)
+          chunk.copy(this.head, this.headLen, pos, pos + n)
+          this.headLen += n
+          pos += n
+          if (this.headLen >= 4) frameSize(this.head)
+          if (this.headLen < 5) break
+        }
+        this.headLen = 0
+        const size = frameSize(this.head)
+        this.cmd = String.fromCharCode(this.head[4] as number)
+        this.left = size - 1
+        continue
+      }
+      if (this.left === 0) {
+        const data =
+          this.parts.length === 0
+            ? EMPTY
+            : this.parts.length === 1
+              ? (this.parts[0] as Buffer)
+              : Buffer.concat(this.parts)
+        this.parts = []
+        this.left = -1
+        out.push({ cmd: this.cmd, data })
+        continue
+      }
+      const n = Math.min(this.left, len - pos)
+      const piece = chunk.subarray(pos, pos + n)
+      pos += n
+      this.left -= n
+      if (this.cmd === CMD.body) {
+        if (this.left > 0) out.push({ cmd: this.cmd, data: piece, partial: true })
+        else {
+          out.push({ cmd: this.cmd, data: piece })
+          this.left = -1
+        }
+      } else this.parts.push(piece)
     }
     return out
   }
+}
 
-  private peek(n: number): Buffer {
-    const first = this.chunks[0] as Buffer
-    if (first.length >= n) return first
-    return Buffer.concat(this.chunks).subarray(0, n)
-  }
+const EMPTY = Buffer.alloc(0)
 
-  private take(n: number): Buffer {
-    this.length -= n
-    const first = this.chunks[0] as Buffer
-    if (first.length >= n) {
-      if (first.length === n) this.chunks.shift()
-      else this.chunks[0] = first.subarray(n)
-      return first.subarray(0, n)
-    }
-    const parts: Buffer[] = []
-    let need = n
-    while (need > 0) {
-      const c = this.chunks[0] as Buffer
-      if (c.length <= need) {
-        parts.push(c)
-        this.chunks.shift()
-        need -= c.length
-      } else {
-        parts.push(c.subarray(0, need))
-        this.chunks[0] = c.subarray(need)
-        need = 0
-      }
-    }
-    return Buffer.concat(parts, n)
-  }
+function frameSize(head: Buffer): number {
+  const size = head.readUInt32BE(0)
+  if (size < 1 || size > MAX_FRAME) throw new Error(`milter frame of ${size} bytes`)
+  return size
 }
 
 export function frame(cmd: string, data: Buffer = Buffer.alloc(0)): Buffer {
@@ -189,8 +206,10 @@ export class MilterSession {
         return this.header(f.data)
       case CMD.endOfHeaders:
         return [this.endOfHeaders()]
-      case CMD.body:
-        return this.body(f.data)
+      case CMD.body: {
+        const answer = this.body(f.data)
+        return f.partial ? [] : answer
+      }
       case CMD.endOfBody: {
         if (f.data.length > 0) this.body(f.data)
         const v = this.finish()
