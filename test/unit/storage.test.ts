@@ -179,14 +179,16 @@ describe('chatmail-accounts: the expiry', () => {
   }
   const setup = (now: number) => {
     const dir = mkdtempSync(join(tmpdir(), 'chatmail-expiry-'))
-    const store = new AccountStore(dir)
+    return setupWith(new AccountStore(dir), dir, now)
+  }
+  const setupWith = (store: AccountStore, dir: string, now: number) => {
     const lastLogins = new LastLogins(dir)
     const log: string[] = []
     const accounts = new Accounts(policy, {
       store,
       lastLogins,
       invites: undefined as never,
-      limiter: undefined as never,
+      limiter: { take: () => true } as never,
       resources: () => ({ freeDiskBytes: 1e12, availableMemoryBytes: 1e12 }),
       log: (_level, message) => log.push(message),
       now: () => now * 1000,
@@ -230,6 +232,43 @@ describe('chatmail-accounts: the expiry', () => {
       ['oldactive@[203.0.113.5]', now],
     ])
     expect(new AccountStore(dir).size).toBe(3)
+  })
+
+  it('cut off half-way, the expiry resumes: removed accounts stay on the expiring list until their mailboxes are gone, and cannot be made again meanwhile', async () => {
+    const now = 1_800_000_000
+    const { dir, store, accounts } = setup(now)
+    store.add({ address: 'oldnologi@[203.0.113.5]', hash: '{PBKDF2}x', created: now - 100 * DAY })
+    store.add({ address: 'newaccoun@[203.0.113.5]', hash: '{PBKDF2}x', created: now - DAY })
+    const home = '/home/vmail/mail/203.0.113.5/oldnologi'
+    expect(accounts.expireInactive(now - 90 * DAY)).toEqual([{ address: 'oldnologi@[203.0.113.5]', home }])
+    // The expire command dies here, before deleting the mailbox; the service restarts.
+    store.close()
+    const store2 = new AccountStore(dir)
+    expect(readFileSync(join(dir, 'expiring'), 'utf8')).toBe('oldnologi@[203.0.113.5]\n')
+    const { accounts: accounts2 } = setupWith(store2, dir, now)
+    expect(accounts2.exists('oldnologi@[203.0.113.5]')).toBe(false)
+    // A first login with that address finds no account and may not make one yet: its old
+    // mailbox (with the old owner's mail) may still be there.
+    expect(await accounts2.passdb('oldnologi@203.0.113.5', 'a-new-password', '192.0.2.1')).toMatchObject({
+      nologin: 'y',
+      reason: expect.stringMatching(/being removed: try again later/),
+    })
+    // The next run hands it out again; once its mailbox is gone, the address is free.
+    expect(accounts2.expireInactive(now - 90 * DAY)).toEqual([{ address: 'oldnologi@[203.0.113.5]', home }])
+    accounts2.mailboxesDeleted(['oldnologi@[203.0.113.5]'])
+    expect(readFileSync(join(dir, 'expiring'), 'utf8')).toBe('')
+    expect(accounts2.expireInactive(now - 90 * DAY)).toEqual([])
+    expect(await accounts2.passdb('oldnologi@203.0.113.5', 'a-new-password', '192.0.2.1')).toMatchObject({
+      password: expect.stringMatching(/^\{PLAIN\}/),
+    })
+    // Cut off between the two files (the list written, the account still in its file) and the
+    // account logged in since: it stays an account, with its mailbox.
+    writeFileSync(join(dir, 'expiring'), 'newaccoun@[203.0.113.5]\n')
+    store2.close()
+    const { accounts: accounts3, store: store3 } = setupWith(new AccountStore(dir), dir, now)
+    expect(accounts3.expireInactive(now - 90 * DAY)).toEqual([])
+    expect(store3.expiringList()).toEqual([])
+    expect(accounts3.exists('newaccoun@[203.0.113.5]')).toBe(true)
   })
 
   it('last logins: one change per account and day; the file is rewritten whole', () => {

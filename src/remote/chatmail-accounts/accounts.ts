@@ -126,6 +126,8 @@ export class Accounts {
     const pending = this.pending.get(parsed.address)
     if (pending) return this.hashReply(parsed, await pending, login)
     if (this.policy.registration === 'closed') return refusal('registration is closed on this server')
+    if (this.deps.store.isExpiring(parsed.address))
+      return refusal('this address was deleted for inactivity and its mailbox is being removed: try again later')
     if (this.policy.registration === 'invite') {
       return refusal('new accounts on this server need an invite link')
     }
@@ -158,26 +160,42 @@ export class Accounts {
   }
 
   /**
-   * Removes the accounts whose last login (or, never logged in, their creation) is older than
-   * `cutoff` (unix seconds), from the accounts file and the login record; returns them with their
-   * mailbox directories, which the caller deletes. Throws, removing nothing, when the file cannot
-   * be rewritten.
+   * The expiry of inactive accounts, first step: the accounts whose last login (or, never logged
+   * in, their creation) is older than `cutoff` (unix seconds) leave the accounts file and the login
+   * record and go on the store's expiring list. Returns every address on that list (with those an
+   * expiry cut off half-way left there) with its mailbox directory: the caller deletes those, then
+   * calls `mailboxesDeleted`. Throws, removing nothing, when the file cannot be rewritten.
    */
   expireInactive(cutoff: number): Expired[] {
-    const expired: Expired[] = []
-    for (const a of this.deps.store.list()) {
+    const store = this.deps.store
+    const inactive: string[] = []
+    for (const a of store.list()) {
       if (this.pending.has(a.address)) continue
       const last = Math.max(a.created, this.deps.lastLogins.get(a.address) ?? 0)
-      if (last >= cutoff) continue
-      const parsed = canonical(a.address, this.policy.rules.domain)
-      if (parsed === undefined) continue
-      expired.push({ address: a.address, home: mailHome(this.policy.mailRoot, parsed, this.policy.rules.domain) })
+      if (last < cutoff) inactive.push(a.address)
     }
-    const addresses = expired.map((e) => e.address)
-    this.deps.store.remove(addresses)
-    this.deps.lastLogins.delete(addresses)
-    for (const a of addresses) this.deps.log('info', `deleted inactive account ${a}`)
+    // On the list and still an account: the last run stopped between the two files, and the
+    // account has logged in since; it stays, and so does its mailbox.
+    const kept = store.expiringList().filter((a) => store.get(a) && !inactive.includes(a))
+    store.forgetExpired(kept)
+    store.remove(inactive)
+    this.deps.lastLogins.delete(inactive)
+    for (const a of inactive) this.deps.log('info', `deleted inactive account ${a}`)
+    const expired: Expired[] = []
+    const foreign: string[] = []
+    for (const address of store.expiringList()) {
+      const parsed = canonical(address, this.policy.rules.domain)
+      // Another domain (the config changed): no mailbox of it here.
+      if (parsed === undefined) foreign.push(address)
+      else expired.push({ address, home: mailHome(this.policy.mailRoot, parsed, this.policy.rules.domain) })
+    }
+    store.forgetExpired(foreign)
     return expired
+  }
+
+  /** The expiry's second step: the mailboxes of these expired accounts are gone; their addresses are free again. */
+  mailboxesDeleted(addresses: string[]): void {
+    this.deps.store.forgetExpired(addresses)
   }
 
   /** Whether mail to this address has a mailbox (postfix's recipient check). */
@@ -203,7 +221,12 @@ export class Accounts {
     let parsed: Parsed | undefined
     for (let i = 0; i < 10 && parsed === undefined; i++) {
       const candidate = canonical(`${randomText(LOCAL_CHARS, rules.localMaxLength)}@${rules.domain}`, rules.domain)
-      if (candidate && !this.deps.store.get(candidate.address) && !this.pending.has(candidate.address))
+      if (
+        candidate &&
+        !this.deps.store.get(candidate.address) &&
+        !this.deps.store.isExpiring(candidate.address) &&
+        !this.pending.has(candidate.address)
+      )
         parsed = candidate
     }
     if (parsed === undefined) return { ok: false, status: 503, reason: 'could not find a free address: try again' }

@@ -54,8 +54,10 @@ function doveadm(args: string[]): string | undefined {
 
 /**
  * `expire CONFIG` (chatmail-expire.service, as root): inactive accounts first (the service removes
- * them from its file; their sessions are kicked and their mailboxes deleted here), then old
- * messages in the remaining mailboxes. One summary line; exit 1 when any step failed.
+ * them from its file and keeps them on its expiring list; their sessions are kicked and their
+ * mailboxes deleted here, then the service is told which are gone), then old messages in the
+ * remaining mailboxes. Cut off anywhere, the next run finishes the job: the service hands out the
+ * list again. One summary line; exit 1 when any step failed.
  */
 export async function expire(config: ServiceConfig, log: Logger): Promise<void> {
   let failed = false
@@ -69,6 +71,7 @@ export async function expire(config: ServiceConfig, log: Logger): Promise<void> 
     failed = true
   }
   const root = `${config.mailRoot}/`
+  const deleted: string[] = []
   for (const e of answer.expired ?? []) {
     if (!e.home.startsWith(root) || e.home.includes('/../')) {
       log('error', `not deleting ${e.home}: outside ${config.mailRoot}`)
@@ -78,8 +81,27 @@ export async function expire(config: ServiceConfig, log: Logger): Promise<void> 
     doveadm(['kick', e.address])
     try {
       rmSync(e.home, { recursive: true, force: true })
+      deleted.push(e.address)
     } catch (err) {
       log('error', `cannot delete the mailbox ${e.home} of ${e.address}: ${(err as Error).message}`)
+      failed = true
+    }
+  }
+  // In requests under the control socket's line limit (4096 bytes).
+  for (let i = 0; i < deleted.length; ) {
+    const batch: string[] = []
+    let size = 64
+    while (i < deleted.length && size + (deleted[i] as string).length + 3 < 4000) {
+      size += (deleted[i] as string).length + 3
+      batch.push(deleted[i++] as string)
+    }
+    if (batch.length === 0) batch.push(deleted[i++] as string) // (an address is far shorter than a line)
+    const done = JSON.parse(await control(config, { op: 'mailboxes-deleted', addresses: batch }, log)) as {
+      ok: boolean
+      reason?: string
+    }
+    if (!done.ok) {
+      log('error', `the service did not take the deleted mailboxes off its list (the next run retries): ${done.reason}`)
       failed = true
     }
   }

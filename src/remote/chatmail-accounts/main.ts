@@ -130,7 +130,7 @@ class Service {
   }
 
   private controlLine = (line: string): Reply => {
-    let req: { op?: string; uses?: number; ttl?: number }
+    let req: { op?: string; uses?: number; ttl?: number; addresses?: unknown }
     try {
       req = JSON.parse(line)
     } catch {
@@ -151,6 +151,15 @@ class Service {
         return `${JSON.stringify({ ok: true, expired })}\n`
       } catch (err) {
         this.log('error', `expiry of inactive accounts failed: ${(err as Error).message}`)
+        return `${JSON.stringify({ ok: false, reason: (err as Error).message })}\n`
+      }
+    }
+    if (req.op === 'mailboxes-deleted' && Array.isArray(req.addresses)) {
+      try {
+        this.accounts.mailboxesDeleted(req.addresses.filter((a): a is string => typeof a === 'string'))
+        return `${JSON.stringify({ ok: true })}\n`
+      } catch (err) {
+        this.log('error', `cannot update the list of expiring accounts: ${(err as Error).message}`)
         return `${JSON.stringify({ ok: false, reason: (err as Error).message })}\n`
       }
     }

@@ -6,6 +6,11 @@
  * them at most every SYNC_MS so a power loss costs at most that much). Removing accounts (the
  * expiry of inactive ones) rewrites the file: the remaining lines to a temp file, fsync, rename
  * over the old one, then appends go to the new file; the map changes only after the rename.
+ *
+ * Removed accounts are first written to `<dir>/expiring` (the same atomic way), one address a
+ * line, and stay there until the expiry has deleted their mailboxes (`forgetExpired`): an expiry
+ * cut off half-way resumes from that list on its next run, and no one can make such an address
+ * again (and find the old mail in its mailbox) while its mailbox may still be there.
  */
 import {
   closeSync,
@@ -21,6 +26,7 @@ import {
 import { join } from 'node:path'
 
 export const ACCOUNTS_FILE = 'accounts'
+export const EXPIRING_FILE = 'expiring'
 const SYNC_MS = 200
 
 export interface Account {
@@ -54,9 +60,23 @@ export function formatAccount(a: Account): string {
   return `${a.address}\t${a.hash}\t${a.created}\n`
 }
 
+/** Replaces `path` with `text`: a temp file, fsync, rename; throws (leaving `path` as it was) when it cannot. */
+export function writeFileAtomic(path: string, text: string): void {
+  const tmp = `${path}.new`
+  const fd = openSync(tmp, 'w', 0o600)
+  try {
+    writeSync(fd, text)
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+  renameSync(tmp, path)
+}
+
 export class AccountStore {
   readonly path: string
   private readonly accounts: Map<string, Account>
+  private expiring: Set<string>
   private fd: number
   private syncTimer: NodeJS.Timeout | undefined
 
@@ -65,6 +85,14 @@ export class AccountStore {
     const loaded = existsSync(this.path) ? parseAccounts(readFileSync(this.path, 'utf8')) : undefined
     this.accounts = loaded?.accounts ?? new Map()
     if (loaded && loaded.skipped.length > 0) onSkipped(loaded.skipped)
+    const journal = join(dir, EXPIRING_FILE)
+    this.expiring = new Set(
+      existsSync(journal)
+        ? readFileSync(journal, 'utf8')
+            .split('\n')
+            .filter((l) => l.includes('@'))
+        : [],
+    )
     this.fd = openSync(this.path, 'a', 0o600)
     // A torn last line (no newline) must not swallow the next account.
     const size = fstatSync(this.fd).size
@@ -100,21 +128,40 @@ export class AccountStore {
     return [...this.accounts.values()]
   }
 
-  /** Removes these accounts from the file and the map; throws (and changes nothing) when it cannot. */
+  /** Removed accounts whose mailboxes may still exist (see the top of this file). */
+  expiringList(): string[] {
+    return [...this.expiring]
+  }
+
+  isExpiring(address: string): boolean {
+    return this.expiring.has(address)
+  }
+
+  /** Their mailboxes are gone: these addresses may be made again. Throws when the list cannot be written. */
+  forgetExpired(addresses: Iterable<string>): void {
+    const left = new Set(this.expiring)
+    for (const a of addresses) left.delete(a)
+    if (left.size === this.expiring.size) return
+    this.writeExpiring(left)
+  }
+
+  private writeExpiring(set: Set<string>): void {
+    writeFileAtomic(join(this.path, '..', EXPIRING_FILE), [...set].map((a) => `${a}\n`).join(''))
+    this.expiring = set
+  }
+
+  /**
+   * Removes these accounts from the file and the map, after adding them to the expiring list;
+   * throws when it cannot (the accounts are then all still there; some may be on the list too,
+   * which the next expiry sorts out).
+   */
   remove(addresses: Iterable<string>): void {
     const gone = new Set(addresses)
     if (gone.size === 0) return
-    const tmp = `${this.path}.new`
-    const fd = openSync(tmp, 'w', 0o600)
-    try {
-      let text = ''
-      for (const a of this.accounts.values()) if (!gone.has(a.address)) text += formatAccount(a)
-      writeSync(fd, text)
-      fsyncSync(fd)
-    } finally {
-      closeSync(fd)
-    }
-    renameSync(tmp, this.path)
+    this.writeExpiring(new Set([...this.expiring, ...gone]))
+    let text = ''
+    for (const a of this.accounts.values()) if (!gone.has(a.address)) text += formatAccount(a)
+    writeFileAtomic(this.path, text)
     const old = this.fd
     this.fd = openSync(this.path, 'a', 0o600)
     closeSync(old)
