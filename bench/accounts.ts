@@ -1,12 +1,15 @@
 /**
  * Account creations per second: first logins of new addresses against a real dovecot whose
  * passdb/userdb is chatmail-accounts (the built service, the deployed PBKDF2 cost of 10000 rounds).
- *   npx tsx bench/accounts.ts [COUNT [IMAP_COUNT]]     (defaults 1000 and 200)
- * Two ways in, each with COUNT new addresses, then the same addresses again (existing accounts):
+ *   npx tsx bench/accounts.ts [COUNT [IMAP_COUNT [CLIENTS]]]     (defaults 1000, 400 and 16)
+ * Two ways in, each with new addresses, then the same addresses again (existing accounts):
  *  - dovecot's auth: AUTH PLAIN on its auth-client socket, 32 in flight (what each IMAP LOGIN and
  *    each SMTP AUTH of postfix's submission asks dovecot) — the creation itself;
- *  - IMAP LOGIN over loopback, 16 at once: the above plus imap-login and the imap process dovecot
- *    starts for every session (the same for any dovecot server, accounts or not).
+ *  - IMAP LOGIN over loopback from CLIENTS parallel clients, plain and over TLS (993, as Delta Chat
+ *    connects): the above plus imap-login and the imap process of the session. Each client logs
+ *    in, LOGOUTs and takes the next address. Run twice: with dovecot's default login and session
+ *    processes, and with the `service imap-login` / `service imap` settings of our Dovecot 2.3
+ *    template (templates/dovecot/dovecot.conf; the same in 2.4's grammar is deployed on Debian 13).
  * Also prints what one PBKDF2 hash costs here. Goal (issue 11): >= 200 creations/s.
  */
 import { pbkdf2Sync } from 'node:crypto'
@@ -15,11 +18,12 @@ import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { dovecotAuthBlocks, startAccountsService } from '../test/helpers/accounts.js'
-import { startDovecot } from '../test/helpers/dovecot.js'
+import { startDovecot, templateServices } from '../test/helpers/dovecot.js'
 import { imapLogin } from '../test/helpers/imap-login.js'
 
 const COUNT = Number(process.argv[2] ?? 1000)
-const IMAP_COUNT = Number(process.argv[3] ?? 200)
+const IMAP_COUNT = Number(process.argv[3] ?? 400)
+const CLIENTS = Number(process.argv[4] ?? 16)
 const ROUNDS = 10_000
 const DOMAIN = 'bench.example.org'
 
@@ -67,14 +71,14 @@ async function authRun(socket: string, logins: Login[], conns = 4, inflight = 8)
   return seconds(t0)
 }
 
-async function imapRun(port: number, logins: Login[], concurrency = 16): Promise<number> {
+async function imapRun(port: number, logins: Login[], tls: boolean): Promise<number> {
   let next = 0
   const t0 = process.hrtime.bigint()
   await Promise.all(
-    Array.from({ length: concurrency }, async () => {
+    Array.from({ length: CLIENTS }, async () => {
       while (next < logins.length) {
         const [user, password] = logins[next++] as Login
-        const reply = await imapLogin(port, user, password)
+        const reply = await imapLogin(port, user, password, '127.0.0.1', tls)
         if (!reply.startsWith('a OK')) throw new Error(`${user}: ${reply}`)
       }
     }),
@@ -99,32 +103,46 @@ const svc = await startAccountsService({
   dataDir,
   extra: { pbkdf2_rounds: String(ROUNDS), max_creations_per_client: '1000000' },
 })
-const dovecot = await startDovecot({
-  auth: dovecotAuthBlocks(svc.dictSocket, svc.dir),
-  extraConfig: 'auth_failure_delay = 0',
-})
-const owner = statSync(dovecot.homeRoot)
-chownSync(mailRoot, owner.uid, owner.gid)
 const rate = (s: number, count = COUNT) => `${(count / s).toFixed(0)}/s`
+const variants: [label: string, config: string][] = [
+  ["dovecot's defaults (a new imap-login and imap process per connection)", ''],
+  ['our template', process.env.BENCH_DOVECOT_SERVICES ?? templateServices()],
+]
 try {
-  const socket = join(dovecot.dir, 'run', 'auth-client')
-  const a = logins('a')
-  const created = await authRun(socket, a)
-  const again = await authRun(socket, a)
-  console.log(
-    `dovecot auth (AUTH PLAIN, 32 in flight): ${COUNT} creations ${rate(created)}, existing accounts ${rate(again)}`,
-  )
-  const b = logins('b', IMAP_COUNT)
-  const imapCreated = await imapRun(dovecot.imapPort, b)
-  const imapAgain = await imapRun(dovecot.imapPort, b)
-  console.log(
-    `IMAP LOGIN (16 at once): ${IMAP_COUNT} creations ${rate(imapCreated, IMAP_COUNT)}, existing accounts ${rate(imapAgain, IMAP_COUNT)}`,
-  )
-} catch (err) {
-  console.error(`${(err as Error).message}\n${dovecot.logs().slice(-1500)}\n${svc.logs().slice(-1500)}`)
-  process.exitCode = 1
+  for (const [v, [label, services]] of variants.entries()) {
+    const dovecot = await startDovecot({
+      auth: dovecotAuthBlocks(svc.dictSocket, svc.dir),
+      extraConfig: `auth_failure_delay = 0\n${services}`,
+    })
+    const owner = statSync(dovecot.homeRoot)
+    chownSync(mailRoot, owner.uid, owner.gid)
+    try {
+      if (v === 0) {
+        const socket = join(dovecot.dir, 'run', 'auth-client')
+        const a = logins('a')
+        const created = await authRun(socket, a)
+        const again = await authRun(socket, a)
+        console.log(
+          `dovecot auth (AUTH PLAIN, 32 in flight): ${COUNT} creations ${rate(created)}, existing accounts ${rate(again)}`,
+        )
+      }
+      console.log(`IMAP LOGIN, ${CLIENTS} clients at once, ${label}:${services ? `\n${services}` : ''}`)
+      for (const tls of [false, true]) {
+        const b = logins(['p', 't', 'q', 'u'][2 * v + Number(tls)] as string, IMAP_COUNT)
+        const created = await imapRun(tls ? dovecot.imapsPort : dovecot.imapPort, b, tls)
+        const again = await imapRun(tls ? dovecot.imapsPort : dovecot.imapPort, b, tls)
+        console.log(
+          `  ${tls ? 'TLS (993)' : 'plain    '}: ${IMAP_COUNT} creations ${rate(created, IMAP_COUNT)}, existing accounts ${rate(again, IMAP_COUNT)}`,
+        )
+      }
+    } catch (err) {
+      console.error(`${(err as Error).message}\n${dovecot.logs().slice(-1500)}\n${svc.logs().slice(-1500)}`)
+      process.exitCode = 1
+    } finally {
+      await dovecot.stop()
+    }
+  }
 } finally {
-  await dovecot.stop()
   await svc.stop()
   rmSync(dataDir, { recursive: true, force: true })
   rmSync(mailRoot, { recursive: true, force: true })

@@ -229,6 +229,33 @@ function dovecotConf(o: {
   ].join('\n')
 }
 
+/**
+ * The settings (not the listeners) of `service imap-login` and `service imap` in our Dovecot 2.3
+ * template (templates/dovecot/dovecot.conf), as dovecot.conf lines for a test dovecot's
+ * `extraConfig`: the login and session processes run as deployed.
+ */
+export function templateServices(): string {
+  const text = readFileSync(join(import.meta.dirname, '..', '..', 'templates', 'dovecot', 'dovecot.conf'), 'utf8')
+  const out: string[] = []
+  for (const name of ['imap-login', 'imap']) {
+    const start = text.indexOf(`\nservice ${name} {\n`)
+    if (start < 0) throw new Error(`templates/dovecot/dovecot.conf has no service ${name} block`)
+    let depth = 0
+    const settings: string[] = []
+    for (const raw of text
+      .slice(start + 1)
+      .split('\n')
+      .slice(1)) {
+      const line = raw.replace(/#.*/, '').trim()
+      if (line.endsWith('{')) depth++
+      else if (line === '}' && depth-- === 0) break
+      else if (depth === 0 && line.includes('=')) settings.push(`  ${line}`)
+    }
+    out.push(`service ${name} {`, ...settings, '}')
+  }
+  return out.join('\n')
+}
+
 /** Resolves once the IMAP port greets; rejects if dovecot exits first. */
 async function waitReady(child: ChildProcess, port: number, logs: () => string): Promise<void> {
   const deadline = Date.now() + 20_000

@@ -1,13 +1,23 @@
-/** A bare IMAP LOGIN over plain TCP (test dovecots allow it on loopback): the tagged reply line. */
+/**
+ * A bare IMAP LOGIN over plain TCP (test dovecots allow it on loopback), or over implicit TLS
+ * (`tls`, the certificate not checked): the tagged reply line.
+ */
 import { connect } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
 
 function quote(s: string): string {
   return `"${s.replace(/["\\]/g, (c) => `\\${c}`)}"`
 }
 
-export function imapLogin(port: number, user: string, password: string, host = '127.0.0.1'): Promise<string> {
+export function imapLogin(
+  port: number,
+  user: string,
+  password: string,
+  host = '127.0.0.1',
+  tls = false,
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = connect(port, host)
+    const s = tls ? tlsConnect({ port, host, rejectUnauthorized: false }) : connect(port, host)
     let buf = ''
     let sent = false
     s.setTimeout(15_000, () => {

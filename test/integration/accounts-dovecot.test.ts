@@ -9,9 +9,10 @@ import { chownSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { ImapFlow } from 'imapflow'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ACCOUNTS_PROGRAM, type AccountsService, dovecotAuthBlocks, startAccountsService } from '../helpers/accounts.js'
-import { type Dovecot, startDovecot } from '../helpers/dovecot.js'
+import { type Dovecot, logWith, startDovecot, templateServices } from '../helpers/dovecot.js'
 import { imapLogin } from '../helpers/imap-login.js'
 
 const DOMAIN = 'chat.example.org'
@@ -53,7 +54,8 @@ describe('chatmail-accounts with dovecot', () => {
     svc = await startAccountsService({ domain: DOMAIN, mailRoot, dataDir })
     dovecot = await startDovecot({
       auth: dovecotAuthBlocks(svc.dictSocket, svc.dir),
-      extraConfig: 'auth_failure_delay = 0\nauth_verbose = yes',
+      // imap-login and imap processes as our template runs them (long-lived, reused).
+      extraConfig: `auth_failure_delay = 0\nauth_verbose = yes\n${templateServices()}`,
     })
     // The mail user (vmail when we are root) creates the mailboxes below the mail root.
     const owner = statSync(dovecot.homeRoot)
@@ -190,5 +192,32 @@ describe('chatmail-accounts with dovecot', () => {
     expect(await imapLogin(dovecot.imapPort, user, winner)).toMatch(/^a OK/)
     expect(await imapLogin(dovecot.imapPort, user, loser)).toMatch(/^a NO/)
     expect(readFileSync(`${dataDir}/accounts`, 'utf8')).toMatch(/^racerace1@chat\.example\.org\t\{PBKDF2\}/m)
+  })
+
+  it('sessions one after another in one reused imap process: each account sees only its own mailbox', async () => {
+    const session = async (user: string, append: boolean): Promise<number> => {
+      const client = new ImapFlow({
+        host: dovecot.host,
+        port: dovecot.imapsPort,
+        secure: true,
+        auth: { user, pass: 'password-1' },
+        tls: { rejectUnauthorized: false },
+        logger: false,
+      })
+      await client.connect()
+      if (append) await client.append('INBOX', `From: ${user}\r\nSubject: mine\r\n\r\nonly mine\r\n`)
+      const status = await client.status('INBOX', { messages: true })
+      await client.logout()
+      return status ? (status.messages ?? -1) : -1
+    }
+    expect(await session(`reusefirs@${DOMAIN}`, true)).toBe(1)
+    expect(await session(`reusesecn@${DOMAIN}`, false)).toBe(0)
+    expect(await session(`reusefirs@${DOMAIN}`, false)).toBe(1)
+    // dovecot 2.3 logs each session as imap(USER)<PID><SESSION>: the same pid served both accounts.
+    const pids = (user: string) =>
+      new Set([...dovecot.logs().matchAll(new RegExp(`imap\\(${user}@[^)]*\\)<(\\d+)>`, 'g'))].map((m) => m[1]))
+    const logs = await logWith(dovecot.logs, /imap\(reusesecn@[^)]*\)<\d+>.*Logged out/)
+    const shared = [...pids('reusefirs')].filter((p) => pids('reusesecn').has(p))
+    expect(shared.length, logs.slice(-3000)).toBeGreaterThan(0)
   })
 })
