@@ -9,23 +9,29 @@ function quote(s: string): string {
   return `"${s.replace(/["\\]/g, (c) => `\\${c}`)}"`
 }
 
-export function imapLogin(
+/** An IMAP LOGIN whose session stays open: the tagged reply, and `logout()` to end the session. */
+export function imapSession(
   port: number,
   user: string,
   password: string,
   host = '127.0.0.1',
   tls = false,
-): Promise<string> {
+): Promise<{ reply: string; logout(): void }> {
   return new Promise((resolve, reject) => {
     const s = tls ? tlsConnect({ port, host, rejectUnauthorized: false }) : connect(port, host)
     let buf = ''
     let sent = false
+    let done = false
     s.setTimeout(15_000, () => {
+      if (done) return
       s.destroy()
       reject(new Error(`IMAP: no answer; got ${JSON.stringify(buf)}`))
     })
-    s.on('error', reject)
+    s.on('error', (err) => {
+      if (!done) reject(err)
+    })
     s.on('data', (d) => {
+      if (done) return
       buf += d.toString()
       if (!sent && buf.includes('\r\n')) {
         sent = true
@@ -35,9 +41,22 @@ export function imapLogin(
       }
       const m = /^a (OK|NO|BAD).*$/m.exec(buf)
       if (m) {
-        s.end('b LOGOUT\r\n')
-        resolve(m[0].trim())
+        done = true
+        s.setTimeout(0)
+        resolve({ reply: m[0].trim(), logout: () => s.end('b LOGOUT\r\n') })
       }
     })
   })
+}
+
+export async function imapLogin(
+  port: number,
+  user: string,
+  password: string,
+  host = '127.0.0.1',
+  tls = false,
+): Promise<string> {
+  const session = await imapSession(port, user, password, host, tls)
+  session.logout()
+  return session.reply
 }
