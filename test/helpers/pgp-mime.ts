@@ -50,6 +50,8 @@ export interface PgpMimeOptions {
   width?: number
   armorHeaders?: string[]
   eol?: string
+  /** Subject (default `[...]`, what Delta Chat puts there). */
+  subject?: string
 }
 
 export function pgpMimeMessage(o: PgpMimeOptions): Buffer {
@@ -60,7 +62,7 @@ export function pgpMimeMessage(o: PgpMimeOptions): Buffer {
   const text = [
     `From: <${o.from}>`,
     `To: <${o.to}>`,
-    'Subject: [...]',
+    `Subject: ${o.subject ?? '[...]'}`,
     `Message-ID: <${randomBytes(8).toString('hex')}@test>`,
     'MIME-Version: 1.0',
     `Content-Type: multipart/encrypted; protocol="application/pgp-encrypted";${eol} boundary="${boundary}"`,
