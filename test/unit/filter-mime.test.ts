@@ -3,9 +3,10 @@
  * deployed server (test/fixtures/mail/core-*.eml, scripts/capture-core-mail.ts: a Secure-Join
  * between two fresh accounts — vc-request-pubkey and vc-pubkey encrypted to the invite's secret
  * (SKESK), vc-request-with-auth and vc-contact-confirm to keys (PKESK); the step names are inside
- * the encryption, so they are named by their order — then a message and a group message), the cleartext
- * exceptions, plaintext, and malformed or disguised messages; in chunks of any size; and a
- * 30 MB message streamed through in bounded memory.
+ * the encryption, so they are named by their order — then a message and a group message), and
+ * made from them: core's header over a cleartext body, malformed MIME, and a 30 MB message (core's
+ * session keys, a 30 MB encrypted packet) streamed through in bounded memory; the cleartext
+ * exceptions, plaintext, and malformed or disguised messages; in chunks of any size.
  */
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -59,6 +60,96 @@ describe('real messages from Delta Chat core', () => {
       )
       expect(cut).not.toBe(text)
       expect(checkMessage(Buffer.from(cut, 'latin1'), out(from))).toMatchObject({ accept: false, code: '523' })
+    }
+  })
+})
+
+/** A core message's parts: its header, boundary, armored data (decoded) and armor line width. */
+function coreParts(name: string) {
+  const text = fixture(name).toString('latin1').replace(/\r?\n/g, '\r\n')
+  const sep = text.indexOf('\r\n\r\n')
+  const m = /-----BEGIN PGP MESSAGE-----\r\n([\s\S]*?)-----END PGP MESSAGE-----/.exec(text) as RegExpExecArray
+  const lines = (m[1] as string).split('\r\n').filter((l) => l !== '' && !l.startsWith('='))
+  return {
+    text,
+    head: text.slice(0, sep),
+    from: fromOf(Buffer.from(text, 'latin1')),
+    boundary: /boundary="([^"]+)"/.exec(text)?.[1] as string,
+    packets: Buffer.from(lines.join(''), 'base64'),
+    width: (lines[0] as string).length,
+  }
+}
+
+/** Splits OpenPGP data into its packets (new-format headers with fixed lengths, as core writes them). */
+function splitPackets(b: Buffer): Buffer[] {
+  const out: Buffer[] = []
+  for (let i = 0; i < b.length; ) {
+    const o = b[i + 1] as number
+    const [len, head] =
+      o < 192 ? [o, 2] : o < 224 ? [((o - 192) << 8) + (b[i + 2] as number) + 192, 3] : [b.readUInt32BE(i + 2), 6]
+    out.push(b.subarray(i, i + head + len))
+    i += head + len
+  }
+  return out
+}
+
+describe("core's messages, made plaintext or malformed", () => {
+  const names = coreFixtures.filter((n) => /multipart\/encrypted/i.test(fixture(n).toString('latin1')))
+  it('core writes PKESK/SKESK packets then one SEIPD, in armor lines of 64', () => {
+    expect(names.length).toBeGreaterThanOrEqual(6)
+    for (const name of names) {
+      const { packets, width } = coreParts(name)
+      const tags = splitPackets(packets).map((p) => (p[0] as number) & 0x3f)
+      expect(tags[tags.length - 1], name).toBe(18)
+      expect(tags.slice(0, -1).every((t) => t === 1 || t === 3)).toBe(true)
+      expect(width).toBe(64)
+    }
+  })
+
+  it("core's header with a cleartext body (what core sends to a contact without a key) is refused, both ways", () => {
+    for (const name of names) {
+      const { head, from } = coreParts(name)
+      const plain = `${head.replace(/^Content-Type:.*(\r\n[ \t].*)*/im, 'Content-Type: text/plain; charset="utf-8"; format=flowed; delsp=no')}\r\n\r\nHello in the clear\r\n`
+      for (const env of [out(from), inc(from, [B], /@\[(.*)\]$/.exec(from)?.[1])])
+        expect(checkMessage(Buffer.from(plain, 'latin1'), env), name).toMatchObject({
+          accept: false,
+          code: '523',
+          reason: expect.stringMatching(/text\/plain is not multipart\/encrypted/),
+        })
+    }
+  })
+
+  it('malformed MIME made from each core message is refused with its reason', () => {
+    for (const name of names) {
+      const { text, from, boundary } = coreParts(name)
+      const close = `--${boundary}--`
+      const cases: [string, RegExp][] = [
+        [text.slice(0, text.indexOf(close)), /ends before its closing boundary/],
+        [text.replace(`boundary="${boundary}"`, 'boundary="other"'), /no MIME part found/],
+        [
+          text.replace(/^Content-Type: multipart\/encrypted.*$/im, (l) => `${l}\r\nContent-Type: text/plain`),
+          /two content-type headers/,
+        ],
+        [text.replace('\r\nVersion: 1\r\n', '\r\nVersion: 2\r\n'), /does not say "Version: 1"/],
+        [
+          text.replace('Content-Type: application/octet-stream', 'Content-Type: text/plain'),
+          /second part is text\/plain/,
+        ],
+        [
+          text.replace('-----BEGIN PGP MESSAGE-----\r\n', `-----BEGIN PGP MESSAGE-----\r\n${'A'.repeat(1200)}\r\n`),
+          /longer than 998/,
+        ],
+        [
+          text.replace(close, `--${boundary}\r\nContent-Type: text/plain\r\n\r\nhello\r\n${close}`),
+          /more than two parts/,
+        ],
+        [text.replace(/^--[^\r]+\r\n/m, ''), /first part is application\/octet-stream/],
+      ]
+      for (const [raw, reason] of cases) {
+        const v = checkMessage(Buffer.from(raw, 'latin1'), out(from))
+        expect(v.accept, `${name}: ${reason}`).toBe(false)
+        expect(!v.accept && v.reason, name).toMatch(reason)
+      }
     }
   })
 })
@@ -247,45 +338,65 @@ describe('structure', () => {
 })
 
 describe('a 30 MB message', () => {
-  it('streams through in 64 KiB chunks holding at most one line, and is accepted', () => {
-    // The message is made chunk by chunk, never held whole.
+  /**
+   * Core's message (core-5) with its session-key packets and a 30 MB encrypted packet, armored in
+   * core's 64-character lines and made piece by piece, never held whole; `declared` is the length
+   * its packet header gives (more than 30 MB: the data ends inside the packet).
+   */
+  function* bigCoreMessage(declared: number): Generator<Buffer> {
     const size = 30 * 1024 * 1024
-    const head = pgpMimeMessage({ from: A, to: B, size: 1 }).toString('latin1')
-    const [before] = head.split('-----BEGIN PGP MESSAGE-----')
-    const boundary = /boundary="([^"]+)"/.exec(head)?.[1] as string
-    // The packets: a PKESK, then an SEIPD of `size` bytes of 0x5a (102 header bytes in all, 34
-    // groups of 3), armored in 76-character lines; past the first two lines every line is the same.
-    const c = new RawMessageCheck(out())
+    const { text, packets, width } = coreParts('core-5-message.eml')
+    const keys = splitPackets(packets).slice(0, -1)
+    const head = Buffer.from([0xc0 | 18, 255, 0, 0, 0, 0])
+    head.writeUInt32BE(declared, 2)
+    const per = (width / 4) * 3
+    const prefix = Buffer.concat([...keys, head])
+    const first = Buffer.concat([prefix, Buffer.alloc(per - (prefix.length % per), 0x5a)])
+    let left = size - (first.length - prefix.length)
+    const [before, after] = text.split(/-----BEGIN PGP MESSAGE-----[\s\S]*?-----END PGP MESSAGE-----\r\n/) as [
+      string,
+      string,
+    ]
+    const b64 = first.toString('base64')
+    let lines = ''
+    for (let i = 0; i < b64.length; i += width) lines += `${b64.slice(i, i + width)}\r\n`
+    yield Buffer.from(`${before}-----BEGIN PGP MESSAGE-----\r\n\r\n${lines}`, 'latin1')
+    const line = `${Buffer.alloc(per, 0x5a).toString('base64')}\r\n`
+    const block = Buffer.from(line.repeat(10_000), 'latin1')
+    for (; left >= per * 10_000; left -= per * 10_000) yield block
+    const full = Math.floor(left / per)
+    yield block.subarray(0, full * line.length)
+    left -= full * per
+    const tail = left > 0 ? `${Buffer.alloc(left, 0x5a).toString('base64')}\r\n` : ''
+    yield Buffer.from(`${tail}-----END PGP MESSAGE-----\r\n${after}`, 'latin1')
+  }
+
+  function stream(declared: number) {
+    const from = coreParts('core-5-message.eml').from
+    const c = new RawMessageCheck(out(from))
     let max = 0
     let total = 0
-    const feed = (b: Buffer) => {
-      for (let i = 0; i < b.length; i += 65536) {
-        const v = c.write(b.subarray(i, i + 65536))
-        expect(v).toBeUndefined()
+    for (const piece of bigCoreMessage(declared)) {
+      for (let i = 0; i < piece.length; i += 65536) {
+        const v = c.write(piece.subarray(i, i + 65536))
+        if (v) return { verdict: v, max, total }
         max = Math.max(max, c.buffered)
-        total += Math.min(65536, b.length - i)
+        total += Math.min(65536, piece.length - i)
       }
     }
-    feed(Buffer.from(`${before}-----BEGIN PGP MESSAGE-----\r\n\r\n`, 'latin1'))
-    const headers = Buffer.concat([packet(1, Buffer.alloc(94, 1)), Buffer.from([0xc0 | 18, 255]), Buffer.alloc(4)])
-    headers.writeUInt32BE(size, 102 - 4)
-    const firstBytes = Buffer.concat([headers, Buffer.alloc(114 - 102, 0x5a)])
-    const line = `${Buffer.alloc(57, 0x5a).toString('base64')}\r\n`
-    const full = Math.floor((size - 12) / 57)
-    const tail = Buffer.alloc(size - 12 - full * 57, 0x5a).toString('base64')
-    feed(
-      Buffer.from(
-        `${firstBytes.toString('base64').slice(0, 76)}\r\n${firstBytes.toString('base64').slice(76)}\r\n`,
-        'latin1',
-      ),
-    )
-    const block = Buffer.from(line.repeat(10_000), 'latin1')
-    for (let left = full; left > 0; left -= 10_000) feed(left >= 10_000 ? block : block.subarray(0, left * line.length))
-    if (tail) feed(Buffer.from(`${tail}\r\n`, 'latin1'))
-    feed(Buffer.from(`-----END PGP MESSAGE-----\r\n--${boundary}--\r\n`, 'latin1'))
-    expect(c.end()).toEqual({ accept: true, kind: 'encrypted' })
-    expect(total).toBeGreaterThan(40_000_000)
-    expect(max).toBeLessThanOrEqual(1000)
+    return { verdict: c.end(), max, total }
+  }
+
+  it("core's header and session keys with a 30 MB encrypted packet stream through in 64 KiB chunks holding at most one line", () => {
+    const ok = stream(30 * 1024 * 1024)
+    expect(ok.verdict).toEqual({ accept: true, kind: 'encrypted' })
+    expect(ok.total).toBeGreaterThan(40_000_000)
+    expect(ok.max).toBeLessThanOrEqual(1000)
+    // The same with a packet header one byte longer: the last of 40 MB of armor decides it.
+    expect(stream(30 * 1024 * 1024 + 1).verdict).toMatchObject({
+      accept: false,
+      reason: expect.stringMatching(/ends inside a packet/),
+    })
   })
 })
 
