@@ -26,6 +26,7 @@ import { DKIM, mtaStsIdFor, mtaStsPolicy } from '../../src/deploy/federation.js'
 import { dkimPublicKeyCommand, parseDkimPublicKey } from '../../src/dns/dkim-key.js'
 import type { DkimPublicKey } from '../../src/dns/zone.js'
 import { type AuthDns, startAuthDns } from '../helpers/authdns.js'
+import { runCli } from '../helpers/cli.js'
 import {
   type Core,
   coreSkipReason,
@@ -37,7 +38,6 @@ import {
   secureJoinAndExchange,
   startCore,
 } from '../helpers/deltachat.js'
-import { runCli } from '../helpers/cli.js'
 import { type Pebble, startPebble } from '../helpers/pebble.js'
 import { pgpMimeMessage, plainMessage } from '../helpers/pgp-mime.js'
 import { type StandInMirror, serveStandInMirror } from '../helpers/standin-tarball.js'
