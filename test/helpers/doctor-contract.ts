@@ -1,3 +1,8 @@
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+
 /** The doctor's check ids, in the contract order (DESIGN.md "How doctor works"; `chatmail doctor --help`). */
 export const CHECK_IDS = [
   'imap.tls',
@@ -93,4 +98,24 @@ export function checkOf(r: DoctorJsonRun, id: string): JsonCheck {
   const c = r.report.checks.find((x) => x.id === id)
   if (!c) throw new Error(`no result for ${id}: ${r.report.checks.map((x) => x.id).join(' ')}`)
   return c
+}
+
+export interface DoctorScratch {
+  dir: string
+  /** The servers' certificates in one file, for --ca. */
+  caFile: string
+  /** The TURN secret (mode 0600), for --turn-secret-file. */
+  secretFile: string
+  remove(): Promise<void>
+}
+
+/** A working directory for runs of the built doctor, with its --ca file and --turn-secret-file. */
+export async function doctorScratch(prefix: string, caPems: string[], secret: string): Promise<DoctorScratch> {
+  if (!existsSync(resolve('dist/cli.js'))) throw new Error('build the CLI first: npm run build')
+  const dir = await mkdtemp(join(tmpdir(), prefix))
+  const caFile = join(dir, 'ca.pem')
+  const secretFile = join(dir, 'turn-secret')
+  await writeFile(caFile, caPems.join('\n'))
+  await writeFile(secretFile, `${secret}\n`, { mode: 0o600 })
+  return { dir, caFile, secretFile, remove: () => rm(dir, { recursive: true, force: true }) }
 }

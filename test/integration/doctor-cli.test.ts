@@ -3,15 +3,14 @@
  * the JSON and JUnit contracts, exit codes 0/1/2/3, --only/--skip, config values.
  */
 import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { METADATA_KEYS } from '../../src/protocols/metadata-values.js'
 import { mintTurnCredential } from '../../src/protocols/turn-rest.js'
 import { runCli } from '../helpers/cli.js'
-import { LOCAL_CHECK_IDS } from '../helpers/doctor-contract.js'
+import { type DoctorScratch, doctorScratch, LOCAL_CHECK_IDS } from '../helpers/doctor-contract.js'
 import { type Dovecot, startDovecot } from '../helpers/dovecot.js'
 
 const SECRET = 'cli-test-secret-0123456789abcdef'
@@ -28,12 +27,12 @@ const cli = (args: string[], cwd: string, env: Record<string, string> = {}): Pro
   runCli(['doctor', ...args], { cwd, env: { CHATMAIL_USER: '', CHATMAIL_PASSWORD: '', ...env }, timeoutMs: 60_000 })
 
 let dovecot: Dovecot
+let scratch: DoctorScratch | undefined
 let dir: string
 let caFile: string
 let secretFile: string
 
 beforeAll(async () => {
-  if (!existsSync(resolve('dist/cli.js'))) throw new Error('build the CLI first: npm run build')
   const cred = mintTurnCredential(SECRET, { ttlSeconds: 86400, nowMs: Date.now() })
   dovecot = await startDovecot({
     // On the config's domain (chatmail.toml refuses a doctor.user on another one), spelt as an
@@ -50,16 +49,13 @@ beforeAll(async () => {
       },
     },
   })
-  dir = await mkdtemp(join(tmpdir(), 'chatmail-doctor-cli-'))
-  caFile = join(dir, 'ca.pem')
-  secretFile = join(dir, 'secret')
-  await writeFile(caFile, dovecot.certPem)
-  await writeFile(secretFile, `${SECRET}\n`, { mode: 0o600 })
+  scratch = await doctorScratch('chatmail-doctor-cli-', [dovecot.certPem], SECRET)
+  ;({ dir, caFile, secretFile } = scratch)
 })
 
 afterAll(async () => {
   await dovecot?.stop()
-  if (dir) await rm(dir, { recursive: true, force: true })
+  await scratch?.remove()
 })
 
 const serverFlags = () => [

@@ -7,18 +7,18 @@
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import { once } from 'node:events'
-import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { createServer, type Server, type Socket } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Coturn, startCoturn } from '../helpers/coturn.js'
 import {
   CHECK_IDS,
   checkOf,
   type DoctorJsonRun,
+  type DoctorScratch,
   doctorJson,
+  doctorScratch,
   type JsonCheck,
   LOCAL_CHECK_IDS,
 } from '../helpers/doctor-contract.js'
@@ -50,25 +50,22 @@ let coturn: Coturn
 let relay: StandInRelay
 let metadata: MetadataService
 let dovecot: Dovecot
+let scratch: DoctorScratch | undefined
 let dir: string
 /** dovecot's certificate and coturn's, concatenated: one --ca for IMAP and TURN over TLS. */
 let caFile: string
 let secretFile: string
 
 beforeAll(async () => {
-  if (!existsSync(resolve('dist/cli.js'))) throw new Error('build the CLI first: npm run build')
-  dir = await mkdtemp(join(tmpdir(), 'chatmail-doctor-full-'))
   loopback = await startLoopbackServer({ secret: SECRET, domain: 'doctor-full.test', imapCertName: IMAP_CERT_NAME })
   ;({ coturn, relay, metadata, dovecot } = loopback)
-  caFile = join(dir, 'ca.pem')
-  secretFile = join(dir, 'turn-secret')
-  await writeFile(caFile, loopback.caPem)
-  await writeFile(secretFile, `${SECRET}\n`, { mode: 0o600 })
+  scratch = await doctorScratch('chatmail-doctor-full-', [loopback.caPem], SECRET)
+  ;({ dir, caFile, secretFile } = scratch)
 })
 
 afterAll(async () => {
   await loopback?.stop()
-  if (dir) await rm(dir, { recursive: true, force: true })
+  await scratch?.remove()
 })
 
 const cli = (args: string[]): Promise<Run> => doctorJson(args, dir)

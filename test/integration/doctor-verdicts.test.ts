@@ -6,13 +6,17 @@
  * (we deployed it, coturn should listen on TCP and TLS too), the same server fails. --strict turns
  * the missing-relay warning into exit 1. Runs the built CLI (`npm run build` first).
  */
-import { existsSync } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Coturn, startCoturn } from '../helpers/coturn.js'
-import { checkOf, type DoctorJsonRun, doctorJson } from '../helpers/doctor-contract.js'
+import {
+  checkOf,
+  type DoctorJsonRun,
+  type DoctorScratch,
+  doctorJson,
+  doctorScratch,
+} from '../helpers/doctor-contract.js'
 import { type Dovecot, type MetadataService, startDovecot, startMetadataService } from '../helpers/dovecot.js'
 
 const SECRET = 'verdicts-secret-0123456789abcdef0123'
@@ -22,13 +26,12 @@ type Run = DoctorJsonRun
 let coturn: Coturn
 let metadata: MetadataService
 let dovecot: Dovecot
+let scratch: DoctorScratch | undefined
 let dir: string
 let caFile: string
 let secretFile: string
 
 beforeAll(async () => {
-  if (!existsSync(resolve('dist/cli.js'))) throw new Error('build the CLI first: npm run build')
-  dir = await mkdtemp(join(tmpdir(), 'chatmail-verdicts-'))
   coturn = await startCoturn({ secret: SECRET, certName: '127.0.0.1', udpOnly: true })
   // No iroh relay announced, no /turns: what a UDP-only server without a relay serves.
   metadata = await startMetadataService({
@@ -42,16 +45,14 @@ beforeAll(async () => {
     metadata: { kind: 'proxy', socket: metadata.socket },
     cert: { name: 'localhost', altNames: ['IP:127.0.0.1'] },
   })
-  caFile = join(dir, 'ca.pem')
-  secretFile = join(dir, 'turn-secret')
-  await writeFile(caFile, dovecot.certPem)
-  await writeFile(secretFile, `${SECRET}\n`, { mode: 0o600 })
+  scratch = await doctorScratch('chatmail-verdicts-', [dovecot.certPem], SECRET)
+  ;({ dir, caFile, secretFile } = scratch)
 }, 60_000)
 
 afterAll(async () => {
   await Promise.allSettled([dovecot?.stop(), coturn?.stop()])
   await metadata?.stop()
-  if (dir) await rm(dir, { recursive: true, force: true })
+  await scratch?.remove()
 })
 
 const doctor = (...extra: string[]): Promise<Run> =>

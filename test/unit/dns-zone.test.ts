@@ -11,6 +11,7 @@ import {
   txtStrings,
   type ZoneInput,
 } from '../../src/dns/zone.js'
+import { zoneRecordIds } from '../helpers/zone-records.js'
 
 const RSA_SPKI =
   'MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAwZ7l2Q0mC7b4v0Yh7Xg1k9dT0n2l3sY8S5m6JqQx3s1pWk5Z0g9mYQ3cB4q0xk3m7JYv8f0hQ2wqf3dA4X1n1gkq9bS4o0c2YdQkq5pR0u5d5Yv8s1m2cJ9WwR7v9qS3e5t8uK2l1wZ6p4mX0dQ7j9bT3vR5nK8cL1sY2fH6gA0qW4eE9rD3tU7yI1oP5aS8dF2gH4jK6lZ0xC9vB7nM3qW1eR5tY8uI2oP4aS6dF9gH1jK3lZ5xC7vB9nM1qW3eR7tY0uI4oP6aS8dF2gH4jK6lZ8xC0vB2nM4qW6eR9tY1uI3oP5aS7dF0gH2jK4lZ6xC8vB1nM3qW5eR7tY9uI2oP4aS6dF8gH0jK2lZ4xC6vB8nM0qQIDAQAB'
@@ -32,22 +33,7 @@ describe('zone', () => {
   test('every record the server needs, at the right names', () => {
     const zone = buildZone(base)
     const line = (id: string) => zone.find((e) => e.id === id)
-    expect(zone.map((e) => e.id)).toEqual([
-      'a',
-      'aaaa',
-      'mx',
-      'spf',
-      'dkim',
-      'dmarc',
-      'mta-sts',
-      'mta-sts.name',
-      'tls-rpt',
-      'srv.imaps',
-      'srv.imap',
-      'srv.submissions',
-      'srv.submission',
-      'caa',
-    ])
+    expect(zone.map((e) => e.id)).toEqual(zoneRecordIds({ ipv6: true }))
     expect(line('mx')).toMatchObject({ name: 'chat.example.org', values: ['10 chat.example.org.'] })
     expect(line('dkim')?.name).toBe('opendkim._domainkey.chat.example.org')
     expect(line('dkim')?.values[0]).toBe(`v=DKIM1; k=rsa; p=${RSA_SPKI}; s=email; t=s`)
