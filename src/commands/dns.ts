@@ -22,6 +22,9 @@ primary, a split-horizon server, a test server.
 With chatmail.toml for DOMAIN, the DKIM key and the server's addresses come from the host over
 SSH (the deploy's target and SSH options); --offline does not connect (give --address and
 --dkim-key then). Records marked recommended (SRV, CAA, TLS-RPT) only warn.
+When the DKIM record is right and its key came from the host, --check also runs opendkim-testkey
+there: the host's opendkim must find the record through its own resolver, or it refuses all
+arriving mail (exit 1).
 
 Exit codes: 0 every required record is right (recommended ones may be missing; --strict: not
 even those), 1 a record is missing or wrong, 2 usage error, 3 could not run (no nameserver
@@ -105,8 +108,12 @@ answered, SSH failed, unreadable file).`
       dkim = dns.dkimKeyFromText(text, file)
     }
     let hostAddresses: string[] = []
+    let dkimFromHost = false
     if (config && !flags.offline && (!dkim || addresses.length === 0)) {
-      const facts = await this.askHost(config, flags)
+      const facts = dns.parseHostDnsFacts(
+        await this.onHost(config, flags, dns.HOST_DNS_FACTS, 'the DKIM key and addresses'),
+      )
+      dkimFromHost = !dkim && facts.dkim !== undefined
       dkim ??= facts.dkim
       const external = config.config.turn.externalIp?.split('/')[0]
       hostAddresses = external ? [external] : dns.publicAddresses(facts.addresses)
@@ -139,6 +146,14 @@ answered, SSH failed, unreadable file).`
       ...(nameserver ? { nameserver } : {}),
       timeoutMs: flags.timeout * 1000,
     })
+    // The host's own lookup of the record the authoritative servers serve right: opendkim's resolver path.
+    if (config && dkimFromHost && result.records.some((r) => r.id === 'dkim' && r.status === 'ok')) {
+      result.opendkim = dns.parseOpendkimProbe(
+        await this.onHost(config, flags, dns.opendkimProbeCommand(domain), "opendkim's lookup of the DKIM record"),
+        domain,
+      )
+      if (result.opendkim.status === 'fail' && result.status !== 'error') result.status = 'fail'
+    }
     process.exitCode =
       result.status === 'error'
         ? ExitCode.cannotRun
@@ -151,13 +166,15 @@ answered, SSH failed, unreadable file).`
     return undefined
   }
 
-  private async askHost(
+  /** Runs one command on the host (as root, over the deploy's SSH target); resolves with its output. */
+  private async onHost(
     loaded: NonNullable<Awaited<ReturnType<typeof loadConfigIfPresent>>>,
     flags: { ssh?: string; identity?: string; 'known-hosts'?: string; 'ssh-config'?: string },
-  ) {
+    command: string,
+    what: string,
+  ): Promise<string> {
     const { resolveDeployTarget } = await import('../deploy/host.js')
     const { describeTarget, SshSession, terminalPassphrase } = await import('../ssh/index.js')
-    const { HOST_DNS_FACTS, parseHostDnsFacts } = await import('../dns/index.js')
     const target = await resolveDeployTarget(loaded, {
       ...(flags.ssh ? { destination: flags.ssh } : {}),
       ...(flags.identity ? { identity: flags.identity } : {}),
@@ -165,7 +182,7 @@ answered, SSH failed, unreadable file).`
       ...(flags['ssh-config'] ? { sshConfig: flags['ssh-config'] } : {}),
       acceptNewHostKey: false,
     })
-    if (!this.jsonEnabled()) note(`chatmail: reading the DKIM key and addresses from ${describeTarget(target)}`)
+    if (!this.jsonEnabled()) note(`chatmail: reading ${what} from ${describeTarget(target)}`)
     const ask = terminalPassphrase()
     let session: Awaited<ReturnType<typeof SshSession.connectTo>>
     try {
@@ -175,8 +192,7 @@ answered, SSH failed, unreadable file).`
       throw cannotRun(e.message, e.hint ?? '--offline (with --address and --dkim-key) prints the zone without the host')
     }
     try {
-      const out = await session.exec(HOST_DNS_FACTS)
-      return parseHostDnsFacts(out.stdout)
+      return (await session.exec(command)).stdout
     } finally {
       session.close()
     }

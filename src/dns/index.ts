@@ -8,12 +8,14 @@ import { isIP } from 'node:net'
 import { cannotRun, usageError } from '../lib/errors.js'
 import { checkZone, type RecordFinding, zoneStatus } from './check.js'
 import { dkimPublicKeyCommand, parseDkimPublicKey } from './dkim-key.js'
+import type { OpendkimProbe } from './opendkim-probe.js'
 import type { NameServer } from './query.js'
 import { AuthoritativeResolver } from './resolver.js'
 import { specialUseName } from './special-use.js'
 import type { DkimPublicKey, ZoneEntry } from './zone.js'
 
 export { type RecordFinding, zoneStatus } from './check.js'
+export { type OpendkimProbe, opendkimProbeCommand, parseOpendkimProbe } from './opendkim-probe.js'
 export { type NameServer, nameServerFlag, parseNameServer } from './query.js'
 export { AuthoritativeResolver } from './resolver.js'
 export { specialUseName } from './special-use.js'
@@ -64,6 +66,8 @@ export interface ZoneCheck {
   /** The servers asked (the zone's NS, or --nameserver). */
   nameservers: string[]
   records: RecordFinding[]
+  /** With SSH to our host: its opendkim's own lookup of the DKIM record (src/dns/opendkim-probe.ts). */
+  opendkim?: OpendkimProbe
 }
 
 /**

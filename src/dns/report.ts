@@ -19,11 +19,17 @@ export function renderCheck(c: ZoneCheck): string {
     lines.push(`  ${mark} ${r.type.padEnd(5)} ${r.name.padEnd(width)}  ${printable(r.detail)}`)
     for (const [i, f] of (r.fix ?? []).entries()) lines.push(`  ${''.padEnd(8)} ${i === 0 ? 'set: ' : '     '} ${f}`)
   }
+  if (c.opendkim) {
+    const mark = c.opendkim.status === 'ok' ? chalk.green : c.opendkim.status === 'fail' ? chalk.red : chalk.yellow
+    lines.push(
+      `  ${mark(c.opendkim.status.padEnd(8))} host  ${'opendkim-testkey'.padEnd(width)}  ${printable(c.opendkim.detail)}`,
+    )
+  }
   const count = (s: string) => c.records.filter((r) => r.status === s).length
   const bad = ['missing', 'wrong', 'error'].filter((s) => count(s) > 0).map((s) => `${count(s)} ${s}`)
   lines.push(
     bad.length === 0
-      ? `all ${c.records.length} records ok`
+      ? `all ${c.records.length} records ok${c.opendkim?.status === 'fail' ? ', but the host cannot look them up (above)' : ''}`
       : `${bad.join(', ')} of ${c.records.length}${c.records.some((r) => r.status !== 'ok' && r.level === 'recommended') ? ' (* recommended)' : ''}: set the lines above, then run chatmail dns --check again`,
   )
   return `${lines.join('\n')}\n`

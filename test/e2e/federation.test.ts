@@ -388,8 +388,29 @@ describe.skipIf(skip)(`two servers federating: DKIM and MTA-STS${skip ? ` (skipp
         s.dir,
       )
       expect(check.code, `${check.stdout}\n${check.stderr}`).toBe(0)
+      // And the host's own opendkim finds it (opendkim-testkey over SSH, through its resolver.conf).
+      expect(check.stdout).toMatch(/ ok +host +opendkim-testkey .*finds opendkim\._domainkey\./)
     }
     expect(one().dkim?.publicKey).not.toBe(two().dkim?.publicKey)
+    // The same check with one.test's resolver.conf empty, as good as the deploy's comments-only one
+    // (libunbound answers test. names itself, NXDOMAIN: the failure of an earlier run): the records are still
+    // right at knot, but the host cannot look them up, and the check says so (exit 1).
+    const conf = '/etc/opendkim/resolver.conf'
+    await guestShell(one().host, `cp ${conf} ${conf}.test && : >${conf}`)
+    try {
+      const blind = await cli(
+        hostsFile,
+        ['dns', 'one.test', '--check', '--nameserver', `${one().host.runnerIp}:53`, ...sshArgs(one())],
+        one().dir,
+      )
+      expect(blind.code, `${blind.stdout}\n${blind.stderr}`).toBe(1)
+      expect(blind.stdout).toMatch(
+        / fail +host +opendkim-testkey .*cannot look up opendkim\._domainkey\.one\.test \(.*record not found\)/,
+      )
+      expect(blind.stdout).toMatch(/records ok, but the host cannot look them up/)
+    } finally {
+      await guestShell(one().host, `mv ${conf}.test ${conf}`)
+    }
     // opendkim's own resolver path (libunbound with resolver.conf), as opendkim-testkey walks it:
     // each server finds its own published key through its whole configuration, and it matches the
     // private key ("key OK"; "keys do not match" otherwise), and finds the other server's key
