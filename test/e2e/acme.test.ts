@@ -1,10 +1,7 @@
 import { X509Certificate } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { existsSync } from 'node:fs'
 import { connect as tlsConnect } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { runCli } from '../helpers/cli.js'
 import {
   type Core,
   coreSkipReason,
@@ -21,52 +18,21 @@ import {
   startCore,
   withRegistration,
 } from '../helpers/deltachat.js'
-import { type Pebble, startPebble } from '../helpers/pebble.js'
-import { type StandInMirror, serveStandInMirror } from '../helpers/standin-tarball.js'
-import {
-  deployHostArgs,
-  guestShell,
-  startTestHost,
-  stopTestHost,
-  type TestHost,
-  testHostSkipReason,
-} from '../helpers/testhost.js'
+import { type DeployedHost, startDeployedHost } from '../helpers/deployed-host.js'
+import type { Pebble } from '../helpers/pebble.js'
+import { guestShell, type TestHost, testHostSkipReason } from '../helpers/testhost.js'
 
-const OPTS = { name: 'th-acme', index: 11 }
+const OPTS = { name: 'th-acme', index: 11, domain: 'th-acme.test', acme: true }
 // The real Delta Chat core's fence (10.213.85.0/30), from the range of the deltachat tests.
 const FENCE = { name: 'dc85', index: 85 }
 const coreSkip = coreSkipReason()
-const _BIN = resolve('bin/run.js')
 const hasPebble = ['/usr/bin/pebble', '/usr/bin/pebble-challtestsrv'].every((f) => existsSync(f))
 const skip = testHostSkipReason() ?? (hasPebble ? undefined : 'missing pebble (run: bash scripts/test-deps.sh)')
-
-interface Run {
-  code: number
-  stdout: string
-  stderr: string
-}
 
 interface Check {
   id: string
   status: string
   detail: string
-}
-
-/** The built CLI, in a private mount namespace whose /etc/hosts maps the test domain to the guest. */
-function cli(hostsFile: string, args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
-  const wrap = [
-    'unshare',
-    '--mount',
-    '--propagation',
-    'private',
-    '--',
-    'sh',
-    '-c',
-    'mount --bind "$0" /etc/hosts && exec "$@"',
-    hostsFile,
-  ]
-  // A fresh deploy took 572 s on the shared 2-core machine under load (test limit: 900 s).
-  return runCli(args, { cwd, env, timeoutMs: 840_000, wrap })
 }
 
 /** The certificate a TLS port serves, and whether it verifies against `ca` for `servername`. */
@@ -92,74 +58,36 @@ function served(
 const notOk = (checks: Check[]) => checks.filter((c) => c.status !== 'ok')
 
 describe.skipIf(skip)(`chatmail deploy host with ACME from pebble${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let d: DeployedHost | undefined
   let host: TestHost
-  let pebble: Pebble | undefined
+  let pebble: Pebble
   let dir: string
-  let mirror: StandInMirror | undefined
-  let hostsFile: string
   let rootFile: string
   let rootPem: string
-  const deployArgs = (...extra: string[]) =>
-    deployHostArgs(
-      host,
-      `root@${host.domain}`,
-      mirror as StandInMirror,
-      '--skip-dns-check',
-      '--yes',
-      '--json',
-      ...extra,
-    )
-  const deploy = (...extra: string[]) => cli(hostsFile, deployArgs(...extra), dir, { NODE_EXTRA_CA_CERTS: rootFile })
+  const deploy = (...extra: string[]) => (d as DeployedHost).redeploy(...extra)
+  const cli = (args: string[]) => (d as DeployedHost).cli(args)
   const guestCert = async (path: string) => new X509Certificate(await guestShell(host, `cat ${path}`))
 
+  // The first deploy, with the certificate from pebble; the first test judges it.
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'chatmail-acme-'))
-    host = await startTestHost(OPTS)
-    pebble = await startPebble({ listenIp: host.runnerIp, targetIp: host.host })
-    rootPem = await pebble.rootCaPem()
-    rootFile = join(dir, 'pebble-root.pem')
-    writeFileSync(rootFile, rootPem)
-    hostsFile = join(dir, 'hosts')
-    writeFileSync(hostsFile, `${readFileSync('/etc/hosts', 'utf8').trimEnd()}\n${host.host} ${host.domain}\n`)
-
-    // The stand-in iroh-relay, served like a release mirror (see deploy.test.ts).
-    mirror = await serveStandInMirror(dir, host.runnerIp)
-
-    // Environment: the guest trusts pebble's API certificate, as a real host trusts Let's Encrypt's.
-    await guestShell(
-      host,
-      `cat >/usr/local/share/ca-certificates/chatmail-test-pebble.crt <<'EOF'\n${pebble.tlsCaPem.trim()}\nEOF\nupdate-ca-certificates >/dev/null`,
-    )
-
-    const init = await cli(
-      hostsFile,
-      ['init', host.domain, '--tls', 'acme', '--acme-email', `admin@${host.domain}`],
-      dir,
-    )
-    expect(init.code, init.stderr).toBe(0)
-    const path = join(dir, 'chatmail.toml')
-    const toml = readFileSync(path, 'utf8')
-    const line = /^(# )?acme_directory = .*$/m
-    expect(toml).toMatch(line)
-    writeFileSync(path, toml.replace(line, `acme_directory = "${pebble.directoryUrl}"`))
-  }, 300_000)
+    d = await startDeployedHost(OPTS)
+    ;({ host, dir } = d)
+    ;({ pebble, rootPem, rootFile } = d.acme as NonNullable<DeployedHost['acme']>)
+  }, 1_200_000)
 
   afterAll(async () => {
-    mirror?.close()
-    await pebble?.stop().catch(() => {})
-    await stopTestHost(OPTS).catch(() => {})
+    await d?.stop()
   }, 120_000)
 
   test('the first deploy gets a certificate from pebble over HTTP-01 and installs it; doctor green', async () => {
-    const r = await deploy()
-    expect(r.code, `${r.stderr}\n${r.stdout.slice(0, 4000)}\n--- pebble:\n${pebble?.log().slice(-3000)}`).toBe(0)
+    const r = (d as DeployedHost).first
     const out = JSON.parse(r.stdout)
     expect(out.changed).toBeGreaterThan(0)
     expect(notOk(out.doctor.checks), JSON.stringify(notOk(out.doctor.checks), null, 1)).toEqual([])
     expect(out.doctor.status).toBe('ok')
 
     // The HTTP-01 challenge was really fetched from the guest's port 80 (nginx, the webroot).
-    const log = pebble?.log() ?? ''
+    const log = pebble.log()
     expect(log).toContain(`Attempting to validate w/ HTTP: http://${host.domain}:80/.well-known/acme-challenge/`)
     expect(log).toMatch(/set VALID by completed challenge/)
     expect(
@@ -189,9 +117,9 @@ describe.skipIf(skip)(`chatmail deploy host with ACME from pebble${skip ? ` (ski
     ).toBe('640 root:turnserver\n')
     // certbot keeps pebble as the server for renewals, with the webroot.
     const renewal = await guestShell(host, `cat /etc/letsencrypt/renewal/${host.domain}.conf`)
-    expect(renewal).toContain(`server = ${pebble?.directoryUrl}`)
+    expect(renewal).toContain(`server = ${pebble.directoryUrl}`)
     expect(renewal).toMatch(/authenticator = webroot/)
-  }, 900_000)
+  }, 120_000)
 
   test('IMAP, HTTPS and TURN-over-TLS serve the pebble certificate, valid for the domain', async () => {
     const installed = await guestCert('/etc/chatmail/tls/fullchain.pem')
@@ -200,14 +128,14 @@ describe.skipIf(skip)(`chatmail deploy host with ACME from pebble${skip ? ` (ski
       expect({ port, ...s }).toEqual({ port, authorized: true, serial: installed.serialNumber })
     }
     // Not trusted without pebble's root: the chain really is pebble's.
-    const without = await served(host.host, 993, host.domain, pebble?.tlsCaPem ?? '')
+    const without = await served(host.host, 993, host.domain, pebble.tlsCaPem)
     expect(without.authorized).toBe(false)
 
     // The doctor, as an operator runs it later, with pebble's root as --ca (no NODE_EXTRA_CA_CERTS).
-    const d = await cli(hostsFile, ['doctor', host.domain, '--ca', rootFile, '--json', '--timeout', '10'], dir)
-    const report = JSON.parse(d.stdout)
+    const doc = await cli(['doctor', host.domain, '--ca', rootFile, '--json', '--timeout', '10'])
+    const report = JSON.parse(doc.stdout)
     expect(notOk(report.checks), JSON.stringify(notOk(report.checks), null, 1)).toEqual([])
-    expect(d.code, d.stderr).toBe(0)
+    expect(doc.code, doc.stderr).toBe(0)
     expect(report.checks.find((c: Check) => c.id === 'imap.tls')?.status).toBe('ok')
   }, 120_000)
 
@@ -335,17 +263,9 @@ describe.skipIf(skip)(`chatmail deploy host with ACME from pebble${skip ? ` (ski
         // Core resolves the TURN host (the domain) itself and lists it by address.
         const { username, credential } = await ourIceServer(core, a.id, `turn:${host.host}:3478`)
         expect(Number(username)).toBeGreaterThan(Date.now() / 1000)
-        const verify = await cli(
-          hostsFile,
-          ['turn-cred', '--verify', `${host.domain}:3478:${username}:${credential}`],
-          dir,
-        )
+        const verify = await cli(['turn-cred', '--verify', `${host.domain}:3478:${username}:${credential}`])
         expect(verify.code, verify.stdout + verify.stderr).toBe(0)
-        const bad = await cli(
-          hostsFile,
-          ['turn-cred', '--verify', `${host.domain}:3478:${username}:x${credential!.slice(1)}`],
-          dir,
-        )
+        const bad = await cli(['turn-cred', '--verify', `${host.domain}:3478:${username}:x${credential!.slice(1)}`])
         expect(bad.code).toBe(1)
       }, 300_000)
 
@@ -376,11 +296,15 @@ describe.skipIf(skip)(`chatmail deploy host with ACME from pebble${skip ? ` (ski
           const without = await hostHttps(host.host, 'POST', '/new', strict)
           expect(without.status).toBe(403)
           expect(JSON.parse(without.body).reason).toMatch(/invite/)
-          const inv = await cli(
-            hostsFile,
-            ['invite', `root@${host.domain}`, '-i', host.keyFile, '--known-hosts', host.knownHostsFile, '--json'],
-            dir,
-          )
+          const inv = await cli([
+            'invite',
+            `root@${host.domain}`,
+            '-i',
+            host.keyFile,
+            '--known-hosts',
+            host.knownHostsFile,
+            '--json',
+          ])
           expect(inv.code, inv.stderr).toBe(0)
           const { link, token } = JSON.parse(inv.stdout) as { link: string; token: string }
           expect(link).toBe(`dcaccount:https://${host.domain}/new?i=${token}`)
