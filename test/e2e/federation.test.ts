@@ -312,12 +312,16 @@ describe.skipIf(skip)(`two servers federating: DKIM and MTA-STS${skip ? ` (skipp
       // its resolver.conf (server data the deploy keeps) forwards the test zones to knot. libunbound
       // answers every name under test. itself, NXDOMAIN, like all special-use names of RFC 6761
       // (a built-in local-zone), so `nodefault` lifts that first: without it opendkim finds no key
-      // (error 22) for any test domain, whatever the forwarding says.
+      // (error 22) for any test domain, whatever the forwarding says. opendkim validates DNSSEC from
+      // the root's trust anchor (TrustAnchorFile), and knot's test zones are unsigned, under a name
+      // the signed root denies: `domain-insecure` lets them through (otherwise every lookup fails
+      // validation, a DNS error, and mail is tempfailed).
       // (forward, not stub: knot's NS glue names the first runner address, which host 2 cannot reach;
       // libunbound takes knot's authoritative answers without RA from a forwarder.)
       const resolverConf = [
         'server:',
         '  local-zone: "test." nodefault',
+        '  domain-insecure: "test."',
         ...['one.test', 'two.test', 'three.test'].flatMap((z) => [
           'forward-zone:',
           `  name: "${z}"`,

@@ -87,7 +87,8 @@ describe('the stack: opendkim, postfix milters, MTA-STS', () => {
     ]) {
       expect(conf).toContain(`\n${line}\n`)
     }
-    expect(conf).not.toMatch(/TrustAnchorFile/)
+    // DNSSEC: keys are validated from the root's trust anchor, the file Debian's dns-root-data ships.
+    expect(conf).toContain('\nTrustAnchorFile         /usr/share/dns/root.key\n')
     expect(conf).toContain('\nResolverConfiguration   /etc/opendkim/resolver.conf\n')
     // The resolver settings are the operator's: created once, never rewritten.
     expect(fileAt(spec.resources, '/etc/opendkim/resolver.conf')).toMatchObject({ data: true })

@@ -32,6 +32,9 @@ export function dkimKeyCommand(domain: string) {
 /** Where opendkim's DNS lookups go (unbound.conf syntax): server data, see templates/opendkim/resolver.conf. */
 export const RESOLVER_CONF = '/etc/opendkim/resolver.conf'
 
+/** The DNSSEC root trust anchor opendkim validates keys with (Debian's dns-root-data; opendkim depends on it). */
+export const TRUST_ANCHOR = '/usr/share/dns/root.key'
+
 export const opendkim: ServiceModule = {
   name: 'opendkim',
   async build(ctx) {
@@ -45,13 +48,14 @@ export const opendkim: ServiceModule = {
       selector: DKIM.selector,
       key_file: DKIM.privateKey,
       resolver_conf: RESOLVER_CONF,
+      trust_anchor: TRUST_ANCHOR,
     })
     // Server data: the operator's (or a test's) resolver settings for opendkim survive redeploys.
     const resolver = dataFile(RESOLVER_CONF, await loadTemplate('opendkim/resolver.conf', {}, ctx.templatesDir))
     const screen = await render(ctx, '/etc/opendkim/screen.lua', 'opendkim/screen.lua', vars)
     const final = await render(ctx, '/etc/opendkim/final.lua', 'opendkim/final.lua', vars)
     return {
-      packages: [pkg('opendkim'), pkg('opendkim-tools')],
+      packages: [pkg('opendkim'), pkg('opendkim-tools'), pkg('dns-root-data')],
       directories: [
         directory('/etc/opendkim'),
         directory(DKIM.keyDir, { owner: 'opendkim', group: 'opendkim', mode: '0700' }),
