@@ -448,13 +448,18 @@ describe.skipIf(skip).each(SUITES)(
       }
     }, 120_000)
 
-    test('a redeploy changes nothing and keeps the accounts', async () => {
+    test('a redeploy changes nothing and keeps the accounts and every message', async () => {
       const before = await guestShell(host, 'sha256sum /var/lib/chatmail-accounts/accounts')
+      // Every message file (path, size, modification time) in every mailbox.
+      const messages = `find /home/vmail/mail -type f \\( -path '*/cur/*' -o -path '*/new/*' \\) -printf '%p %s %T@\\n' | sort`
+      const mailBefore = await guestShell(host, messages)
+      expect(mailBefore.split('\n').filter(Boolean).length).toBeGreaterThan(0)
       const r = await deploy()
       expect(r.code, r.stderr).toBe(0)
       const out = JSON.parse(r.stdout)
       expect(out.changed).toBe(0)
       expect(await guestShell(host, 'sha256sum /var/lib/chatmail-accounts/accounts')).toBe(before)
+      expect(await guestShell(host, messages)).toBe(mailBefore)
       const c = await imap(ip, accounts[0]!.email, accounts[0]!.password)
       await c.logout()
     }, 600_000)
