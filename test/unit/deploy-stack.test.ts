@@ -1,11 +1,18 @@
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { buildConfig } from '../../src/config/init.js'
-import { checkSpec, directory, type FileResource, type Resource } from '../../src/deploy/resources.js'
+import {
+  type CommandResource,
+  checkSpec,
+  directory,
+  type FileResource,
+  type Resource,
+} from '../../src/deploy/resources.js'
 import { buildStack } from '../../src/deploy/service.js'
-import { PATHS, ssha512 } from '../../src/deploy/services/common.js'
+import { MANAGED_BY, obsoleteManagedFiles, PATHS, ssha512 } from '../../src/deploy/services/common.js'
 import { stackFor } from '../../src/deploy/stacks/index.js'
 import { BOOKWORM, buildTestStack, testStackContext } from '../helpers/stack.js'
 
@@ -260,6 +267,37 @@ describe('stacks made of services', () => {
     const unit = s13.resources.find((r) => r.kind === 'service' && r.unit === 'dovecot.service')
     if (unit?.kind !== 'service') throw new Error('no dovecot.service')
     expect(unit.restartOn.map((r) => r.id)).toContain('file:/etc/dovecot/chatmail-accounts.lua')
+  })
+  it("removes the other release's dovecot file after an upgrade, only while it carries our managed-by line", async () => {
+    const cmd = async (release: string) => {
+      const spec = await buildTestStack(config('chat.example.org'), { host: { ...BOOKWORM, release } })
+      return spec.resources.find(
+        (r): r is CommandResource => r.kind === 'command' && r.id === 'command:dovecot-other-release-files',
+      )
+    }
+    expect(await cmd('13')).toMatchObject({
+      description: 'remove /etc/dovecot/accounts-dict.conf.ext (dovecot 2.4 does not read it)',
+      phase: 'after-services',
+    })
+    expect((await cmd('12'))?.description).toBe(
+      'remove /etc/dovecot/chatmail-accounts.lua (dovecot 2.3 does not read it)',
+    )
+    // The shell itself, on files of a scratch directory: ours goes, the operator's and a missing one stay.
+    const d = mkdtempSync(join(tmpdir(), 'chatmail-obsolete-'))
+    const [ours, theirs, gone] = ['ours.conf', 'theirs.conf', 'gone.conf'].map((f) => join(d, f)) as [
+      string,
+      string,
+      string,
+    ]
+    writeFileSync(ours, `# ${MANAGED_BY}\nuri = proxy:x\n`)
+    writeFileSync(theirs, 'uri = proxy:mine\n')
+    const c = obsoleteManagedFiles('t', 'test', [ours, theirs, gone])
+    const sh = (script: string) => spawnSync('bash', ['-c', script]).status
+    expect(sh(c.unless)).toBe(1)
+    expect(sh(c.run)).toBe(0)
+    expect([existsSync(ours), existsSync(theirs), existsSync(gone)]).toEqual([false, true, false])
+    expect(sh(c.unless)).toBe(0)
+    expect(sh(obsoleteManagedFiles('t', 'test', [theirs, gone]).unless)).toBe(0)
   })
   it('refuses a profile without a stack, and two services declaring one resource differently', async () => {
     expect(() => stackFor('madmail')).toThrow(/profile madmail cannot be deployed yet; only dovecot is implemented/)

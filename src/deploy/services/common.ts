@@ -5,8 +5,9 @@ import { join } from 'node:path'
 import type { Config } from '../../config/schema.js'
 import { cannotRun } from '../../lib/errors.js'
 import { addressDomain } from '../../remote/chatmail-accounts/address.js'
-import type { BinaryResource, FileResource } from '../resources.js'
-import { file, templateFile } from '../resources.js'
+import { shellQuote as q } from '../../ssh/quote.js'
+import type { BinaryResource, CommandResource, FileResource } from '../resources.js'
+import { command, file, templateFile } from '../resources.js'
 import type { StackContext } from '../service.js'
 import type { TemplateVars } from '../template.js'
 
@@ -109,4 +110,22 @@ export async function remoteProgram(ctx: StackContext, name: string, path: strin
     throw cannotRun(`${local} is missing`, 'run `npm run build` first')
   })
   return file(path, program, { mode: '0644' })
+}
+
+/**
+ * Files an earlier deploy wrote that the stack renders no more (the other Debian release's variant,
+ * after an upgrade in place): removed at the end of a deploy, once the services run without them,
+ * and only while they still carry our MANAGED_BY line, so that an operator's own file there stays.
+ */
+export function obsoleteManagedFiles(name: string, why: string, paths: string[]): CommandResource {
+  // A pattern for the line without its backquotes (shellcheck reads those as a command in quotes).
+  const marker = q(MANAGED_BY.replace(/[.[\]*^$\\]/g, '\\$&').replaceAll('`', '.'))
+  const ours = (p: string) => `grep -qs -- ${marker} ${q(p)}`
+  return command(
+    name,
+    `remove ${paths.join(', ')} (${why})`,
+    paths.map((p) => `! ${ours(p)}`).join(' && '),
+    paths.map((p) => `if ${ours(p)}; then rm -f -- ${q(p)}; fi`).join('; '),
+    'after-services',
+  )
 }

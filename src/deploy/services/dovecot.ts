@@ -14,7 +14,7 @@ import { shellQuote as q } from '../../ssh/quote.js'
 import { command, dataFile, directory, file, pkg, service, user } from '../resources.js'
 import { type ServiceModule, tcp } from '../service.js'
 import { dovecotMajor } from '../versions.js'
-import { baseVars, doctorAddress, MANAGED_BY, PATHS, render, ssha512 } from './common.js'
+import { baseVars, doctorAddress, MANAGED_BY, obsoleteManagedFiles, PATHS, render, ssha512 } from './common.js'
 import { certificateChanges } from './tls.js'
 
 export const DOVECOT_USERS = '/etc/dovecot/users'
@@ -93,6 +93,10 @@ export const dovecot: ServiceModule = {
       `[ ! -e ${DOVECOT_USERS} ] || awk -F: -v u=${u} '$1 == u { found = 1 } END { exit found }' ${DOVECOT_USERS}`,
       `awk -F: -v u=${u} '$1 != u' ${DOVECOT_USERS} >${DOVECOT_USERS}.new && chown --reference=${DOVECOT_USERS} ${DOVECOT_USERS}.new && chmod --reference=${DOVECOT_USERS} ${DOVECOT_USERS}.new && mv -f ${DOVECOT_USERS}.new ${DOVECOT_USERS}`,
     )
+    // After an upgrade in place from Debian 12, the 2.3 dict passdb/userdb file is left unused.
+    const otherRelease = obsoleteManagedFiles('dovecot-other-release-files', `dovecot ${version} does not read it`, [
+      v24 ? ACCOUNTS.dovecotDict : ACCOUNTS_LUA,
+    ])
     return {
       // 2.4: the Lua passdb/userdb, and the Lua modules its script uses (unix sockets, JSON).
       packages: [
@@ -102,7 +106,7 @@ export const dovecot: ServiceModule = {
       ],
       users: [user('vmail', { home: '/home/vmail' })],
       directories: [directory('/home/vmail/mail', { owner: 'vmail', mode: '0700' })],
-      commands: [moveDoctor],
+      commands: [moveDoctor, otherRelease],
       files: [doctor, users, conf, accounts],
       units: [
         service('dovecot.service', {
