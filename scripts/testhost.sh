@@ -171,7 +171,9 @@ EOF
   # apt: the runner's sources (a snapshot mirror, hence no Valid-Until check). Another suite gets
   # the runner's Debian mirror with the suite names swapped (bookworm-security -> trixie-security):
   # the guest reaches no other host (mmdebstrap's default security.debian.org is not in its hosts).
-  if [ -f /etc/apt/sources.list.d/debian.sources ] && grep -qw "$SUITE" /etc/apt/sources.list.d/debian.sources; then
+  if [ "$REBOOT" = 1 ]; then
+    : # the guest's own sources stay
+  elif [ -f /etc/apt/sources.list.d/debian.sources ] && grep -qw "$SUITE" /etc/apt/sources.list.d/debian.sources; then
     rm -f "$ROOT/etc/apt/sources.list" "$ROOT"/etc/apt/sources.list.d/*
     [ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$ROOT/etc/apt/"
     for f in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list; do
@@ -287,7 +289,14 @@ cmd_up() {
   stop_instance >/dev/null 2>&1 || true # leftovers of a crashed run
   build_cache "$cache"
   resolve_mirrors >"$STATE/mirrors"
-  if [ "${TESTHOST_KEEP:-0}" != 1 ]; then rm -rf "$STATE/upper" "$STATE/work"; fi
+  # A reboot (TESTHOST_KEEP=1 over a previous run's system) keeps the guest's apt sources: a
+  # release upgrade in place changed them, and the runner's suite would take it back.
+  REBOOT=0
+  if [ "${TESTHOST_KEEP:-0}" != 1 ]; then
+    rm -rf "$STATE/upper" "$STATE/work"
+  elif [ -d "$STATE/upper/etc/apt" ]; then
+    REBOOT=1
+  fi
   mount_root "$cache/rootfs-$SUITE"
   configure_guest
   net_up
