@@ -4,15 +4,23 @@
  * the GitHub and GitLab jobs run it; then `doctor --ssh --only host` is all ok, and one fault at a
  * time inside the host — coturn stopped, a full file system (a small tmpfs over the mail
  * directory), a skewed clock (libfaketime for every new process), a replaced binary — is caught by
- * its id. Run under `flock /tmp/chatmail-e2e.lock`.
+ * its id. The mail group on the same host (moved here from doctor-mail.test.ts, which needed a host
+ * of its own): each verdict compared with what the server really does, read independently here
+ * (XCHATMAIL, autoconfig, /new, a plaintext message refused), then faults — a wrong password,
+ * mail accepted but never delivered, no account. Run under
+ * `flock /tmp/chatmail-e2e-doctor-host.test.ts.lock`.
  */
 import { execFile } from 'node:child_process'
 import { mkdtempSync, readFileSync } from 'node:fs'
+import { request as httpsRequest } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { ImapFlow } from 'imapflow'
+import SMTPConnection from 'nodemailer/lib/smtp-connection'
+import { parse } from 'smol-toml'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { BIN, runCli } from '../helpers/cli.js'
-import type { DoctorJsonRun, JsonCheck } from '../helpers/doctor-contract.js'
+import { checkOf, type DoctorJsonRun, doctorJson, type JsonCheck } from '../helpers/doctor-contract.js'
 import { makeCert } from '../helpers/dovecot.js'
 import { type StandInMirror, serveStandInMirror } from '../helpers/standin-tarball.js'
 import { guestShell, startTestHost, stopTestHost, type TestHost, testHostSkipReason } from '../helpers/testhost.js'
@@ -27,6 +35,14 @@ const HOST_IDS = [
   'host.restart-needed',
   'host.version',
 ]
+const MAIL_IDS = [
+  'imap.xchatmail',
+  'mail.autoconfig',
+  'mail.signup',
+  'mail.submission',
+  'mail.roundtrip',
+  'mail.rejects-unencrypted',
+]
 const SCRIPT = resolve('examples/ci/deploy-and-check.sh')
 const skip = testHostSkipReason()
 
@@ -34,6 +50,8 @@ describe.skipIf(skip)(`host checks and the CI example on a real host${skip ? ` (
   let host: TestHost
   let dir: string
   let mirror: StandInMirror | undefined
+  /** The certificate the test places on the host (before the deploy, which keeps it): the doctor's --ca. */
+  let caFile = ''
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'chatmail-doctor-host-'))
@@ -73,11 +91,6 @@ describe.skipIf(skip)(`host checks and the CI example on a real host${skip ? ` (
       throw new Error(`doctor printed no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`)
     }
   }
-  const check = (r: DoctorJsonRun, id: string): JsonCheck => {
-    const c = r.report.checks.find((x) => x.id === id)
-    if (!c) throw new Error(`no ${id} in ${r.stdout}`)
-    return c
-  }
   const show = (r: DoctorJsonRun) => r.report.checks.map((c) => `${c.id}: ${c.status} — ${c.detail}`).join('\n')
 
   test('examples/ci/deploy-and-check.sh deploys and passes doctor --strict --junit --ssh; nothing secret printed', async () => {
@@ -93,7 +106,7 @@ describe.skipIf(skip)(`host checks and the CI example on a real host${skip ? ` (
       altNames: [`IP:${host.host}`],
       notAfter: new Date(Date.now() + 365 * 86_400_000),
     })
-    const caFile = made.cert
+    caFile = made.cert
     const b64 = (f: string) => readFileSync(f).toString('base64')
     await guestShell(
       host,
@@ -147,8 +160,8 @@ describe.skipIf(skip)(`host checks and the CI example on a real host${skip ? ` (
     const r = await hostDoctor()
     expect(r.code, show(r)).toBe(0)
     expect(r.report.checks.map((c) => [c.id, c.status])).toEqual(HOST_IDS.map((id) => [id, 'ok']))
-    expect(check(r, 'host.units').detail).toMatch(/coturn.*active/)
-    expect(check(r, 'host.version').detail).toMatch(/last deploy .*iroh-relay/)
+    expect(checkOf(r, 'host.units').detail).toMatch(/coturn.*active/)
+    expect(checkOf(r, 'host.version').detail).toMatch(/last deploy .*iroh-relay/)
   }, 180_000)
 
   test('coturn stopped: host.units and host.ports fail naming coturn', async () => {
@@ -156,13 +169,16 @@ describe.skipIf(skip)(`host checks and the CI example on a real host${skip ? ` (
     try {
       const r = await hostDoctor()
       expect(r.code).toBe(1)
-      expect(check(r, 'host.units')).toMatchObject({
+      expect(checkOf(r, 'host.units')).toMatchObject({
         status: 'fail',
         detail: expect.stringContaining('coturn is inactive'),
       })
-      expect(check(r, 'host.units').hint).toMatch(/systemctl status coturn/)
-      expect(check(r, 'host.ports')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/3478 \(coturn\)/) })
-      expect(check(r, 'host.disk').status).toBe('ok')
+      expect(checkOf(r, 'host.units').hint).toMatch(/systemctl status coturn/)
+      expect(checkOf(r, 'host.ports')).toMatchObject({
+        status: 'fail',
+        detail: expect.stringMatching(/3478 \(coturn\)/),
+      })
+      expect(checkOf(r, 'host.disk').status).toBe('ok')
     } finally {
       await guestShell(host, 'systemctl start coturn')
     }
@@ -176,11 +192,11 @@ describe.skipIf(skip)(`host checks and the CI example on a real host${skip ? ` (
     try {
       const r = await hostDoctor()
       expect(r.code).toBe(1)
-      expect(check(r, 'host.disk')).toMatchObject({
+      expect(checkOf(r, 'host.disk')).toMatchObject({
         status: 'fail',
         detail: expect.stringMatching(/\/home\/vmail 100% used/),
       })
-      expect(check(r, 'host.units').status).toBe('ok')
+      expect(checkOf(r, 'host.units').status).toBe('ok')
     } finally {
       await guestShell(host, 'umount /home/vmail')
     }
@@ -199,15 +215,15 @@ describe.skipIf(skip)(`host checks and the CI example on a real host${skip ? ` (
     try {
       const r = await hostDoctor()
       expect(r.code).toBe(1)
-      expect(check(r, 'host.clock')).toMatchObject({
+      expect(checkOf(r, 'host.clock')).toMatchObject({
         status: 'fail',
         detail: expect.stringMatching(/ahead of this machine/),
       })
-      expect(check(r, 'host.clock').hint).toMatch(/timedatectl/)
+      expect(checkOf(r, 'host.clock').hint).toMatch(/timedatectl/)
     } finally {
       await guestShell(host, 'mv /etc/environment.dchk /etc/environment')
     }
-    expect(check(await hostDoctor(), 'host.clock').status).toBe('ok')
+    expect(checkOf(await hostDoctor(), 'host.clock').status).toBe('ok')
   }, 300_000)
 
   test('a replaced binary (turnserver swapped under the running coturn): host.restart-needed names it', async () => {
@@ -218,15 +234,155 @@ describe.skipIf(skip)(`host checks and the CI example on a real host${skip ? ` (
     try {
       const r = await hostDoctor()
       expect(r.code, show(r)).toBe(0) // a warning: the service still works, it runs the old code
-      expect(check(r, 'host.restart-needed')).toMatchObject({
+      expect(checkOf(r, 'host.restart-needed')).toMatchObject({
         status: 'warn',
         detail: expect.stringContaining('turnserver ('),
       })
-      expect(check(r, 'host.restart-needed').hint).toMatch(/systemctl restart/)
+      expect(checkOf(r, 'host.restart-needed').hint).toMatch(/systemctl restart/)
       expect((await hostDoctor('--strict')).code).toBe(1)
     } finally {
       await guestShell(host, 'systemctl restart coturn')
     }
-    expect(check(await hostDoctor(), 'host.restart-needed').status).toBe('ok')
+    expect(checkOf(await hostDoctor(), 'host.restart-needed').status).toBe('ok')
+  }, 180_000)
+
+  // The mail group (imap.xchatmail, mail.*), as an operator runs it against this IP-only server.
+  const mailDoctor = async (...extra: string[]): Promise<DoctorJsonRun> => {
+    const args = ['doctor', host.host, '--ca', caFile, '--only', 'imap,mail', '--json', '--timeout', '20', ...extra]
+    const r = await runCli(args, { cwd: dir, env: { CHATMAIL_USER: '', CHATMAIL_PASSWORD: '' }, timeoutMs: 120_000 })
+    try {
+      return { ...r, report: JSON.parse(r.stdout) }
+    } catch {
+      throw new Error(`doctor printed no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`)
+    }
+  }
+  const showOne = (c: JsonCheck) => `${c.id}: ${c.status} — ${c.detail}${c.hint ? ` (hint: ${c.hint})` : ''}`
+  const doctorAccount = () => {
+    const toml = parse(readFileSync(join(dir, 'chatmail.toml'), 'utf8')) as {
+      doctor?: { user?: string; password?: string }
+    }
+    return { user: toml.doctor?.user ?? `doctor@[${host.host}]`, pass: toml.doctor?.password ?? '' }
+  }
+  const tls = () => ({ ca: readFileSync(caFile, 'utf8') })
+
+  /** Submits a plaintext message to self on 465, without the doctor: the refusal, or undefined when accepted. */
+  const plaintextRefusal = async (user: string, pass: string) => {
+    const conn = new SMTPConnection({ host: host.host, port: 465, secure: true, tls: tls() })
+    const call = <T>(fn: (cb: (err: Error | null | undefined, v?: T) => void) => void) =>
+      new Promise<T>((res, rej) => fn((err, v) => (err ? rej(err) : res(v as T))))
+    await new Promise<void>((res, rej) => {
+      conn.once('error', rej)
+      conn.connect(() => res())
+    })
+    try {
+      await call((cb) => conn.login({ credentials: { user, pass } }, cb))
+      await call((cb) =>
+        conn.send(
+          { from: user, to: [user] },
+          `From: <${user}>\r\nTo: <${user}>\r\nSubject: plain\r\n\r\nnot encrypted\r\n`,
+          cb,
+        ),
+      )
+      return undefined
+    } catch (err) {
+      const e = err as { responseCode?: number; response?: string }
+      if (!e.responseCode) throw err
+      return { code: e.responseCode, text: e.response ?? '' }
+    } finally {
+      conn.quit()
+    }
+  }
+
+  /** What the server really answers on HTTPS, read without the doctor. */
+  const httpsStatus = (method: string, path: string): Promise<number> =>
+    new Promise((done, reject) => {
+      const req = httpsRequest({ host: host.host, port: 443, method, path, ...tls() }, (res) => {
+        res.resume()
+        done(res.statusCode ?? 0)
+      })
+      req.on('error', reject)
+      req.end()
+    })
+
+  test('the mail group: every verdict matches what the server does; submission and an encrypted round trip work', async () => {
+    const r = await mailDoctor()
+    const account = doctorAccount()
+    const ids = r.report.checks.map((c) => c.id)
+    for (const id of MAIL_IDS) expect(ids).toContain(id)
+    for (const id of ['imap.tls', 'imap.login', 'mail.submission', 'mail.roundtrip']) {
+      expect(checkOf(r, id).status, showOne(checkOf(r, id))).toBe('ok')
+    }
+    const rt = checkOf(r, 'mail.roundtrip')
+    expect(rt.detail).toMatch(/arrived in INBOX \d+ ms after submission on 465 \(implicit TLS\), and decrypted intact/)
+    process.stderr.write(`doctor ${rt.id}: ${rt.detail}\n`)
+    expect(checkOf(r, 'mail.submission').detail).toContain(`logged in as ${account.user}`)
+
+    // XCHATMAIL: read the capabilities ourselves.
+    const imap = new ImapFlow({
+      host: host.host,
+      port: 993,
+      secure: true,
+      tls: tls(),
+      auth: { user: account.user, pass: account.pass },
+      logger: false,
+    })
+    await imap.connect()
+    const hasX = imap.capabilities.has('XCHATMAIL')
+    await imap.logout()
+    // This server was deployed by chatmail (chatmail.toml in the working directory): a missing part fails.
+    expect(checkOf(r, 'imap.xchatmail').status, showOne(checkOf(r, 'imap.xchatmail'))).toBe(hasX ? 'ok' : 'fail')
+    const auto = await httpsStatus('GET', '/.well-known/autoconfig/mail/config-v1.1.xml')
+    expect(checkOf(r, 'mail.autoconfig').status, showOne(checkOf(r, 'mail.autoconfig'))).toBe(
+      auto === 200 ? 'ok' : 'fail',
+    )
+    const signup = await httpsStatus('GET', '/new')
+    expect(checkOf(r, 'mail.signup').status, showOne(checkOf(r, 'mail.signup'))).toBe(signup === 405 ? 'ok' : 'fail')
+    // Plaintext to self, sent here: refused with 5xx exactly when the doctor says ok.
+    const refused = await plaintextRefusal(account.user, account.pass)
+    const rej = checkOf(r, 'mail.rejects-unencrypted')
+    expect(rej.status, showOne(rej)).toBe(refused && refused.code >= 500 ? 'ok' : 'fail')
+    if (refused) expect(rej.detail).toContain(String(refused.code))
+    for (const id of MAIL_IDS) {
+      const c = checkOf(r, id)
+      if (c.status === 'fail') expect(c.hint, showOne(c)).toBeTruthy()
+      process.stderr.write(`  ${showOne(c)}\n`)
+    }
+  }, 180_000)
+
+  test('the mail group with a wrong password: submission fails with a hint; the round trip is skipped saying why', async () => {
+    const r = await mailDoctor('--user', doctorAccount().user, '--password', 'wrong-password-123')
+    expect(r.code).toBe(1)
+    const sub = checkOf(r, 'mail.submission')
+    expect(sub.status, showOne(sub)).toBe('fail')
+    expect(sub.detail).toMatch(/refused the login/)
+    expect(sub.hint).toMatch(/dovecot/)
+    const rt = checkOf(r, 'mail.roundtrip')
+    expect(rt.status).toBe('skip')
+    expect(rt.detail).toBe('needs mail.submission, which failed')
+  }, 180_000)
+
+  test('mail that is accepted but never delivered fails the round trip, not submission', async () => {
+    await guestShell(host, 'postconf -e defer_transports=lmtp && postfix reload && sleep 1')
+    try {
+      const r = await mailDoctor('--timeout', '3')
+      expect(checkOf(r, 'mail.submission').status, showOne(checkOf(r, 'mail.submission'))).toBe('ok')
+      const rt = checkOf(r, 'mail.roundtrip')
+      expect(rt.status, showOne(rt)).toBe('fail')
+      // Either the check's own words or the runner's timeout, with the check's hint.
+      expect(rt.detail).toMatch(/did not arrive in INBOX within 3000 ms|timed out/)
+      expect(rt.hint).toMatch(/postqueue -p/)
+    } finally {
+      await guestShell(host, 'postconf -X defer_transports && postfix reload && postqueue -f')
+    }
+  }, 180_000)
+
+  test('the mail group without an account: the checks that need one are skipped with the reason', async () => {
+    // No chatmail.toml in / and no account in the environment.
+    const bare = await doctorJson([host.host, '--ca', caFile, '--only', 'mail', '--timeout', '20'], '/')
+    for (const id of ['mail.submission', 'mail.roundtrip']) {
+      const c = checkOf(bare, id)
+      expect(c.status, showOne(c)).toBe('skip')
+    }
+    expect(checkOf(bare, 'mail.submission').detail).toMatch(/no account to log in with/)
   }, 180_000)
 })

@@ -33,7 +33,7 @@ const IMAP_CERT_NAME = 'imap.doctor-full.test'
 
 /**
  * The loopback server has no submission, HTTPS, postfix or standard ports: the tls group is proven
- * in doctor-tls.test.ts and the mail group on a deployed host (test/e2e/doctor-mail.test.ts); both
+ * in doctor-tls.test.ts and the mail group on a deployed host (test/e2e/doctor-host.test.ts); both
  * are skipped here (--skip tls,mail), so every other check is judged.
  */
 const IDS = CHECK_IDS.filter((id) => !id.startsWith('tls.'))

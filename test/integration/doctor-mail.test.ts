@@ -4,7 +4,7 @@
  * implicit TLS and STARTTLS, logins against its passdb), and `openssl s_server -WWW` serving an
  * autoconfig XML over HTTPS; --tls-port points the checks at their ports. The submission service
  * relays to a loopback port where nothing listens, so no message can be delivered here: the round
- * trip through postfix and dovecot is proven on a deployed host (test/e2e/doctor-mail.test.ts).
+ * trip through postfix and dovecot is proven on a deployed host (test/e2e/doctor-host.test.ts).
  * Without a chatmail.toml the server is not ours: what it does not offer is a warning or a skip;
  * with one (we deployed it) the same gaps fail.
  */
