@@ -3,7 +3,7 @@
  * with its sockets in a temp dir, and the dovecot auth blocks that point a test dovecot at it.
  */
 import { spawn } from 'node:child_process'
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildRemote, logWith } from './dovecot.js'
@@ -124,19 +124,11 @@ export async function startAccountsService(o: AccountsOptions): Promise<Accounts
   }
 }
 
-/** dovecot 2.3 passdb/userdb blocks for chatmail-accounts (the same keys templates/dovecot uses). */
+/** dovecot 2.3 passdb/userdb blocks for chatmail-accounts (the dict file is our template's). */
 export function dovecotAuthBlocks(dictSocket: string, dir: string): string {
   const ext = join(dir, 'accounts-dict.conf.ext')
-  writeFileSync(
-    ext,
-    [
-      `uri = proxy:${dictSocket}:accounts`,
-      'password_key = passdb/%{rip}"%Eu"%Ew',
-      'user_key = userdb/%Eu',
-      'iterate_disable = yes',
-      '',
-    ].join('\n'),
-  )
+  const template = readFileSync(join(ROOT, 'templates', 'dovecot', 'accounts-dict.conf.ext'), 'utf8')
+  writeFileSync(ext, template.replace('{{managed_by}}', 'test').replace('{{dict_socket}}', dictSocket))
   return [
     'auth_username_chars = abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567890.-_@[]',
     'auth_username_format = %Lu',

@@ -7,6 +7,7 @@
 import { execFile } from 'node:child_process'
 import { chownSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { request } from 'node:http'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ImapFlow } from 'imapflow'
@@ -219,5 +220,49 @@ describe('chatmail-accounts with dovecot', () => {
     const logs = await logWith(dovecot.logs, /imap\(reusesecn@[^)]*\)<\d+>.*Logged out/)
     const shared = [...pids('reusefirs')].filter((p) => pids('reusesecn').has(p))
     expect(shared.length, logs.slice(-3000)).toBeGreaterThan(0)
+  })
+
+  it("postfix's SASL (service smtp): a refused first login fails, never an OK with nologin (postfix ignores it)", async () => {
+    /** AUTH PLAIN on dovecot's auth-client socket as postfix asks it: the reply line. */
+    const saslAuth = (user: string, password: string, service: string) =>
+      new Promise<string>((resolve, reject) => {
+        const s = connect(join(dovecot.dir, 'run', 'auth-client'))
+        let buf = ''
+        let sent = false
+        s.on('error', reject)
+        s.write(`VERSION\t1\t2\nCPID\t${process.pid}\n`)
+        s.on('data', (d) => {
+          buf += d.toString()
+          if (!sent && buf.includes('DONE\n')) {
+            sent = true
+            const resp = Buffer.from(`\0${user}\0${password}`).toString('base64')
+            s.write(`AUTH\t1\tPLAIN\tservice=${service}\tsecured\tresp=${resp}\n`)
+          }
+          const m = /^(OK|FAIL)\t1\b.*$/m.exec(buf)
+          if (m) {
+            s.end()
+            resolve(m[0])
+          }
+        })
+      })
+    // Breaks the rules (local part too short), and a wrong password for an existing account.
+    expect(await saslAuth(`short@${DOMAIN}`, 'any-password-at-all', 'smtp')).toMatch(/^FAIL\t1/)
+    expect(await saslAuth(`abcdefghi@${DOMAIN}`, 'password-2', 'smtp')).toMatch(/^FAIL\t1/)
+    svc.writeConfig({ registration: 'closed' })
+    await svc.reload()
+    try {
+      expect(await saslAuth(`closedsml@${DOMAIN}`, 'any-password-at-all', 'smtp')).toMatch(/^FAIL\t1/)
+      // The same refusal for IMAP: imap-login enforces nologin and shows the reason.
+      expect(await saslAuth(`closedsml@${DOMAIN}`, 'any-password-at-all', 'imap')).toMatch(/^OK\t1.*\tnologin/)
+      expect(await imapLogin(dovecot.imapPort, `closedsml@${DOMAIN}`, 'any-password-at-all')).toMatch(
+        /^a NO.*registration is closed/,
+      )
+    } finally {
+      svc.writeConfig({ registration: 'open' })
+      await svc.reload()
+    }
+    // A first login through postfix still creates the account, and its password works.
+    expect(await saslAuth(`smtpfirst@${DOMAIN}`, 'smtp-first-password', 'smtp')).toMatch(/^OK\t1/)
+    expect(await imapLogin(dovecot.imapPort, `smtpfirst@${DOMAIN}`, 'smtp-first-password')).toMatch(/^a OK/)
   })
 })

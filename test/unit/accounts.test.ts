@@ -42,13 +42,22 @@ describe('addresses', () => {
 describe('dovecot dict keys', () => {
   it('splits %E-escaped fields', () => {
     expect(splitEscaped('a\\"b"c\\\\d"e')).toEqual(['a"b', 'c\\d', 'e'])
-    expect(parseAuthKey('shared/passdb/127.0.0.1"abc@chat.example.org"pa"ss\\"w')).toEqual({ kind: 'other' })
-    expect(parseAuthKey('shared/passdb/127.0.0.1"abc@chat.example.org"pa\\"ss"')).toEqual({ kind: 'other' })
+    expect(parseAuthKey('shared/passdb/127.0.0.1"abc@chat.example.org')).toEqual({ kind: 'other' })
+    expect(parseAuthKey('shared/passdb/127.0.0.1"abc@chat.example.org"pa\\"ss"imap"x')).toEqual({ kind: 'other' })
+    // Three fields: a config from before the service was in the key.
     expect(parseAuthKey('shared/passdb/"abc@x"p\\"w\\\\')).toEqual({
       kind: 'passdb',
       client: '',
       user: 'abc@x',
       password: 'p"w\\',
+      service: '',
+    })
+    expect(parseAuthKey('shared/passdb/192.0.2.1"abc@x"p\\"w"smtp')).toEqual({
+      kind: 'passdb',
+      client: '192.0.2.1',
+      user: 'abc@x',
+      password: 'p"w',
+      service: 'smtp',
     })
     expect(parseAuthKey('shared/userdb/abc@x')).toEqual({ kind: 'userdb', user: 'abc@x' })
     expect(parseAuthKey('shared/other')).toEqual({ kind: 'other' })

@@ -249,16 +249,18 @@ describe('chatmail-accounts: the expiry', () => {
     expect(accounts2.exists('oldnologi@[203.0.113.5]')).toBe(false)
     // A first login with that address finds no account and may not make one yet: its old
     // mailbox (with the old owner's mail) may still be there.
-    expect(await accounts2.passdb('oldnologi@203.0.113.5', 'a-new-password', '192.0.2.1')).toMatchObject({
+    expect(await accounts2.passdb('oldnologi@203.0.113.5', 'a-new-password', '192.0.2.1', 'imap')).toMatchObject({
       nologin: 'y',
       reason: expect.stringMatching(/being removed: try again later/),
     })
+    // Postfix's SASL ignores nologin: for it a refusal is no account at all.
+    expect(await accounts2.passdb('oldnologi@203.0.113.5', 'a-new-password', '192.0.2.1', 'smtp')).toBeUndefined()
     // The next run hands it out again; once its mailbox is gone, the address is free.
     expect(accounts2.expireInactive(now - 90 * DAY)).toEqual([{ address: 'oldnologi@[203.0.113.5]', home }])
     accounts2.mailboxesDeleted(['oldnologi@[203.0.113.5]'])
     expect(readFileSync(join(dir, 'expiring'), 'utf8')).toBe('')
     expect(accounts2.expireInactive(now - 90 * DAY)).toEqual([])
-    expect(await accounts2.passdb('oldnologi@203.0.113.5', 'a-new-password', '192.0.2.1')).toMatchObject({
+    expect(await accounts2.passdb('oldnologi@203.0.113.5', 'a-new-password', '192.0.2.1', 'imap')).toMatchObject({
       password: expect.stringMatching(/^\{PLAIN\}/),
     })
     // Cut off between the two files (the list written, the account still in its file) and the

@@ -58,9 +58,16 @@ function randomText(chars: string, n: number): string {
   return s
 }
 
-/** A refusal dovecot shows the client: any password "verifies", then nologin refuses with the reason. */
-function refusal(reason: string): Record<string, string> {
-  return { nopassword: 'y', nologin: 'y', reason }
+/**
+ * Services whose login process enforces `nologin`: for them a refusal is "any password verifies,
+ * then nologin refuses with the reason", which the client shows. Any other asker — postfix's SASL
+ * (service smtp) above all — gets "no such account": postfix ignores `nologin` and would take the
+ * OK as a successful login with any password.
+ */
+const NOLOGIN_SERVICES = new Set(['imap'])
+
+function refusal(reason: string, service: string): PassdbReply {
+  return NOLOGIN_SERVICES.has(service) ? { nopassword: 'y', nologin: 'y', reason } : undefined
 }
 
 export class Accounts {
@@ -112,8 +119,11 @@ export class Accounts {
     return created.then((hash) => ({ hash, mine }))
   }
 
-  /** dovecot passdb lookup for a login (IMAP, or SMTP submission through dovecot's SASL). */
-  async passdb(login: string, password: string, client: string): Promise<PassdbReply> {
+  /**
+   * dovecot passdb lookup for a login (IMAP, or SMTP submission through dovecot's SASL); `service`
+   * is dovecot's service name of the login (imap, smtp, ...).
+   */
+  async passdb(login: string, password: string, client: string, service: string): Promise<PassdbReply> {
     const parsed = canonical(login, this.policy.rules.domain)
     if (parsed === undefined) return undefined
     const existing = this.deps.store.get(parsed.address)
@@ -125,18 +135,21 @@ export class Accounts {
     }
     const pending = this.pending.get(parsed.address)
     if (pending) return this.hashReply(parsed, await pending, login)
-    if (this.policy.registration === 'closed') return refusal('registration is closed on this server')
+    if (this.policy.registration === 'closed') return refusal('registration is closed on this server', service)
     if (this.deps.store.isExpiring(parsed.address))
-      return refusal('this address was deleted for inactivity and its mailbox is being removed: try again later')
+      return refusal(
+        'this address was deleted for inactivity and its mailbox is being removed: try again later',
+        service,
+      )
     if (this.policy.registration === 'invite') {
-      return refusal('new accounts on this server need an invite link')
+      return refusal('new accounts on this server need an invite link', service)
     }
     const verdict = mayCreate(login, password, this.policy.rules)
-    if (!verdict.ok) return refusal(`cannot create this account: ${verdict.reason}`)
+    if (!verdict.ok) return refusal(`cannot create this account: ${verdict.reason}`, service)
     const blocked = this.blocked(client)
     if (blocked) {
       this.deps.log('warn', `refused to create ${parsed.address} for ${client || 'unknown'}: ${blocked.reason}`)
-      return refusal(blocked.reason)
+      return refusal(blocked.reason, service)
     }
     const { hash, mine } = await this.create(parsed, password)
     // The account was just made from this very password: dovecot compares it as given instead of

@@ -111,7 +111,7 @@ class Service {
     }
     if (key.kind === 'passdb') {
       return this.accounts
-        .passdb(key.user, key.password, key.client)
+        .passdb(key.user, key.password, key.client, key.service)
         .then((fields) => lookupReply(fields && JSON.stringify(fields)))
     }
     if (this.config.verbose) this.log('debug', `lookup of an unknown key ${cmd.key.slice(0, 40)}`)
