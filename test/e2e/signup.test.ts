@@ -494,6 +494,19 @@ describe.skipIf(skip).each(SUITES)(
       expect(closed.status).toBe(403)
       expect(JSON.parse(closed.body).reason).toBe('registration is closed on this server')
       expect(await imapRefusal(ip, `closedacc@${bracket}`, 'password-long-enough')).toMatch(/registration is closed/)
+      // Postfix's SASL: the same refusal is a failed SMTP AUTH (postfix ignores dovecot's nologin,
+      // which once made this a successful login with any password).
+      const smtpClosed = await smtp([
+        `smtps://${ip}:465`,
+        '--user',
+        `closedacc@${bracket}:password-long-enough`,
+        '--mail-from',
+        `closedacc@${bracket}`,
+        '--mail-rcpt',
+        accounts[0]!.email,
+      ])
+      expect(smtpClosed.code, smtpClosed.log).not.toBe(0)
+      expect(smtpClosed.log).toMatch(/< 535 /)
       const c = await imap(ip, accounts[0]!.email, accounts[0]!.password)
       await c.logout()
     }, 900_000)
