@@ -4,7 +4,8 @@
 -- script asks chatmail-accounts the same two questions over the same socket, in the dict protocol
 -- (a hello, then one lookup), so the service answers both releases alike:
 --   shared/passdb/<client IP>"<user>"<password>"<service>  ->  {"password": "{PBKDF2}..."} or a
---     refusal (nologin with the reason for imap; none for smtp, whose asker, postfix, ignores nologin)
+--     refusal (nologin with the reason for imap; none for smtp, whose asker, postfix, ignores nologin).
+--     2.4 calls the service req.protocol (2.3: req.service); unset, the service reads as "" (refused plainly).
 --   shared/userdb/<user>                         ->  {"home": "..."}
 -- In each key field a backslash goes before " ' and \ (as dovecot 2.3's %E does).
 -- Runs in dovecot's auth-worker processes (lua passdbs and userdbs use workers by default), one
@@ -51,7 +52,7 @@ end
 
 function auth_passdb_lookup(req)
   local key = "shared/passdb/" .. escape(req.remote_ip) .. "\"" .. escape(req.user) .. "\"" ..
-    escape(req.password) .. "\"" .. escape(req.service)
+    escape(req.password) .. "\"" .. escape(req.protocol or req.service)
   local fields, err = lookup(key, req.user)
   if fields == nil then return dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, err end
   if not fields then return dovecot.auth.PASSDB_RESULT_USER_UNKNOWN, "no such account" end
