@@ -19,7 +19,6 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { request } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ImapFlow } from 'imapflow'
 import nodemailer from 'nodemailer'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { DKIM, mtaStsIdFor, mtaStsPolicy } from '../../src/deploy/federation.js'
@@ -38,6 +37,8 @@ import {
   secureJoinAndExchange,
   startCore,
 } from '../helpers/deltachat.js'
+import { withHosts } from '../helpers/deployed-host.js'
+import { imapsClient } from '../helpers/imap-login.js'
 import { type Pebble, startPebble } from '../helpers/pebble.js'
 import { pgpMimeMessage, plainMessage } from '../helpers/pgp-mime.js'
 import { type StandInMirror, serveStandInMirror } from '../helpers/standin-tarball.js'
@@ -82,18 +83,7 @@ interface Run {
 
 /** The built CLI, in a private mount namespace whose /etc/hosts maps the test names to the guests. */
 function cli(hostsFile: string, args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
-  const wrap = [
-    'unshare',
-    '--mount',
-    '--propagation',
-    'private',
-    '--',
-    'sh',
-    '-c',
-    'mount --bind "$0" /etc/hosts && exec "$@"',
-    hostsFile,
-  ]
-  return runCli(args, { cwd, env, timeoutMs: 900_000, wrap })
+  return runCli(args, { cwd, env, timeoutMs: 900_000, wrap: withHosts(hostsFile) })
 }
 
 /** A TXT value as zone-file strings of at most 255 characters. */
@@ -120,19 +110,6 @@ function httpsGet(
   })
 }
 
-async function imap(ip: string, user: string, pass: string): Promise<ImapFlow> {
-  const c = new ImapFlow({
-    host: ip,
-    port: 993,
-    secure: true,
-    auth: { user, pass },
-    tls: { rejectUnauthorized: false },
-    logger: false,
-  })
-  await c.connect()
-  return c
-}
-
 /** Waits for a message whose Subject is `subject` in the INBOX; returns its source. */
 async function waitForMessage(
   ip: string,
@@ -141,7 +118,7 @@ async function waitForMessage(
   subject: string,
   diag: () => Promise<string> = async () => '',
 ): Promise<string> {
-  const c = await imap(ip, user, pass)
+  const c = await imapsClient(ip, user, pass)
   try {
     for (let i = 0; i < 150; i++) {
       const box = await c.mailboxOpen('INBOX')
@@ -470,7 +447,7 @@ describe.skipIf(skip)(`two servers federating: DKIM and MTA-STS${skip ? ` (skipp
       [one(), users.one],
       [two(), users.two],
     ] as const) {
-      const c = await imap(s.host.host, u.user, u.pass)
+      const c = await imapsClient(s.host.host, u.user, u.pass)
       await c.logout()
     }
     const send = async (s: Server, u: { user: string; pass: string }, to: string, subject: string) => {
@@ -556,7 +533,7 @@ describe.skipIf(skip)(`two servers federating: DKIM and MTA-STS${skip ? ` (skipp
     expect(refusals.plaintext.code, refusals.plaintext.text).toBe(523)
     expect(refusals.plaintext.text).toMatch(/^523 5\.7\.1 Encryption Needed/)
     // None of them was delivered (the control, sent first, was).
-    const c = await imap(ip, users.two.user, users.two.pass)
+    const c = await imapsClient(ip, users.two.user, users.two.pass)
     try {
       await c.mailboxOpen('INBOX')
       const subjects: string[] = []

@@ -16,10 +16,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { request } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ImapFlow } from 'imapflow'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { getMetadata } from '../../src/doctor/imap-metadata.js'
 import { runCli } from '../helpers/cli.js'
+import { imapsClient } from '../helpers/imap-login.js'
 import { pgpMimeMessage, plainMessage } from '../helpers/pgp-mime.js'
 import { type StandInMirror, serveStandInMirror } from '../helpers/standin-tarball.js'
 import {
@@ -64,22 +64,9 @@ function smtp(args: string[], body = 'Subject: test\r\n\r\nhello\r\n'): Promise<
   })
 }
 
-async function imap(host: string, user: string, pass: string): Promise<ImapFlow> {
-  const c = new ImapFlow({
-    host,
-    port: 993,
-    secure: true,
-    auth: { user, pass },
-    tls: { rejectUnauthorized: false },
-    logger: false,
-  })
-  await c.connect()
-  return c
-}
-
 async function imapRefusal(host: string, user: string, pass: string): Promise<string> {
   try {
-    const c = await imap(host, user, pass)
+    const c = await imapsClient(host, user, pass)
     await c.logout()
     return 'logged in'
   } catch (err) {
@@ -144,7 +131,7 @@ describe.skipIf(skip).each(SUITES)(
         )
         accounts.push(body)
       }
-      const c = await imap(ip, accounts[0]!.email, accounts[0]!.password)
+      const c = await imapsClient(ip, accounts[0]!.email, accounts[0]!.password)
       expect([...(c.capabilities?.keys() ?? [])]).toContain('XCHATMAIL')
       // What Delta Chat asks on its first fetch: the operator's contact and comment, the recipient limit.
       expect(
@@ -164,7 +151,7 @@ describe.skipIf(skip).each(SUITES)(
     }, 120_000)
 
     test('a first IMAP login creates an account; rule breakers are told why', async () => {
-      const c = await imap(ip, `firstlog1@${bracket}`, 'first-login-password')
+      const c = await imapsClient(ip, `firstlog1@${bracket}`, 'first-login-password')
       await c.logout()
       expect(await imapRefusal(ip, `firstlog2@${bracket}`, 'short')).toMatch(/at least 9 characters/)
       expect(await guestShell(host, 'cut -f1 /var/lib/chatmail-accounts/accounts')).toContain(`firstlog1@${bracket}`)
@@ -186,7 +173,7 @@ describe.skipIf(skip).each(SUITES)(
         pgpMimeMessage({ from: a.email, to: b.email }).toString('latin1'),
       )
       expect(sent.code, sent.log).toBe(0)
-      const c = await imap(ip, b.email, b.password)
+      const c = await imapsClient(ip, b.email, b.password)
       let count = 0
       for (let i = 0; i < 50 && count === 0; i++) {
         const status = await c.status('INBOX', { messages: true })
@@ -235,7 +222,7 @@ describe.skipIf(skip).each(SUITES)(
       `{ printf 'Subject: filler\\n\\n'; head -c ${kb * 768} /dev/zero | base64 -w 76; } >${dir}/${name} && ` +
       `chown vmail:vmail ${dir}/${name}${age ? ` && touch -d '${age}' ${dir}/${name}` : ''}`
     const inboxCount = async (email: string, password: string) => {
-      const c = await imap(ip, email, password)
+      const c = await imapsClient(ip, email, password)
       const status = await c.status('INBOX', { messages: true })
       await c.logout()
       return status ? (status.messages ?? 0) : 0
@@ -314,7 +301,7 @@ describe.skipIf(skip).each(SUITES)(
       const idle = await newAccount()
       expect((await submit(active, idle.email)).code).toBe(0)
       // Logins are recorded by dovecot's last_login plugin; stopping the service writes its record.
-      await imap(ip, receiver.email, receiver.password).then((c) => c.logout())
+      await imapsClient(ip, receiver.email, receiver.password).then((c) => c.logout())
       await guestShell(host, 'systemctl stop chatmail-accounts')
       const logins = await guestShell(host, 'cat /var/lib/chatmail-accounts/lastlogin')
       expect(logins).toContain(`${receiver.email}\t`)
@@ -460,7 +447,7 @@ describe.skipIf(skip).each(SUITES)(
       expect(out.changed).toBe(0)
       expect(await guestShell(host, 'sha256sum /var/lib/chatmail-accounts/accounts')).toBe(before)
       expect(await guestShell(host, messages)).toBe(mailBefore)
-      const c = await imap(ip, accounts[0]!.email, accounts[0]!.password)
+      const c = await imapsClient(ip, accounts[0]!.email, accounts[0]!.password)
       await c.logout()
     }, 600_000)
 
@@ -507,7 +494,7 @@ describe.skipIf(skip).each(SUITES)(
       ])
       expect(smtpClosed.code, smtpClosed.log).not.toBe(0)
       expect(smtpClosed.log).toMatch(/< 535 /)
-      const c = await imap(ip, accounts[0]!.email, accounts[0]!.password)
+      const c = await imapsClient(ip, accounts[0]!.email, accounts[0]!.password)
       await c.logout()
     }, 900_000)
   },

@@ -70,7 +70,7 @@ export interface DeployedHostOptions extends TestHostOptions {
 }
 
 /** `unshare` arguments that run a command with `hostsFile` as /etc/hosts (root only). */
-const withHosts = (hostsFile: string) => [
+export const withHosts = (hostsFile: string) => [
   'unshare',
   '--mount',
   '--propagation',

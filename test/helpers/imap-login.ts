@@ -4,6 +4,7 @@
  */
 import { connect } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
+import { ImapFlow } from 'imapflow'
 
 function quote(s: string): string {
   return `"${s.replace(/["\\]/g, (c) => `\\${c}`)}"`
@@ -59,4 +60,18 @@ export async function imapLogin(
   const session = await imapSession(port, user, password, host, tls)
   session.logout()
   return session.reply
+}
+
+/** An imapflow client logged in on 993 (implicit TLS, the certificate not checked). */
+export async function imapsClient(host: string, user: string, pass: string): Promise<ImapFlow> {
+  const c = new ImapFlow({
+    host,
+    port: 993,
+    secure: true,
+    auth: { user, pass },
+    tls: { rejectUnauthorized: false },
+    logger: false,
+  })
+  await c.connect()
+  return c
 }
