@@ -7,6 +7,13 @@ import { parseDuration } from '../protocols/duration.js'
 import { count, duration, size } from './fields.js'
 import { days, daysSeconds } from './storage.js'
 
+/**
+ * PBKDF2-HMAC-SHA1 rounds of a new password hash, at least (one hash ≈ 3 ms of one core on the
+ * test machine; every login pays one). Each hash keeps its own count, so a change applies to
+ * accounts created afterwards and never locks anyone out.
+ */
+export const MIN_PASSWORD_HASH_ROUNDS = 10_000
+
 export const REGISTRATIONS = ['open', 'invite', 'closed'] as const
 
 export const AccountsSection = v.optional(
@@ -19,13 +26,17 @@ export const AccountsSection = v.optional(
       username_min_length: v.optional(count('accounts.username_min_length', 1, 64), 9),
       username_max_length: v.optional(count('accounts.username_max_length', 1, 64), 9),
       password_min_length: v.optional(count('accounts.password_min_length', 1, 1024), 9),
+      password_hash_rounds: v.optional(
+        count('accounts.password_hash_rounds', MIN_PASSWORD_HASH_ROUNDS, 10_000_000),
+        MIN_PASSWORD_HASH_ROUNDS,
+      ),
       min_free_disk: v.optional(size('accounts.min_free_disk'), '1G'),
       min_available_memory: v.optional(size('accounts.min_available_memory'), '200M'),
       max_creations_per_client: v.optional(count('accounts.max_creations_per_client', 0, 1_000_000), 20),
       creation_window: v.optional(duration('accounts.creation_window'), '1h'),
       delete_inactive_after: v.optional(days('accounts.delete_inactive_after'), '90d'),
     },
-    'allowed keys in [accounts]: registration, username_min_length, username_max_length, password_min_length, min_free_disk, min_available_memory, max_creations_per_client, creation_window, delete_inactive_after',
+    'allowed keys in [accounts]: registration, username_min_length, username_max_length, password_min_length, password_hash_rounds, min_free_disk, min_available_memory, max_creations_per_client, creation_window, delete_inactive_after',
   ),
   {},
 )
@@ -35,6 +46,8 @@ export interface AccountsConfig {
   usernameMinLength: number
   usernameMaxLength: number
   passwordMinLength: number
+  /** PBKDF2 rounds of the hash a new account's password is stored as. */
+  passwordHashRounds: number
   minFreeDisk: string
   minAvailableMemory: string
   maxCreationsPerClient: number
@@ -49,6 +62,7 @@ export const DEFAULT_ACCOUNTS: AccountsConfig = {
   usernameMinLength: 9,
   usernameMaxLength: 9,
   passwordMinLength: 9,
+  passwordHashRounds: MIN_PASSWORD_HASH_ROUNDS,
   minFreeDisk: '1G',
   minAvailableMemory: '200M',
   maxCreationsPerClient: 20,
@@ -68,6 +82,7 @@ export function resolveAccounts(a: v.InferOutput<typeof AccountsSection>): Accou
     usernameMinLength: a.username_min_length,
     usernameMaxLength: a.username_max_length,
     passwordMinLength: a.password_min_length,
+    passwordHashRounds: a.password_hash_rounds,
     minFreeDisk: a.min_free_disk,
     minAvailableMemory: a.min_available_memory,
     maxCreationsPerClient: a.max_creations_per_client,

@@ -242,3 +242,22 @@ describe('turn.ttl is capped at 5 days (item 4)', () => {
     expect(again.turn).toMatchObject({ ttlSeconds: 30 * 86400, allowLongTtl: true })
   })
 })
+
+describe('accounts.password_hash_rounds', () => {
+  const serviceConf = async (c: Config) => {
+    const s = await stack(c)
+    const file = s.resources.find((r) => r.kind === 'file' && r.path === '/etc/chatmail/accounts.conf')
+    return file?.kind === 'file' ? String(file.content) : ''
+  }
+  it('10000 by default; more may be asked for; fewer, or not a whole number, is refused', async () => {
+    const c = load({})
+    expect(c.accounts.passwordHashRounds).toBe(10_000)
+    expect(await serviceConf(c)).toMatch(/^pbkdf2_rounds = 10000$/m)
+    const strong = load({ accounts: { password_hash_rounds: 200_000 } })
+    expect(strong.accounts.passwordHashRounds).toBe(200_000)
+    expect(await serviceConf(strong)).toMatch(/^pbkdf2_rounds = 200000$/m)
+    expect(parseConfigText(renderConfig(strong), 'again.toml').accounts.passwordHashRounds).toBe(200_000)
+    expect(refusal({ accounts: { password_hash_rounds: 5000 } }).message).toMatch(/accounts\.password_hash_rounds/)
+    expect(refusal({ accounts: { password_hash_rounds: 1.5 } }).message).toMatch(/accounts\.password_hash_rounds/)
+  })
+})

@@ -7,9 +7,6 @@ import { directory, service, user } from '../resources.js'
 import type { ServiceModule } from '../service.js'
 import { doctorAddress, MANAGED_BY, PATHS, remoteProgram, render } from './common.js'
 
-/** PBKDF2 rounds of new password hashes (dovecot's PBKDF2 scheme, HMAC-SHA1). */
-export const PBKDF2_ROUNDS = 10_000
-
 export const chatmailAccounts: ServiceModule = {
   name: 'chatmail-accounts',
   async build(ctx) {
@@ -46,7 +43,7 @@ export const chatmailAccounts: ServiceModule = {
         min_available_memory: a.minAvailableMemory,
         max_creations_per_client: a.maxCreationsPerClient,
         creation_window: formatDuration(a.creationWindowSeconds),
-        pbkdf2_rounds: PBKDF2_ROUNDS,
+        pbkdf2_rounds: a.passwordHashRounds,
         self_signed: needsDclogin(c) ? 'yes' : 'no',
         lastlogin_socket: ACCOUNTS.lastloginSocket,
         ...expiryVars,
