@@ -93,6 +93,27 @@ export async function doctorJson(args: string[], cwd: string): Promise<DoctorJso
   }
 }
 
+/**
+ * The doctor's first arguments against a loopback dovecot: the server 127.0.0.1, its IMAPS port and
+ * its account (password overridable, e.g. a wrong one).
+ */
+export function loopbackDoctorArgs(
+  dovecot: { imapsPort: number; user: string; password: string },
+  o: { password?: string } = {},
+): string[] {
+  return [
+    '127.0.0.1',
+    '--imap-host',
+    '127.0.0.1',
+    '--imap-port',
+    String(dovecot.imapsPort),
+    '--user',
+    dovecot.user,
+    '--password',
+    o.password ?? dovecot.password,
+  ]
+}
+
 /** The result of one check id; throws naming the ids present when it is missing. */
 export function checkOf(r: DoctorJsonRun, id: string): JsonCheck {
   const c = r.report.checks.find((x) => x.id === id)

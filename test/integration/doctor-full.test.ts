@@ -21,6 +21,7 @@ import {
   doctorScratch,
   type JsonCheck,
   LOCAL_CHECK_IDS,
+  loopbackDoctorArgs,
 } from '../helpers/doctor-contract.js'
 import type { Dovecot, MetadataService } from '../helpers/dovecot.js'
 import { type LoopbackServer, startLoopbackServer } from '../helpers/loopback-server.js'
@@ -72,15 +73,7 @@ const cli = (args: string[]): Promise<Run> => doctorJson(args, dir)
 
 /** The server under test, over implicit TLS, with the account, the TURN secret and the CA. */
 const server = (over: { ca?: string; secret?: string } = {}) => [
-  '127.0.0.1',
-  '--imap-host',
-  '127.0.0.1',
-  '--imap-port',
-  String(dovecot.imapsPort),
-  '--user',
-  dovecot.user,
-  '--password',
-  dovecot.password,
+  ...loopbackDoctorArgs(dovecot),
   '--turn-secret-file',
   over.secret ?? secretFile,
   '--ca',

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AUTOCONFIG_PATH } from '../../src/doctor/checks/mail.js'
-import { checkOf, type DoctorJsonRun, doctorJson } from '../helpers/doctor-contract.js'
+import { checkOf, type DoctorJsonRun, doctorJson, loopbackDoctorArgs } from '../helpers/doctor-contract.js'
 import {
   type Dovecot,
   freePort,
@@ -82,13 +82,7 @@ const doctor = (o: { ports?: Record<string, number>; password?: string; config?:
     .join(',')
   return doctorJson(
     [
-      '127.0.0.1',
-      '--imap-port',
-      String(dovecot.imapsPort),
-      '--user',
-      dovecot.user,
-      '--password',
-      o.password ?? dovecot.password,
+      ...loopbackDoctorArgs(dovecot, { password: o.password }),
       '--ca',
       caFile,
       '--tls-port',

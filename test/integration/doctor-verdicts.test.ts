@@ -16,6 +16,7 @@ import {
   type DoctorScratch,
   doctorJson,
   doctorScratch,
+  loopbackDoctorArgs,
 } from '../helpers/doctor-contract.js'
 import { type Dovecot, type MetadataService, startDovecot, startMetadataService } from '../helpers/dovecot.js'
 
@@ -58,15 +59,7 @@ afterAll(async () => {
 const doctor = (...extra: string[]): Promise<Run> =>
   doctorJson(
     [
-      '127.0.0.1',
-      '--imap-host',
-      '127.0.0.1',
-      '--imap-port',
-      String(dovecot.imapsPort),
-      '--user',
-      dovecot.user,
-      '--password',
-      dovecot.password,
+      ...loopbackDoctorArgs(dovecot),
       '--turn-secret-file',
       secretFile,
       '--ca',
