@@ -11,8 +11,9 @@ PKGS+=(knot)
 # The end-to-end deploy test also needs a systemd host and an ACME server:
 if [ "${CHATMAIL_E2E:-1}" != 0 ]; then
   PKGS+=(systemd-container mmdebstrap pebble openssh-client)
-  # The Delta Chat core e2e: a resolver on the fenced core's loopback (test/helpers/deltachat.ts).
-  PKGS+=(dnsmasq-base)
+  # The Delta Chat core e2e: a resolver on the fenced core's loopback (test/helpers/deltachat.ts),
+  # and zip for the webxdc app of the realtime test (test/helpers/realtime.ts).
+  PKGS+=(dnsmasq-base zip)
 fi
 
 missing=()
