@@ -138,6 +138,11 @@ describe('config', () => {
     )
   })
 
+  it('socket and secret_file are absolute paths', () => {
+    const r = parseConfig(CONFIG.replace('secret_file = /etc/chatmail/turn-secret', 'secret_file = turn-secret'))
+    expect(r).toMatchObject({ ok: false, errors: ['secret_file "turn-secret" is not an absolute path'] })
+  })
+
   it('turns /turns off and warns about short TTLs', () => {
     const r = parseConfig(`${CONFIG}turns_port = off\n`.replace('turn_ttl = 2d', 'turn_ttl = 1h'))
     expect(r).toMatchObject({ ok: true, config: { turnsPort: undefined, ttlSeconds: 3600 } })

@@ -244,7 +244,7 @@ describe('config', () => {
     const bad = parseConfig('socket = x\nmax_user_send_burst = 0\nfoo = 1\n')
     expect(bad.ok).toBe(false)
     expect(!bad.ok && bad.errors.join('\n')).toMatch(
-      /unknown key "foo"[\s\S]*socket must be an absolute path[\s\S]*max_user_send_burst/,
+      /unknown key "foo"[\s\S]*socket "x" is not an absolute path[\s\S]*max_user_send_burst/,
     )
   })
 })

@@ -2,7 +2,7 @@
  * chatmail-accounts' config file (templates/chatmail-accounts.conf documents every key). Pure.
  */
 import { formatDuration, parseDuration } from '../../protocols/duration.js'
-import { parseCount, parseFlag, parseSize, readKeyValues } from '../lib/kv-config.js'
+import { parseCount, parseFlag, parsePath, parseSize, readKeyValues } from '../lib/kv-config.js'
 import type { Policy, Registration } from './accounts.js'
 
 export interface SocketSpec {
@@ -77,9 +77,7 @@ type Key = (typeof KNOWN_KEYS)[number]
 const REGISTRATIONS: Registration[] = ['open', 'closed', 'invite']
 
 function path(v: Map<Key, string>, key: Key, errors: string[]): string {
-  const text = v.get(key) ?? ''
-  if (!text.startsWith('/') || /[\s\x00-\x1f]/.test(text)) errors.push(`${key} "${text}" is not an absolute path`)
-  return text
+  return parsePath(key, v.get(key), errors)
 }
 
 function group(v: Map<Key, string>, key: Key, errors: string[]): string | undefined {

@@ -12,15 +12,15 @@
  *   chatmail-accounts invite CONFIG USES TTL_SECONDS  create an invite (prints JSON)
  *   chatmail-accounts expire CONFIG                   the daily expiry, as root (exit 0 done, 1 a step failed)
  */
-import { chmodSync, chownSync, lstatSync, readFileSync, unlinkSync } from 'node:fs'
 import type { Server } from 'node:net'
 import { lookupReply, MAX_LINE_LENGTH, parseCommand, replyFor } from '../chatmail-metadata/dict-protocol.js'
 import { type Logger, stderrLogger } from '../chatmail-metadata/log.js'
 import { createLineServer, DEFAULT_LIMITS, type Reply } from '../lib/line-server.js'
+import { checkOrServeArgs, listenUnix, onSignals, readConfig, removeSocket } from '../lib/service.js'
 import { Accounts, type Deps } from './accounts.js'
 import { parseAuthKey } from './auth-keys.js'
 import { expire, invite } from './commands.js'
-import { type ConfigResult, describeConfig, parseConfig, type ServiceConfig, type SocketSpec } from './config.js'
+import { describeConfig, parseConfig, type ServiceConfig, type SocketSpec } from './config.js'
 import { createSignupServer } from './http.js'
 import { InviteStore } from './invites.js'
 import { LastLogins, lastLoginUser } from './lastlogin.js'
@@ -29,45 +29,6 @@ import { createSocketmapServer } from './socketmap.js'
 import { AccountStore } from './store.js'
 
 const USAGE = 'usage: chatmail-accounts [--check] CONFIG | invite CONFIG USES TTL_SECONDS | expire CONFIG'
-
-function loadConfig(path: string): ConfigResult {
-  let text: string
-  try {
-    text = readFileSync(path, 'utf8')
-  } catch (err) {
-    return { ok: false, errors: [`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`] }
-  }
-  return parseConfig(text)
-}
-
-function groupId(name: string): number {
-  for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
-    const f = line.split(':')
-    if (f[0] === name && f[2]) return Number(f[2])
-  }
-  throw new Error(`no group ${name}`)
-}
-
-function removeStaleSocket(path: string): void {
-  try {
-    if (lstatSync(path).isSocket()) unlinkSync(path)
-  } catch {
-    // absent
-  }
-}
-
-function listen(server: Server, spec: SocketSpec, what: string, log: Logger): void {
-  removeStaleSocket(spec.path)
-  server.on('error', (err) => {
-    log('error', `${what} socket ${spec.path}: ${err.message}`)
-    if (!server.listening) process.exit(1)
-  })
-  server.listen({ path: spec.path, backlog: 1024 }, () => {
-    chmodSync(spec.path, spec.mode)
-    if (spec.group) chownSync(spec.path, -1, groupId(spec.group))
-    log('info', `${what}: listening on ${spec.path}`)
-  })
-}
 
 class Service {
   private readonly servers: [Server, SocketSpec][] = []
@@ -207,22 +168,23 @@ class Service {
       sockets.push([lastlogin, c.lastloginSocket, 'dovecot last_login'])
     }
     for (const [server, spec, what] of sockets) {
-      listen(server, spec, what, this.log)
+      listenUnix(server, spec, { backlog: 1024, log: this.log, what }, () =>
+        this.log('info', `${what}: listening on ${spec.path}`),
+      )
       this.servers.push([server, spec])
     }
     this.log('info', `${this.accounts.count} accounts; ${describeConfig(c)}`)
   }
 
   reload(): void {
-    const result = loadConfig(this.configPath)
-    if (!result.ok) {
-      for (const e of result.errors) this.log('error', `config ${this.configPath}: ${e}`)
+    const next = readConfig(this.configPath, parseConfig, this.log)
+    if (!next) {
       this.log('error', 'reload failed: keeping the previous config')
       return
     }
     // Sockets and data_dir stay; the policy changes at once (a new limit starts a new count).
     const before = this.config
-    this.config = { ...result.config, dataDir: before.dataDir }
+    this.config = { ...next, dataDir: before.dataDir }
     if (this.config.rateMax !== before.rateMax || this.config.rateWindowSeconds !== before.rateWindowSeconds) {
       this.deps.limiter = new RateLimiter(this.config.rateMax, this.config.rateWindowSeconds * 1000)
     }
@@ -234,7 +196,7 @@ class Service {
     this.log('info', `${signal}: stopping`)
     for (const [server, spec] of this.servers) {
       server.close()
-      removeStaleSocket(spec.path)
+      removeSocket(spec.path)
     }
     this.lastLogins.save()
     this.store.close()
@@ -252,46 +214,33 @@ function main(argv: string[]): void {
       log('error', USAGE)
       process.exit(2)
     }
-    const r = loadConfig(path)
-    if (!r.ok) {
-      for (const e of r.errors) log('error', `config ${path}: ${e}`)
-      process.exit(3)
-    }
-    void invite(r.config, uses, ttl, log)
+    const config = readConfig(path, parseConfig, log)
+    if (!config) process.exit(3)
+    void invite(config, uses, ttl, log)
     return
   }
   if (first === 'expire') {
-    const r = path && argv.length === 2 ? loadConfig(path) : undefined
-    if (!r) {
+    if (!path || argv.length !== 2) {
       log('error', USAGE)
       process.exit(2)
     }
-    if (!r.ok) {
-      for (const e of r.errors) log('error', `config ${path}: ${e}`)
-      process.exit(3)
-    }
-    void expire(r.config, log)
+    const config = readConfig(path, parseConfig, log)
+    if (!config) process.exit(3)
+    void expire(config, log)
     return
   }
-  const check = first === '--check'
-  const configPath = check ? path : first
-  if (!configPath || argv.length > (check ? 2 : 1)) {
-    log('error', USAGE)
-    process.exit(2)
-  }
-  const result = loadConfig(configPath)
-  if (!result.ok) {
-    for (const e of result.errors) log('error', `config ${configPath}: ${e}`)
-    process.exit(1)
-  }
+  const { check, path: configPath } = checkOrServeArgs(argv, USAGE, log)
+  const config = readConfig(configPath, parseConfig, log)
+  if (!config) process.exit(1)
   if (check) {
-    log('info', `config ${configPath} is valid; ${describeConfig(result.config)}`)
+    log('info', `config ${configPath} is valid; ${describeConfig(config)}`)
     process.exit(0)
   }
-  const service = new Service(configPath, result.config, log)
-  process.on('SIGHUP', () => service.reload())
-  process.on('SIGTERM', () => service.stop('SIGTERM'))
-  process.on('SIGINT', () => service.stop('SIGINT'))
+  const service = new Service(configPath, config, log)
+  onSignals(
+    () => service.reload(),
+    (signal) => service.stop(signal),
+  )
   service.start()
 }
 

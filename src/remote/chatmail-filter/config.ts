@@ -2,7 +2,7 @@
  * chatmail-filter's config file (templates/chatmail-filter/chatmail-filter.conf documents every
  * key). Pure.
  */
-import { parseCount, parseFlag, parseMode, parseSize, readKeyValues } from '../lib/kv-config.js'
+import { parseCount, parseFlag, parseMode, parsePath, parseSize, readKeyValues } from '../lib/kv-config.js'
 
 export interface FilterConfig {
   socket: string
@@ -27,10 +27,8 @@ const KNOWN_KEYS = [
 export function parseConfig(text: string): ConfigResult {
   const errors: string[] = []
   const v = readKeyValues(text, KNOWN_KEYS, errors)
-  const socket = v.get('socket') ?? ''
-  if (!socket.startsWith('/')) errors.push('socket must be an absolute path')
   const config: FilterConfig = {
-    socket,
+    socket: parsePath('socket', v.get('socket'), errors),
     socketMode: parseMode('socket_mode', v.get('socket_mode'), 0o660, errors),
     maxMessageSize: parseSize('max_message_size', v.get('max_message_size'), 31_457_280, errors),
     sendPerMinute: parseCount('max_user_send_per_minute', v.get('max_user_send_per_minute'), 60, errors, 1, 1_000_000),

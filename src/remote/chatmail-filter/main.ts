@@ -7,9 +7,9 @@
  *   chatmail-filter CONFIG          serve (SIGHUP re-reads CONFIG, SIGTERM stops)
  *   chatmail-filter --check CONFIG  validate CONFIG and exit (0 valid, 1 not)
  */
-import { chmodSync, lstatSync, readFileSync, unlinkSync } from 'node:fs'
 import { createServer, type Socket } from 'node:net'
-import { type ConfigResult, type FilterConfig, parseConfig } from './config.js'
+import { checkOrServeArgs, listenUnix, onSignals, readConfig } from '../lib/service.js'
+import { type FilterConfig, parseConfig } from './config.js'
 import { FrameReader, MilterSession } from './milter.js'
 import { SendRate } from './rate.js'
 
@@ -17,19 +17,6 @@ const USAGE = 'usage: chatmail-filter [--check] CONFIG'
 
 function log(level: string, msg: string): void {
   process.stderr.write(`${level}: ${msg.replace(/[\0-\x1f\x7f]/g, ' ')}\n`)
-}
-
-function loadConfig(path: string): ConfigResult {
-  try {
-    return parseConfig(readFileSync(path, 'utf8'))
-  } catch (err) {
-    return { ok: false, errors: [`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`] }
-  }
-}
-
-function report(path: string, r: ConfigResult): r is Extract<ConfigResult, { ok: true }> {
-  if (!r.ok) for (const e of r.errors) log('error', `config ${path}: ${e}`)
-  return r.ok
 }
 
 function serve(path: string, initial: FilterConfig): void {
@@ -76,53 +63,37 @@ function serve(path: string, initial: FilterConfig): void {
       if (session.closed) socket.end()
     })
   }
-  try {
-    if (lstatSync(config.socket).isSocket()) unlinkSync(config.socket)
-  } catch {
-    // absent
-  }
   const server = createServer(connection)
-  server.on('error', (err) => {
-    log('error', `socket ${config.socket}: ${err.message}`)
-    process.exit(1)
-  })
-  server.listen({ path: config.socket, backlog: 1024 }, () => {
-    chmodSync(config.socket, config.socketMode)
+  listenUnix(server, { path: config.socket, mode: config.socketMode }, { backlog: 1024, log }, () =>
     log(
       'info',
       `listening on ${config.socket} (max message ${config.maxMessageSize} bytes, ${config.sendPerMinute}/min burst ${config.sendBurst} per user)`,
-    )
-  })
-  process.on('SIGHUP', () => {
-    const r = loadConfig(path)
-    if (!report(path, r)) return log('warn', 'config not reloaded')
-    config = r.config
+    ),
+  )
+  const reload = () => {
+    const next = readConfig(path, parseConfig, log)
+    if (!next) return log('error', 'reload failed: keeping the previous config')
+    config = next
     rate = new SendRate(config.sendPerMinute, config.sendBurst)
     log('info', 'config reloaded')
-  })
-  const stop = () => {
-    log('info', `stopping (${counts.accepted} accepted, ${counts.refused} refused)`)
+  }
+  const stop = (signal: string) => {
+    log('info', `${signal}: stopping (${counts.accepted} accepted, ${counts.refused} refused)`)
     server.close()
     process.exit(0)
   }
-  process.on('SIGTERM', stop)
-  process.on('SIGINT', stop)
+  onSignals(reload, stop)
 }
 
 function main(argv: string[]): void {
-  const check = argv[0] === '--check'
-  const path = check ? argv[1] : argv[0]
-  if (!path || argv.length > (check ? 2 : 1)) {
-    process.stderr.write(`${USAGE}\n`)
-    process.exit(2)
-  }
-  const r = loadConfig(path)
-  if (!report(path, r)) process.exit(1)
+  const { check, path } = checkOrServeArgs(argv, USAGE, log)
+  const config = readConfig(path, parseConfig, log)
+  if (!config) process.exit(1)
   if (check) {
     process.stdout.write(`${path}: ok\n`)
     return
   }
-  serve(path, r.config)
+  serve(path, config)
 }
 
 main(process.argv.slice(2))

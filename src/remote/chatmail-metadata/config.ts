@@ -5,7 +5,7 @@
 import { formatDuration, parseDuration } from '../../protocols/duration.js'
 import { isBareIpv6, parseIrohRelayUrl } from '../../protocols/metadata-values.js'
 import { DEFAULT_PORTS } from '../../protocols/ports.js'
-import { parseCount, parseFlag, parseMode, parsePort as port, readKeyValues } from '../lib/kv-config.js'
+import { parseCount, parseFlag, parseMode, parsePath, parsePort as port, readKeyValues } from '../lib/kv-config.js'
 import type { Answers } from './answers.js'
 
 export interface ServiceConfig extends Answers {
@@ -81,7 +81,7 @@ export function parseConfig(text: string): ConfigResult {
   const v = readKeyValues(text, KNOWN_KEYS, errors)
   const domain = required(v, 'domain', errors)
   const config: ServiceConfig = {
-    socket: required(v, 'socket', errors),
+    socket: parsePath('socket', v.get('socket'), errors),
     socketMode: parseMode('socket_mode', v.get('socket_mode'), 0o660, errors),
     domain,
     turnHost: hostName(v.get('turn_host') || domain, errors),
@@ -89,7 +89,7 @@ export function parseConfig(text: string): ConfigResult {
     turnsPort: optionalPort('turns_port', v.get('turns_port'), DEFAULT_PORTS.turnTls, errors),
     ttlSeconds: ttl(v.get('turn_ttl') || '5d', errors, warnings),
     irohRelayUrl: relayUrl(v.get('iroh_relay_url'), errors),
-    secretFile: required(v, 'secret_file', errors),
+    secretFile: parsePath('secret_file', v.get('secret_file'), errors),
     maxSmtpRecipients: v.get('max_smtp_recipients')
       ? parseCount('max_smtp_recipients', v.get('max_smtp_recipients'), 0, errors, 1, 1_000_000)
       : undefined,

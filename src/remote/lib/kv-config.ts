@@ -17,6 +17,14 @@ export function readKeyValues<K extends string>(text: string, known: readonly K[
   return values
 }
 
+/** An absolute path without spaces or control characters; required. */
+export function parsePath(name: string, text: string | undefined, errors: string[]): string {
+  if (text === undefined || text === '') errors.push(`${name} is required`)
+  else if (!text.startsWith('/') || /[\s\x00-\x1f\x7f]/.test(text))
+    errors.push(`${name} "${text}" is not an absolute path`)
+  return text ?? ''
+}
+
 export function parsePort(name: string, text: string, errors: string[]): number {
   const n = Number(text)
   if (!/^\d+$/.test(text) || n < 1 || n > 65535) errors.push(`${name} "${text}" is not a port from 1 to 65535`)
