@@ -268,6 +268,30 @@ describe('stacks made of services', () => {
     if (unit?.kind !== 'service') throw new Error('no dovecot.service')
     expect(unit.restartOn.map((r) => r.id)).toContain('file:/etc/dovecot/chatmail-accounts.lua')
   })
+  it('makes the self-signed certificate again when it no longer names the server (an IP-only server given a domain)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chatmail-selfsigned-'))
+    const local = (cmd: string) =>
+      cmd.replaceAll(PATHS.tlsCert, join(dir, 'cert.pem')).replaceAll(PATHS.tlsKey, join(dir, 'key.pem'))
+    const resource = async (domain: string) =>
+      (await stack(config(domain, { tlsMode: 'self-signed' }))).resources.find(
+        (r): r is CommandResource => r.id === 'command:tls-self-signed',
+      )!
+    const sh = (cmd: string) => spawnSync('bash', ['-c', local(cmd)]).status
+    // The command's own openssl step (real openssl; the chown and the move are the host's business).
+    const make = async (domain: string) =>
+      sh(
+        `${(await resource(domain)).run.split(' && ')[0]} && mv ${PATHS.tlsKey}.new ${PATHS.tlsKey} && mv ${PATHS.tlsCert}.new ${PATHS.tlsCert}`,
+      )
+    const kept = async (domain: string) => sh((await resource(domain)).unless) === 0
+    expect(await kept('203.0.113.5')).toBe(false) // no certificate yet
+    expect(await make('203.0.113.5')).toBe(0)
+    expect(await kept('203.0.113.5')).toBe(true)
+    expect(await kept('chat.example.org')).toBe(false)
+    expect(await kept('203.0.113.6')).toBe(false)
+    expect(await make('chat.example.org')).toBe(0)
+    expect(await kept('chat.example.org')).toBe(true)
+    expect(await kept('203.0.113.5')).toBe(false)
+  })
   it("removes the other release's dovecot file after an upgrade, only while it carries our managed-by line", async () => {
     const cmd = async (release: string) => {
       const spec = await buildTestStack(config('chat.example.org'), { host: { ...BOOKWORM, release } })

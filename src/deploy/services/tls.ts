@@ -12,17 +12,24 @@ import type { ServiceModule } from '../service.js'
 import { baseVars, PATHS, render } from './common.js'
 
 /**
- * Self-signed mode: a certificate for the domain (or IP) made on the host once, kept 10 years.
- * As the ACME placeholder (`placeholder`), it is made only when there is no certificate at all:
- * an ACME certificate in its last 30 days is certbot's to renew, never replaced by a self-signed one.
+ * Self-signed mode: a certificate for the domain (or IP) made on the host once, kept 10 years, and
+ * made again when it is in its last 30 days or no longer names the server (the domain changed, e.g.
+ * from an IP address to a name). As the ACME placeholder (`placeholder`), it is made only when
+ * there is no certificate at all: an ACME certificate in its last 30 days is certbot's to renew,
+ * never replaced by a self-signed one.
  */
 function selfSignedCert(domain: string, placeholder: boolean): CommandResource {
-  const san = isIP(domain) ? `IP:${domain}` : `DNS:${domain}`
+  const ip = isIP(domain) !== 0
+  const san = ip ? `IP:${domain}` : `DNS:${domain}`
   const { tlsCert: cert, tlsKey: key } = PATHS
+  const current = [
+    `openssl x509 -in ${cert} -noout -checkend 2592000`,
+    `openssl x509 -in ${cert} -noout ${ip ? '-checkip' : '-checkhost'} ${q(domain)} | grep -q 'does match'`,
+  ]
   return command(
     'tls-self-signed',
     `create a self-signed certificate for ${domain}${placeholder ? ' (placeholder until ACME issues one)' : ''}`,
-    `test -s ${cert} && test -s ${key}${placeholder ? '' : ` && openssl x509 -in ${cert} -noout -checkend 2592000`}`,
+    [`test -s ${cert}`, `test -s ${key}`, ...(placeholder ? [] : current)].join(' && '),
     [
       `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 -subj ${q(`/CN=${domain}`)} -addext ${q(`subjectAltName=${san}`)} -keyout ${key}.new -out ${cert}.new`,
       `chown root:turnserver ${key}.new && chmod 0640 ${key}.new && chmod 0644 ${cert}.new`,
