@@ -1,17 +1,21 @@
 /**
  * A REAL Delta Chat core (deltachat-rpc-server 2.62.0) against a server made by `chatmail deploy
- * host` on a real Debian test host (IP-only, self-signed). The core runs fenced in a network
- * namespace of its own (test/helpers/deltachat.ts): it reaches the test host and nothing else.
+ * host` on a real Debian test host: first IP-only (self-signed), then the same host made a server
+ * with a domain name and a self-signed certificate (`init DOMAIN --tls self-signed`, redeployed).
+ * The core runs fenced in a network namespace of its own (test/helpers/deltachat.ts): it reaches
+ * the test host and nothing else; the fence's resolver answers the host's domain.
  */
 import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import {
+  allocateAsCore,
   CONNECT_JS,
   type Core,
   coreSkipReason,
   createFence,
+  dcaccountLink,
   type Fence,
   hostHttps,
   loginParam,
@@ -98,7 +102,7 @@ describe.skipIf(skip)(`a real Delta Chat core against a deployed server${skip ? 
     await core.rpc.removeAccount(id)
   }, 60_000)
 
-  test('address + password (+ the server, which core cannot guess from user@[IP]) configure a core; iceServers() lists our TURN with credentials the secret made', async () => {
+  test('address + password (+ the server, which core cannot guess from user@[IP]) configure a core; iceServers() lists our TURN with credentials the secret made, and they allocate', async () => {
     const id = await core.rpc.addAccount()
     const t0 = performance.now()
     // The doctor is doctor@[IP] now: from a bracketed address core guesses imap.[IP] (no such name).
@@ -110,7 +114,9 @@ describe.skipIf(skip)(`a real Delta Chat core against a deployed server${skip ? 
     const [transport] = await core.rpc.listTransports(id)
     expect(transport?.addr).toBe(d.doctor.user)
     await core.rpc.startIo(id)
-    const { username, credential } = await ourIceServer(core, id, `turn:${d.host.host}:3478`)
+    const turnUrl = `turn:${d.host.host}:3478`
+    const ice = await ourIceServer(core, id, turnUrl)
+    const { username, credential } = ice
     expect(username).toMatch(/^\d+$/)
     expect(Number(username)).toBeGreaterThan(Date.now() / 1000)
     // The credential is valid for this server's secret: the CLI verifies it from chatmail.toml.
@@ -118,6 +124,9 @@ describe.skipIf(skip)(`a real Delta Chat core against a deployed server${skip ? 
     expect(verify.code, verify.stdout + verify.stderr).toBe(0)
     const bad = await d.cli(['turn-cred', '--verify', `${d.host.host}:3478:${username}:${credential!.slice(1)}x`])
     expect(bad.code).toBe(1)
+    // And coturn takes them: a real Allocate with exactly what core handed out; one character of
+    // the credential changed is refused.
+    await expectTurnAllocates(ice, turnUrl)
     await core.rpc.stopIo(id)
     await core.rpc.removeAccount(id)
   }, 120_000)
@@ -125,6 +134,18 @@ describe.skipIf(skip)(`a real Delta Chat core against a deployed server${skip ? 
   // ------------------------------------------------------------------ sign-up, as the app does it
 
   const accounts: { a?: number; b?: number; chatA?: number; chatB?: number } = {}
+
+  /** allocateAsCore, judged: relayed at the host, released, and the changed credential refused as such. */
+  const expectTurnAllocates = async (ice: Parameters<typeof allocateAsCore>[0], url: string) => {
+    const { allocated, refused } = await allocateAsCore(ice, url)
+    expect(allocated.relayed.address).toBe(d.host.host)
+    expect(allocated.released).toBe(true)
+    expect(refused.kind).toBe('auth')
+    expect([401, 441]).toContain(refused.code)
+    process.stderr.write(
+      `TURN with core's credential: relayed ${allocated.relayed.address}:${allocated.relayed.port} (lifetime ${allocated.lifetime} s); changed credential: ${refused.code} ${refused.message}\n`,
+    )
+  }
 
   test('two accounts from the sign-up link through core’s QR handling; Secure-Join; an encrypted message each way', async (ctx) => {
     const missing = await signupMissing(d.host.host)
@@ -245,5 +266,70 @@ describe.skipIf(skip)(`a real Delta Chat core against a deployed server${skip ? 
       process.stderr.write(`invite used twice: ${again.status} ${JSON.parse(again.body).reason}\n`)
       await core.rpc.removeAccount(id)
     })
+  }, 300_000)
+
+  // ------------------------------------------------------ the same host: a domain and a self-signed certificate
+
+  /**
+   * `chatmail init DOMAIN --tls self-signed`, deployed over the IP-only server above (a redeploy,
+   * not a new host). A self-signed certificate for a name: core's dcaccount: sign-up checks it
+   * strictly and cannot take it, so the page runs the sign-up and hands core what chatmail relays
+   * hand it for a self-signed server, a dclogin: link with ic=3 (accept the certificate) and no
+   * servers (core finds them by autoconfig at https://DOMAIN/.well-known/, asked with that same
+   * acceptance). The fence's resolver answers the domain with the host, as a DNS record would.
+   */
+  const byName = () => ({ servername: d.host.domain })
+
+  test('init DOMAIN --tls self-signed, redeployed: a certificate for the name; the page runs the sign-up; /new hands out dclogin: with ic=3, which core parses as a login', async () => {
+    // The IP-only server's accounts go with it.
+    for (const id of await core.rpc.getAllAccountIds()) await core.rpc.removeAccount(id)
+    const init = await d.cli(['init', d.host.domain, '--tls', 'self-signed', '--force'])
+    expect(init.code, init.stderr).toBe(0)
+    const r = await d.redeploy('--skip-dns-check')
+    expect(r.code, `${r.stderr}\n${r.stdout.slice(0, 3000)}`).toBe(0)
+    // The certificate names the domain now (the IP address's one no longer named the server).
+    const san = await guestShell(d.host, 'openssl x509 -in /etc/chatmail/tls/fullchain.pem -noout -ext subjectAltName')
+    expect(san).toContain(`DNS:${d.host.domain}`)
+    expect(san).not.toContain('IP Address:')
+
+    const page = await hostHttps(d.host.host, 'GET', '/', byName())
+    expect(page.status).toBe(200)
+    expect(dcaccountLink(page.body)).toBeUndefined()
+    expect(page.body).toContain('<script src="/signup.js"></script>')
+    const created = await hostHttps(d.host.host, 'POST', '/new', byName())
+    expect(created.status, created.body).toBe(200)
+    const body = JSON.parse(created.body) as { email: string; password: string; dclogin_url: string }
+    expect(body.email).toMatch(new RegExp(`^[a-z0-9]{9}@${d.host.domain.replaceAll('.', '\\.')}$`))
+    expect(body.dclogin_url).toBe(`dclogin:${body.email}?p=${encodeURIComponent(body.password)}&v=1&ic=3`)
+    const id = await core.rpc.addAccount()
+    expect(await core.rpc.checkQr(id, body.dclogin_url)).toEqual({ kind: 'login', address: body.email })
+    await core.rpc.removeAccount(id)
+  }, 900_000)
+
+  test('domain + self-signed: two accounts from the page’s dclogin: link; Secure-Join; an encrypted message each way; core’s TURN credentials allocate', async (ctx) => {
+    const missing = await signupMissing(d.host.host, d.host.domain)
+    if (missing) ctx.skip(missing)
+    const a = await core.rpc.addAccount()
+    const b = await core.rpc.addAccount()
+    const ua = await signUp(core, a, d.host.host, '', d.host.domain)
+    const ub = await signUp(core, b, d.host.host, '', d.host.domain)
+    expect([ua.via, ub.via]).toEqual(['dclogin', 'dclogin'])
+    for (const u of [ua, ub]) expect(u.addr.endsWith(`@${d.host.domain}`), u.addr).toBe(true)
+    expect(ua.addr).not.toBe(ub.addr)
+    process.stderr.write(
+      `core configure from dclogin: (domain, self-signed): ${Math.round(ua.configureMs)} ms, ${Math.round(ub.configureMs)} ms\n`,
+    )
+    await core.rpc.startIo(a)
+    await core.rpc.startIo(b)
+    const x = await secureJoinAndExchange(core, a, b)
+    process.stderr.write(
+      `domain, self-signed: Secure-Join ${Math.round(x.secureJoinMs)} ms; message b→a ${Math.round(x.messageMs[0])} ms, a→b ${Math.round(x.messageMs[1])} ms (padlock shown)\n`,
+    )
+    // Core resolves the TURN host (the domain, in the fence) and lists it by address.
+    const turnUrl = `turn:${d.host.host}:3478`
+    const ice = await ourIceServer(core, a, turnUrl)
+    const verify = await d.cli(['turn-cred', '--verify', `${d.host.domain}:3478:${ice.username}:${ice.credential}`])
+    expect(verify.code, verify.stdout + verify.stderr).toBe(0)
+    await expectTurnAllocates(ice, turnUrl)
   }, 300_000)
 })

@@ -25,6 +25,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { type DcEvent, type RawClient, StdioDeltaChat, type T } from '@deltachat/jsonrpc-client'
+import { type AllocateResult, allocate, TurnError } from '../../src/turn/client.js'
 import { testHostSkipReason } from './testhost.js'
 
 const run = promisify(execFile)
@@ -329,12 +330,42 @@ export function loginParam(
   }
 }
 
+/** One entry of core's `iceServers()`: what core hands to its WebRTC stack. */
+export interface IceServer {
+  urls: string[]
+  username?: string
+  credential?: string
+}
+
 /** The TURN servers core hands to its WebRTC stack (`iceServers()`), parsed. */
-export async function iceServers(
-  core: Core,
-  accountId: number,
-): Promise<{ urls: string[]; username?: string; credential?: string }[]> {
+export async function iceServers(core: Core, accountId: number): Promise<IceServer[]> {
   return JSON.parse(await core.rpc.iceServers(accountId))
+}
+
+/**
+ * A real TURN Allocate (the project's client, src/turn) with exactly what core's iceServers()
+ * handed out: the URL (`turn:IP:PORT`, UDP as WebRTC reads a URL without `?transport`), the
+ * username and the credential; released at once. Then the same with the credential changed in
+ * its first character, which the server must refuse (401 or 441): resolves with that refusal.
+ */
+export async function allocateAsCore(
+  server: IceServer,
+  url: string,
+): Promise<{ allocated: AllocateResult; refused: TurnError }> {
+  assert.ok(server.urls.includes(url), `${url} in ${JSON.stringify(server.urls)}`)
+  const m = /^turn:(\d{1,3}(?:\.\d{1,3}){3}):(\d+)$/.exec(url)
+  assert.ok(m, `core's TURN URL is turn:IPv4:PORT: ${url}`)
+  assert.ok(server.username && server.credential, 'core handed out a username and a credential')
+  const base = { host: m[1]!, port: Number(m[2]), transport: 'udp' as const, timeoutMs: 15_000 }
+  const allocated = await allocate({ ...base, username: server.username, password: server.credential })
+  const c = server.credential
+  const wrong = `${c[0] === 'A' ? 'B' : 'A'}${c.slice(1)}`
+  const refused = await allocate({ ...base, username: server.username, password: wrong }).then(
+    (r) => assert.fail(`a changed credential was allocated ${JSON.stringify(r.relayed)}`),
+    (err: unknown) => err,
+  )
+  assert.ok(refused instanceof TurnError, String(refused))
+  return { allocated, refused }
 }
 
 /** How hostHttps checks the certificate: the name it must be valid for, and the root it must chain to. */
@@ -345,22 +376,20 @@ export interface StrictTls {
 
 /**
  * An HTTPS request from the runner to a test host: a self-signed one with the certificate not
- * checked, or, given `tls`, by name with the certificate checked strictly against `tls.ca`.
+ * checked (by its address, or given `{ servername }` by name: SNI and Host), or, given a `ca`
+ * too, by name with the certificate checked strictly against it.
  */
 export function hostHttps(
   ip: string,
   method: string,
   path: string,
-  tls?: StrictTls,
+  tls?: StrictTls | { servername: string },
 ): Promise<{ status: number; body: string }> {
-  const check = tls
-    ? {
-        servername: tls.servername,
-        ca: tls.ca,
-        rejectUnauthorized: true,
-        headers: { 'content-length': 0, host: tls.servername },
-      }
-    : { rejectUnauthorized: false, headers: { 'content-length': 0 } }
+  const headers = { 'content-length': 0, ...(tls ? { host: tls.servername } : {}) }
+  const check =
+    tls && 'ca' in tls
+      ? { servername: tls.servername, ca: tls.ca, rejectUnauthorized: true, headers }
+      : { ...(tls ? { servername: tls.servername } : {}), rejectUnauthorized: false, headers }
   return new Promise((resolve, reject) => {
     const req = request({ host: ip, port: 443, method, path, ...check }, (res) => {
       let body = ''
@@ -375,10 +404,11 @@ export function hostHttps(
 }
 
 /** Why accounts cannot be signed up on this server yet, or undefined. */
-export async function signupMissing(ip: string): Promise<string | undefined> {
-  const r = await hostHttps(ip, 'GET', '/new')
+export async function signupMissing(ip: string, servername?: string): Promise<string | undefined> {
+  const tls = servername ? { servername } : undefined
+  const r = await hostHttps(ip, 'GET', '/new', tls)
   if (r.status === 404) return 'the deployed server has no sign-up endpoint /new yet (issue 11: accounts, sign-up)'
-  const page = await hostHttps(ip, 'GET', '/')
+  const page = await hostHttps(ip, 'GET', '/', tls)
   if (!/dcaccount:|signup\.js/i.test(page.body)) return 'the server page https://HOST/ offers no sign-up yet'
   return undefined
 }
@@ -390,14 +420,17 @@ export async function signupMissing(ip: string): Promise<string | undefined> {
  * server cannot be reached that way, so its page runs the sign-up in the browser (POST /new, as
  * signup.js does) and shows the dclogin: link it gets back, which tells core to accept the
  * certificate; core configures from that link alone (checkQr → login, addTransportFromQr).
+ * `servername`: the page is asked for by that name (a server with a domain), else by the address.
  */
 export async function signUp(
   core: Core,
   accountId: number,
   ip: string,
   query = '',
-): Promise<{ addr: string; configureMs: number; via: 'dcaccount' | 'dclogin' }> {
-  const page = await hostHttps(ip, 'GET', `/${query}`)
+  servername?: string,
+): Promise<{ addr: string; configureMs: number; via: 'dcaccount' | 'dclogin'; link: string }> {
+  const tls = servername ? { servername } : undefined
+  const page = await hostHttps(ip, 'GET', `/${query}`, tls)
   const account = dcaccountLink(page.body)
   let link: string
   let via: 'dcaccount' | 'dclogin'
@@ -407,7 +440,7 @@ export async function signUp(
     ;[link, via] = [account, 'dcaccount']
   } else {
     assert.match(page.body, /signup\.js/, 'the sign-up page shows a dcaccount: link or runs the sign-up script')
-    const created = await hostHttps(ip, 'POST', `/new${query}`)
+    const created = await hostHttps(ip, 'POST', `/new${query}`, tls)
     assert.equal(created.status, 200, `POST /new${query}: ${created.body}`)
     const { dclogin_url } = JSON.parse(created.body) as { dclogin_url?: string }
     assert.match(dclogin_url ?? '', /^dclogin:/, 'a self-signed server hands out a dclogin: link')
@@ -420,7 +453,7 @@ export async function signUp(
   const configureMs = performance.now() - t0
   assert.equal(await core.rpc.isConfigured(accountId), true)
   const [transport] = await core.rpc.listTransports(accountId)
-  return { addr: transport!.addr, configureMs, via }
+  return { addr: transport!.addr, configureMs, via, link }
 }
 
 /** The next incoming message of accountId whose text is `text` (others are passed over). */
@@ -491,12 +524,8 @@ export async function secureJoinAndExchange(core: Core, a: number, b: number): P
  * Our TURN server in core's iceServers() (`turn:IP:PORT`, as core resolves it), once core has read
  * the server's METADATA (until its first IMAP fetch it has only its public fallback servers).
  */
-export async function ourIceServer(
-  core: Core,
-  accountId: number,
-  url: string,
-): Promise<{ urls: string[]; username?: string; credential?: string }> {
-  let servers: Awaited<ReturnType<typeof iceServers>> = []
+export async function ourIceServer(core: Core, accountId: number, url: string): Promise<IceServer> {
+  let servers: IceServer[] = []
   for (let i = 0; i < 100; i++) {
     servers = await iceServers(core, accountId)
     if (servers.some((s) => s.urls.includes(url))) break
