@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs'
 import { connect as tlsConnect } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import {
+  allocateAsCore,
   type Core,
   coreSkipReason,
   createFence,
@@ -244,7 +245,7 @@ describe.skipIf(skip)(`chatmail deploy host with ACME from pebble${skip ? ` (ski
         await core.rpc.removeAccount(id)
       }, 60_000)
 
-      test('two accounts from the sign-up link; Secure-Join; an encrypted message each way; iceServers() has our TURN', async () => {
+      test('two accounts from the sign-up link; Secure-Join; an encrypted message each way; iceServers() has our TURN, and its credentials allocate', async () => {
         const link = dcaccountLink((await hostHttps(host.host, 'GET', '/', strict)).body)!
         const a = await signUp(link)
         const b = await signUp(link)
@@ -261,12 +262,21 @@ describe.skipIf(skip)(`chatmail deploy host with ACME from pebble${skip ? ` (ski
         Object.assign(accounts, { a: a.id, b: b.id, chatB: x.chatB })
 
         // Core resolves the TURN host (the domain) itself and lists it by address.
-        const { username, credential } = await ourIceServer(core, a.id, `turn:${host.host}:3478`)
+        const turnUrl = `turn:${host.host}:3478`
+        const ice = await ourIceServer(core, a.id, turnUrl)
+        const { username, credential } = ice
         expect(Number(username)).toBeGreaterThan(Date.now() / 1000)
         const verify = await cli(['turn-cred', '--verify', `${host.domain}:3478:${username}:${credential}`])
         expect(verify.code, verify.stdout + verify.stderr).toBe(0)
         const bad = await cli(['turn-cred', '--verify', `${host.domain}:3478:${username}:x${credential!.slice(1)}`])
         expect(bad.code).toBe(1)
+        // coturn takes exactly what core handed out (a real Allocate, released), and refuses it with
+        // one character of the credential changed.
+        const { allocated, refused } = await allocateAsCore(ice, turnUrl)
+        expect(allocated.relayed.address).toBe(host.host)
+        expect(allocated.released).toBe(true)
+        expect(refused.kind).toBe('auth')
+        expect([401, 441]).toContain(refused.code)
       }, 300_000)
 
       test('a redeploy changes nothing and both accounts keep working', async (ctx) => {
