@@ -8,6 +8,7 @@
 import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { networkInterfaces } from 'node:os'
+import { connect as tlsConnect } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import {
   allocateAsCore,
@@ -291,6 +292,19 @@ describe.skipIf(skip)(`a real Delta Chat core against a deployed server${skip ? 
     const san = await guestShell(d.host, 'openssl x509 -in /etc/chatmail/tls/fullchain.pem -noout -ext subjectAltName')
     expect(san).toContain(`DNS:${d.host.domain}`)
     expect(san).not.toContain('IP Address:')
+    // ... and is what IMAP, submission, HTTPS and TURN over TLS serve (the services restarted on it).
+    for (const port of [993, 465, 443, 5349]) {
+      const served = await new Promise<string | undefined>((ok, fail) => {
+        const s = tlsConnect({ host: d.host.host, port, servername: d.host.domain, rejectUnauthorized: false })
+        s.setTimeout(10_000, () => s.destroy(new Error(`TLS to port ${port} timed out`)))
+        s.once('secureConnect', () => {
+          ok(s.getPeerCertificate().subjectaltname)
+          s.destroy()
+        })
+        s.once('error', fail)
+      })
+      expect({ port, served }).toEqual({ port, served: `DNS:${d.host.domain}` })
+    }
 
     const page = await hostHttps(d.host.host, 'GET', '/', byName())
     expect(page.status).toBe(200)
