@@ -2,7 +2,7 @@
  * chatmail-accounts (src/remote/chatmail-accounts), the built file run by node as a child process
  * with its sockets in a temp dir, and the dovecot auth blocks that point a test dovecot at it.
  */
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -10,6 +10,15 @@ import { buildRemote, logWith } from './dovecot.js'
 
 const ROOT = join(import.meta.dirname, '..', '..')
 export const ACCOUNTS_PROGRAM = join(ROOT, 'dist', 'remote', 'chatmail-accounts.js')
+
+/** `chatmail-accounts expire CONFIG`, the daily expiry, as the built program: its exit code and log. */
+export function expireCommand(configPath: string): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [ACCOUNTS_PROGRAM, 'expire', configPath], { timeout: 120_000 }, (err, _out, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr }),
+    )
+  })
+}
 
 export interface AccountsService {
   dir: string

@@ -5,13 +5,12 @@
  * account's address cannot be made again meanwhile, and the next run (after a restart of the
  * service, even) deletes the mailbox and frees the address; a run with nothing to do changes nothing.
  */
-import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ACCOUNTS_PROGRAM, type AccountsService, startAccountsService } from '../helpers/accounts.js'
+import { type AccountsService, expireCommand, startAccountsService } from '../helpers/accounts.js'
 
 const DOMAIN = 'chat.example.org'
 const DAY = 86400
@@ -29,14 +28,6 @@ function control(socket: string, request: object): Promise<Record<string, unknow
       }
     })
     s.write(`${JSON.stringify(request)}\n`)
-  })
-}
-
-function expireCommand(configPath: string): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [ACCOUNTS_PROGRAM, 'expire', configPath], { timeout: 120_000 }, (err, _out, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr }),
-    )
   })
 }
 

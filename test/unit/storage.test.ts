@@ -145,6 +145,8 @@ describe('deploy: quota, quota-status, last login, the expiry timer', () => {
       largeMessageSize: 200_000,
       deleteInactiveAfter: 90 * DAY,
       exempt: ['doctor@[203.0.113.5]'],
+      // Its accounts' mailboxes are not orphans (test/integration/expire-orphans.test.ts).
+      usersFile: '/etc/dovecot/users',
     })
     expect(fileAt(spec.resources, '/etc/systemd/system/chatmail-accounts.service')).toMatch(
       /^SupplementaryGroups=.*\bvmail\b/m,

@@ -6,6 +6,7 @@ import { ACCOUNTS } from '../../signup/remote.js'
 import { directory, service, user } from '../resources.js'
 import type { ServiceModule } from '../service.js'
 import { doctorAddress, MANAGED_BY, PATHS, remoteProgram, render } from './common.js'
+import { DOVECOT_USERS } from './dovecot.js'
 
 export const chatmailAccounts: ServiceModule = {
   name: 'chatmail-accounts',
@@ -48,6 +49,7 @@ export const chatmailAccounts: ServiceModule = {
         lastlogin_socket: ACCOUNTS.lastloginSocket,
         ...expiryVars,
         expire_exempt: expireExempt,
+        users_file: DOVECOT_USERS,
       },
       { mode: '0644' },
     )

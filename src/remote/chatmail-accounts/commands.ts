@@ -10,6 +10,10 @@ import type { Expired } from './accounts.js'
 import { addressDomain } from './address.js'
 import type { ServiceConfig } from './config.js'
 import { expireMessages } from './expire.js'
+import { sweepOrphans } from './orphans.js'
+
+/** An orphan mailbox modified within this many seconds stays (orphans.ts). */
+const ORPHAN_MIN_AGE = 86400
 
 /** One request to the running service over its control socket; its answer line (exit 3 when unreachable). */
 function control(config: ServiceConfig, request: object, log: Logger): Promise<string> {
@@ -55,9 +59,10 @@ function doveadm(args: string[]): string | undefined {
 /**
  * `expire CONFIG` (chatmail-expire.service, as root): inactive accounts first (the service removes
  * them from its file and keeps them on its expiring list; their sessions are kicked and their
- * mailboxes deleted here, then the service is told which are gone), then old messages in the
- * remaining mailboxes. Cut off anywhere, the next run finishes the job: the service hands out the
- * list again. One summary line; exit 1 when any step failed.
+ * mailboxes deleted here, then the service is told which are gone), then mailboxes of no account
+ * (orphans.ts), then old messages in the remaining mailboxes. Cut off anywhere, the next run
+ * finishes the job: the service hands out the list again. One summary line; exit 1 when any step
+ * failed.
  */
 export async function expire(config: ServiceConfig, log: Logger): Promise<void> {
   let failed = false
@@ -108,6 +113,29 @@ export async function expire(config: ServiceConfig, log: Logger): Promise<void> 
   const now = Math.floor(Date.now() / 1000)
   const x = config.expiry
   const domain = config.rules.domain
+  let orphans = 0
+  if (!answer.ok) log('warn', 'orphan mailboxes: not swept while the accounts could not be expired')
+  else if (x.usersFile === undefined) log('info', 'orphan mailboxes: not swept (users_file is not set)')
+  else {
+    const domainDir = `${config.mailRoot}/${domain}`
+    const sweep = sweepOrphans({
+      dataDir: config.dataDir,
+      domainDir,
+      usersFile: x.usersFile,
+      exempt: x.exempt,
+      now,
+      minAgeSeconds: ORPHAN_MIN_AGE,
+    })
+    if (!sweep.ok) {
+      log('error', `orphan mailboxes: none removed: ${sweep.reason}`)
+      failed = true
+    } else {
+      for (const e of sweep.errors) log('error', e)
+      if (sweep.errors.length > 0) failed = true
+      orphans = sweep.removed
+      if (orphans > 0) log('info', `removed ${orphans} orphan mailbox(es): directories in ${domainDir} of no account`)
+    }
+  }
   const exempt = new Set(
     x.exempt.filter((a) => a.endsWith(`@${addressDomain(domain)}`)).map((a) => a.slice(0, a.lastIndexOf('@'))),
   )
@@ -126,7 +154,7 @@ export async function expire(config: ServiceConfig, log: Logger): Promise<void> 
   }
   log(
     failed ? 'error' : 'info',
-    `expiry: ${answer.expired?.length ?? 0} inactive account(s) deleted, ${count} old message(s) in ${messages.deleted.size} mailbox(es)`,
+    `expiry: ${answer.expired?.length ?? 0} inactive account(s) deleted, ${count} old message(s) in ${messages.deleted.size} mailbox(es), ${orphans} orphan mailbox(es) removed`,
   )
   process.exit(failed ? 1 : 0)
 }

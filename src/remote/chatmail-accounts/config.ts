@@ -36,6 +36,8 @@ export interface Expiry {
   deleteInactiveAfter: number
   /** Addresses whose mailboxes the expiry never touches (the doctor's). */
   exempt: string[]
+  /** dovecot's passwd-file of an operator's accounts; unset: no sweep of orphan mailboxes. */
+  usersFile: string | undefined
 }
 
 export type ConfigResult = { ok: true; config: ServiceConfig } | { ok: false; errors: string[] }
@@ -58,6 +60,7 @@ const KNOWN_KEYS = [
   'large_message_size',
   'delete_inactive_after',
   'expire_exempt',
+  'users_file',
   'registration',
   'username_min_length',
   'username_max_length',
@@ -145,6 +148,7 @@ export function parseConfig(text: string): ConfigResult {
         .split(/\s+/)
         .filter((a) => a !== '')
         .map((a) => a.toLowerCase()),
+      usersFile: v.get('users_file') ? path(v, 'users_file', errors) : undefined,
     },
     dataDir,
     diskPath: v.get('disk_path') ? path(v, 'disk_path', errors) : dataDir,
