@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Bundles the programs that run on the host (src/remote/) into single files that Debian's nodejs
-// (18 on bookworm) runs with no npm install: dist/remote/<name>.js, CommonJS, node: builtins only.
+// (18 on bookworm) runs with no npm install: dist/remote/<name>.js, CommonJS, node: builtins and
+// what the bundle inlines (chatmail-accounts: uqr, for the QR code of a self-signed server's login link).
 // CommonJS because a host has no package.json saying "type": "module"; dist/remote/package.json
 // says so for this repository, where the root package.json says "module".
 import { chmod, mkdir, writeFile } from 'node:fs/promises'

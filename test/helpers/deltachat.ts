@@ -25,6 +25,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { type DcEvent, type RawClient, StdioDeltaChat, type T } from '@deltachat/jsonrpc-client'
+import { qrSvg } from '../../src/signup/links.js'
 import { type AllocateResult, allocate, TurnError } from '../../src/turn/client.js'
 import { testHostSkipReason } from './testhost.js'
 
@@ -442,8 +443,13 @@ export async function signUp(
     assert.match(page.body, /signup\.js/, 'the sign-up page shows a dcaccount: link or runs the sign-up script')
     const created = await hostHttps(ip, 'POST', `/new${query}`, tls)
     assert.equal(created.status, 200, `POST /new${query}: ${created.body}`)
-    const { dclogin_url } = JSON.parse(created.body) as { dclogin_url?: string }
+    const { dclogin_url, dclogin_qr_svg } = JSON.parse(created.body) as {
+      dclogin_url?: string
+      dclogin_qr_svg?: string
+    }
     assert.match(dclogin_url ?? '', /^dclogin:/, 'a self-signed server hands out a dclogin: link')
+    // ... and its QR code for the page (what a phone scans from a computer's screen).
+    assert.equal(dclogin_qr_svg, qrSvg(dclogin_url!), 'the QR code /new sends encodes the dclogin: link')
     const qr = await core.rpc.checkQr(accountId, dclogin_url!)
     assert.equal(qr.kind, 'login', JSON.stringify(qr))
     ;[link, via] = [dclogin_url!, 'dclogin']

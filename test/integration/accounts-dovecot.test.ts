@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ImapFlow } from 'imapflow'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { qrSvg } from '../../src/signup/links.js'
 import { ACCOUNTS_PROGRAM, type AccountsService, dovecotAuthBlocks, startAccountsService } from '../helpers/accounts.js'
 import { type Dovecot, logWith, startDovecot, templateServices } from '../helpers/dovecot.js'
 import { imapLogin } from '../helpers/imap-login.js'
@@ -178,6 +179,9 @@ describe('chatmail-accounts with dovecot', () => {
     expect(self.body.dclogin_url).toBe(
       `dclogin:${self.body.email}?p=${encodeURIComponent(self.body.password as string)}&v=1&ic=3`,
     )
+    // The link's QR code, for the sign-up page: the same text, encoded as the page's other QR codes are.
+    expect(self.body.dclogin_qr_svg).toMatch(/^<svg /)
+    expect(self.body.dclogin_qr_svg).toBe(qrSvg(self.body.dclogin_url as string))
   })
 
   it('two first logins of one new address at once: the account gets one password, the other login fails', async () => {

@@ -2,9 +2,12 @@
  * The sign-up endpoint behind nginx (`location = /new` → this unix socket): POST /new[?i=TOKEN]
  * answers `{"email","password"}` (plus `dclogin_url` on a self-signed server), as chatmail relays
  * do and Delta Chat core's `dcaccount:` handling expects; a refusal is `{"reason"}` with a 4xx/5xx
- * status, which core shows the user. The client address is nginx's X-Real-IP.
+ * status, which core shows the user. The client address is nginx's X-Real-IP. With `dclogin_url`
+ * comes `dclogin_qr_svg`, that link's QR code, which the sign-up page shows (a phone scans it from
+ * a computer's screen, as on a chatmail relay's page).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { qrSvg } from '../../signup/links.js'
 import type { Logger } from '../chatmail-metadata/log.js'
 import type { Accounts } from './accounts.js'
 
@@ -42,7 +45,10 @@ export function createSignupServer(accounts: Accounts, log: Logger): Server {
       .then((r) => {
         if (r.ok) {
           const body: Record<string, string> = { email: r.email, password: r.password }
-          if (r.dcloginUrl) body.dclogin_url = r.dcloginUrl
+          if (r.dcloginUrl) {
+            body.dclogin_url = r.dcloginUrl
+            body.dclogin_qr_svg = qrSvg(r.dcloginUrl)
+          }
           send(res, 200, body)
         } else {
           log('info', `sign-up refused for ${client}: ${r.reason}`)
