@@ -61,6 +61,15 @@ describe.each(PROGRAMS)('$name', ({ name, config }) => {
     expect(r.stderr).toBe(`error: config ${missing}: cannot read ${missing}: ENOENT\n`)
   })
 
+  it('control characters from the config reach the log as spaces: one line per event', () => {
+    const conf = join(dir, `${name}-control.conf`)
+    writeFileSync(conf, 'bo\tg\x1b[2Jus = 1\n')
+    const r = run('--check', conf)
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(`error: config ${conf}: line 1: unknown key "bo g [2Jus"\n`)
+    expect(r.stderr.replace(/\n/g, '')).not.toMatch(/[\0-\x1f\x7f]/)
+  })
+
   it('a stale socket is replaced; a broken config on SIGHUP keeps the old one; SIGTERM stops', async () => {
     const d = mkdtempSync(join(dir, `${name}-`))
     const socket = join(d, 'service.socket')

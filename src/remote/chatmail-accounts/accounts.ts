@@ -4,7 +4,7 @@
  */
 import { randomInt } from 'node:crypto'
 import { isIPv4 } from 'node:net'
-import type { Logger } from '../chatmail-metadata/log.js'
+import type { Logger } from '../lib/log.js'
 import { canonical, mailHome, mayCreate, type Parsed, type Rules } from './address.js'
 import type { InviteStore } from './invites.js'
 import type { LastLogins } from './lastlogin.js'

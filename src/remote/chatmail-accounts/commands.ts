@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import { connect } from 'node:net'
-import type { Logger } from '../chatmail-metadata/log.js'
+import type { Logger } from '../lib/log.js'
 import type { Expired } from './accounts.js'
 import { addressDomain } from './address.js'
 import type { ServiceConfig } from './config.js'

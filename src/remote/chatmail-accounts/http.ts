@@ -8,7 +8,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { qrSvg } from '../../signup/links.js'
-import type { Logger } from '../chatmail-metadata/log.js'
+import type { Logger } from '../lib/log.js'
 import type { Accounts } from './accounts.js'
 
 function send(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {

@@ -14,8 +14,8 @@
  */
 import type { Server } from 'node:net'
 import { lookupReply, MAX_LINE_LENGTH, parseCommand, replyFor } from '../chatmail-metadata/dict-protocol.js'
-import { type Logger, stderrLogger } from '../chatmail-metadata/log.js'
 import { createLineServer, DEFAULT_LIMITS, type Reply } from '../lib/line-server.js'
+import { type Logger, stderrLogger } from '../lib/log.js'
 import { checkOrServeArgs, listenUnix, onSignals, readConfig, removeSocket } from '../lib/service.js'
 import { Accounts, type Deps } from './accounts.js'
 import { parseAuthKey } from './auth-keys.js'

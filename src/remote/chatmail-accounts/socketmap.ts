@@ -5,7 +5,7 @@
  * The codec is pure; the server keeps the line server's guards (idle, connection cap, sizes).
  */
 import { createServer, type Server, type Socket } from 'node:net'
-import type { Logger } from '../chatmail-metadata/log.js'
+import type { Logger } from '../lib/log.js'
 
 /** Postfix's own limit for a socketmap reply is 100000 bytes; requests are addresses. */
 export const MAX_REQUEST = 10_000

@@ -8,6 +8,7 @@
  *   chatmail-filter --check CONFIG  validate CONFIG and exit (0 valid, 1 not)
  */
 import { createServer, type Socket } from 'node:net'
+import { stderrLogger } from '../lib/log.js'
 import { checkOrServeArgs, listenUnix, onSignals, readConfig } from '../lib/service.js'
 import { type FilterConfig, parseConfig } from './config.js'
 import { FrameReader, MilterSession } from './milter.js'
@@ -15,9 +16,7 @@ import { SendRate } from './rate.js'
 
 const USAGE = 'usage: chatmail-filter [--check] CONFIG'
 
-function log(level: string, msg: string): void {
-  process.stderr.write(`${level}: ${msg.replace(/[\0-\x1f\x7f]/g, ' ')}\n`)
-}
+const log = stderrLogger()
 
 function serve(path: string, initial: FilterConfig): void {
   let config = initial

@@ -7,11 +7,11 @@
  *   chatmail-metadata --check CONFIG  validate CONFIG and exit (0 valid, 1 not)
  */
 import type { Server } from 'node:net'
+import { type Logger, stderrLogger } from '../lib/log.js'
 import { checkOrServeArgs, listenUnix, onSignals, readConfig, removeSocket } from '../lib/service.js'
 import { answer } from './answers.js'
 import { describeConfig, parseConfig, type ServiceConfig } from './config.js'
 import { imapServerEntry } from './keys.js'
-import { type Logger, stderrLogger } from './log.js'
 import { SecretStore } from './secret.js'
 import { createDictServer } from './server.js'
 

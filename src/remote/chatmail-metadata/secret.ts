@@ -3,7 +3,7 @@
  * unreadable, again at most every RETRY_MS when a lookup needs it. Problems are logged once per change.
  */
 import { readFileSync, statSync } from 'node:fs'
-import type { Logger } from './log.js'
+import type { Logger } from '../lib/log.js'
 
 const RETRY_MS = 5000
 

@@ -11,6 +11,7 @@
  */
 import type { Server } from 'node:net'
 import { type Close, createLineServer, DEFAULT_LIMITS, type Limits } from '../lib/line-server.js'
+import type { Logger } from '../lib/log.js'
 import {
   type DictCommand,
   lookupFailReply,
@@ -20,7 +21,6 @@ import {
   replyFor,
   tabUnescape,
 } from './dict-protocol.js'
-import type { Logger } from './log.js'
 
 export interface Handler {
   /** The value for a dict key, or undefined (not found). May throw: the client then gets `F`. */

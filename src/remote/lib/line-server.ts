@@ -17,7 +17,7 @@
  * The sync path (most lookups) costs no promise and no closure per connection.
  */
 import { createServer, type Server, type Socket } from 'node:net'
-import type { Logger } from '../chatmail-metadata/log.js'
+import type { Logger } from './log.js'
 
 export interface Limits {
   maxLineLength: number

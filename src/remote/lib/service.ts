@@ -5,7 +5,7 @@
  */
 import { chmodSync, chownSync, lstatSync, readFileSync, unlinkSync } from 'node:fs'
 import type { Server } from 'node:net'
-import type { Logger } from '../chatmail-metadata/log.js'
+import type { Logger } from './log.js'
 
 /** What a service's parseConfig answers. */
 export type Parsed<C> = { ok: true; config: C; warnings?: string[] } | { ok: false; errors: string[] }
