@@ -12,8 +12,11 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import type { ImapFlow } from 'imapflow'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { runCli } from '../helpers/cli.js'
+import { sessionPlaces } from '../helpers/dovecot.js'
+import { imapsClient } from '../helpers/imap-login.js'
 import { type StandInMirror, serveStandInMirror } from '../helpers/standin-tarball.js'
 import {
   DEBIAN_SUITES,
@@ -48,12 +51,39 @@ interface Run {
 
 const cli = (args: string[], cwd: string, timeoutMs = 600_000): Promise<Run> => runCli(args, { cwd, timeoutMs })
 
+/** Accounts whose devices keep an IMAP session in IDLE through the tests (made by their first login). */
+const IDLERS = ['idlepush1', 'idlepush2', 'idlepush3']
+const IDLE_PASSWORD = 'idle-push-password'
+
+/**
+ * A node script for the host: one message to each address in argv over dovecot's LMTP socket, as
+ * postfix delivers; prints the server's replies.
+ */
+const LMTP_DELIVERY = `
+const rcpts = process.argv.slice(2)
+const body = 'From: sender@example.org\\r\\nSubject: push after hibernation\\r\\n\\r\\nwake up\\r\\n.'
+const steps = ['LHLO e2e', 'MAIL FROM:<sender@example.org>', ...rcpts.map((r) => 'RCPT TO:<' + r + '>'), 'DATA', body, 'QUIT']
+const s = require('net').connect('/var/spool/postfix/private/dovecot-lmtp')
+let buf = ''
+s.on('data', (d) => {
+  buf += d
+  // A whole reply: its last line is "NNN text".
+  if (!/(^|\\n)\\d{3} [^\\n]*\\r\\n$/.test(buf)) return
+  process.stdout.write(buf)
+  buf = ''
+  const next = steps.shift()
+  if (next === undefined) s.end()
+  else s.write(next + '\\r\\n')
+})
+`
+
 describe.skipIf(skip).each(SUITES)('chatmail deploy host on a real Debian host: %s', (suite) => {
   const OPTS = HOSTS[suite]
   const last = suite === SUITES.at(-1)
   let host: TestHost
   let dir: string
   let mirror: StandInMirror | undefined
+  const idlers: { client: ImapFlow; exists: number }[] = []
   const deployArgs = (...extra: string[]) =>
     deployHostArgs(host, `root@${host.host}`, mirror as StandInMirror, ...extra)
 
@@ -67,6 +97,7 @@ describe.skipIf(skip).each(SUITES)('chatmail deploy host on a real Debian host: 
   }, 300_000)
 
   afterAll(async () => {
+    for (const i of idlers) await i.client.logout().catch(() => {})
     mirror?.close()
     await stopTestHost(OPTS).catch(() => {})
   }, 120_000)
@@ -109,6 +140,45 @@ describe.skipIf(skip).each(SUITES)('chatmail deploy host on a real Debian host: 
     const grammar = await guestShell(host, 'grep -c "^dovecot_config_version" /etc/dovecot/dovecot.conf || true')
     expect(grammar.trim()).toBe(DOVECOT[suite].configVersion ? '1' : '0')
   }, 900_000)
+
+  test('many devices: the limits and hibernation are live, without warnings; IDLE sessions open on 993', async () => {
+    expect(await guestShell(host, 'doveconf -n 2>&1 >/dev/null')).toBe('')
+    const conf = await guestShell(host, 'doveconf -n')
+    expect(conf).toMatch(/^imap_hibernate_timeout = 30 ?s(ecs)?$/m)
+    expect(conf).toMatch(/^default_client_limit = 20000$/m)
+    expect(/^service imap \{\n([^}]*)/m.exec(conf)?.[1]).toMatch(/^ {2}process_limit = 10000$/m)
+    // The unit's limits, in the running master and the processes it starts.
+    const unit = await guestShell(host, 'systemctl show -p LimitNOFILE,TasksMax,DropInPaths dovecot')
+    expect(unit).toContain('LimitNOFILE=65536')
+    expect(unit).toContain('TasksMax=16384')
+    expect(unit).toContain('/etc/systemd/system/dovecot.service.d/chatmail.conf')
+    const limits = await guestShell(
+      host,
+      'cat /proc/$(systemctl show -p MainPID --value dovecot)/limits /proc/$(pgrep -n imap-login)/limits | grep "open files"',
+    )
+    expect(limits.trim().split('\n')).toEqual(Array(2).fill(expect.stringMatching(/^Max open files +65536 +65536 /)))
+    // inotify: the file is there; a container's /proc/sys/fs is read-only (the runner's limits
+    // apply), a server's takes the values at once.
+    expect(await guestShell(host, 'grep ^fs /etc/sysctl.d/60-chatmail-dovecot.conf')).toBe(
+      'fs.inotify.max_user_instances = 65536\nfs.inotify.max_user_watches = 262144\n',
+    )
+    const inotify = await guestShell(
+      host,
+      'if [ -w /proc/sys/fs/inotify/max_user_instances ]; then cat /proc/sys/fs/inotify/max_user_instances; else echo read-only; fi',
+    )
+    expect(['65536\n', 'read-only\n']).toContain(inotify)
+    // Devices that stay in IDLE while the next tests run (their first login makes the accounts).
+    for (const name of IDLERS) {
+      const client = await imapsClient(host.host, `${name}@[${host.host}]`, IDLE_PASSWORD)
+      await client.mailboxOpen('INBOX')
+      const idler = { client, exists: 0 }
+      client.on('exists', (e: { count: number }) => {
+        idler.exists = e.count
+      })
+      void client.idle()
+      idlers.push(idler)
+    }
+  }, 120_000)
 
   test('a second deploy changes nothing and restarts nothing', async () => {
     const before = await guestShell(
@@ -162,6 +232,33 @@ describe.skipIf(skip).each(SUITES)('chatmail deploy host on a real Debian host: 
     const head = await guestShell(host, 'curl -skI https://127.0.0.1/ | tr -d "\\r" | grep -i "^server:"')
     expect(head.trim()).toBe('Server: nginx')
   }, 120_000)
+
+  test('many devices: the IDLE sessions are hibernated (no imap process), and a delivery wakes each with EXISTS', async () => {
+    const places = async () =>
+      sessionPlaces(
+        await guestShell(host, 'doveadm -f tab who -1'),
+        await guestShell(host, 'doveadm -f tab process status imap imap-hibernate'),
+      )
+    // 30 s in IDLE (the template's timeout); the tests since the sessions opened took part of it.
+    let now = await places()
+    for (let t = 0; t < 60 && now.hibernated < IDLERS.length; t++) {
+      await new Promise((r) => setTimeout(r, 1000))
+      now = await places()
+    }
+    expect(now).toMatchObject({ hibernated: IDLERS.length, inImap: 0 })
+    expect(idlers.map((i) => i.exists)).toEqual([0, 0, 0])
+    const rcpts = IDLERS.map((n) => `${n}@[${host.host}]`)
+    const script = Buffer.from(LMTP_DELIVERY).toString('base64')
+    const replies = await guestShell(
+      host,
+      `echo ${script} | base64 -d >/tmp/lmtp.js && node /tmp/lmtp.js ${rcpts.join(' ')}`,
+    )
+    expect(replies.match(/^250 2\.0\.0 <[^>]+> \S+ Saved\r?$/gm), replies).toHaveLength(IDLERS.length)
+    for (let t = 0; t < 100 && idlers.some((i) => i.exists < 1); t++) await new Promise((r) => setTimeout(r, 200))
+    expect(idlers.map((i) => i.exists)).toEqual([1, 1, 1])
+    const msg = await (idlers[0] as { client: ImapFlow }).client.fetchOne('*', { envelope: true })
+    expect(msg ? msg.envelope?.subject : undefined).toBe('push after hibernation')
+  }, 180_000)
 
   test('accounts are server data: a redeploy keeps them, and takes the doctor out of them', async () => {
     // As a deploy before the doctor had its own file left it, plus an account the server made.

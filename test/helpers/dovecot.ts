@@ -230,28 +230,25 @@ function dovecotConf(o: {
 }
 
 /**
- * The settings (not the listeners) of `service imap-login` and `service imap` in our Dovecot 2.3
- * template (templates/dovecot/dovecot.conf), as dovecot.conf lines for a test dovecot's
- * `extraConfig`: the login and session processes run as deployed.
+ * The login and session section of our Dovecot 2.3 template (templates/dovecot/dovecot.conf, from
+ * its "# Login and session processes" comment to the end: `service imap-login`, `service imap`,
+ * hibernation and the client limits) without its inet_listeners, as dovecot.conf lines for a test
+ * dovecot's `extraConfig`: the login and session processes run as deployed.
  */
 export function templateServices(): string {
   const text = readFileSync(join(import.meta.dirname, '..', '..', 'templates', 'dovecot', 'dovecot.conf'), 'utf8')
+  const start = text.indexOf('\n# Login and session processes')
+  if (start < 0) throw new Error('templates/dovecot/dovecot.conf has no "# Login and session processes" section')
   const out: string[] = []
-  for (const name of ['imap-login', 'imap']) {
-    const start = text.indexOf(`\nservice ${name} {\n`)
-    if (start < 0) throw new Error(`templates/dovecot/dovecot.conf has no service ${name} block`)
-    let depth = 0
-    const settings: string[] = []
-    for (const raw of text
-      .slice(start + 1)
-      .split('\n')
-      .slice(1)) {
-      const line = raw.replace(/#.*/, '').trim()
-      if (line.endsWith('{')) depth++
-      else if (line === '}' && depth-- === 0) break
-      else if (depth === 0 && line.includes('=')) settings.push(`  ${line}`)
+  let skipping = 0
+  for (const raw of text.slice(start + 1).split('\n')) {
+    const line = raw.replace(/#.*/, '').trim()
+    if (skipping > 0 || /^inet_listener\b.*\{$/.test(line)) {
+      if (line.endsWith('{')) skipping++
+      else if (line === '}') skipping--
+      continue
     }
-    out.push(`service ${name} {`, ...settings, '}')
+    if (line) out.push(raw)
   }
   return out.join('\n')
 }
@@ -589,4 +586,33 @@ export async function startHttps(
   )
   for (let i = 0; i < 100 && !(await listening(port)); i++) await sleep(50)
   return { port, certPem: readFileSync(files.cert, 'utf8'), stop: () => child.kill() }
+}
+
+/**
+ * Where a dovecot's IMAP sessions are, from `doveadm -f tab who -1` and `doveadm -f tab process
+ * status imap imap-hibernate`: held by an imap-hibernate process (hibernated) or by an imap
+ * process, and how many imap processes serve a client now (the rest wait to be reused).
+ */
+export function sessionPlaces(
+  who: string,
+  processes: string,
+): { hibernated: number; inImap: number; busyImap: number } {
+  const rows = (text: string) =>
+    text
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split('\t'))
+  const hibernate = new Set<string>()
+  let busyImap = 0
+  // name, pid, available_count, total_count, ...: an imap process takes one client (client_limit 1).
+  for (const [name, pid, available] of rows(processes)) {
+    if (name === 'imap-hibernate') hibernate.add(pid as string)
+    else if (name === 'imap' && available === '0') busyImap++
+  }
+  const pids = rows(who)
+    .filter((r) => r[1] === 'imap')
+    .map((r) => r[2] as string)
+  const hibernated = pids.filter((p) => hibernate.has(p)).length
+  return { hibernated, inImap: pids.length - hibernated, busyImap }
 }

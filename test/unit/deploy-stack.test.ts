@@ -292,6 +292,40 @@ describe('stacks made of services', () => {
     expect(await kept('chat.example.org')).toBe(true)
     expect(await kept('203.0.113.5')).toBe(false)
   })
+  it('dovecot 2.3 and 2.4 alike: many devices (hibernation, limits, the unit drop-in, inotify)', async () => {
+    const build = (release: string) => buildTestStack(config('chat.example.org'), { host: { ...BOOKWORM, release } })
+    for (const [release, internalUser] of [
+      ['12', '$default_internal_user'],
+      ['13', '$SET:default_internal_user'],
+    ] as const) {
+      const spec = await build(release)
+      const conf = fileAt(spec.resources, '/etc/dovecot/dovecot.conf')!.content
+      expect(conf).toMatch(/^imap_hibernate_timeout = 30s$/m)
+      const imap = /^service imap \{\n([\s\S]*?)^\}/m.exec(conf)?.[1] ?? ''
+      expect(imap).toContain(`unix_listener imap-master {\n    user = ${internalUser}\n  }`)
+      const processLimit = Number(/^ {2}process_limit = (\d+)$/m.exec(imap)?.[1])
+      const clientLimit = Number(/^default_client_limit = (\d+)$/m.exec(conf)?.[1])
+      // auth takes a connection from each imap process: its client limit (the default) covers them.
+      expect(processLimit).toBe(10000)
+      expect(clientLimit).toBeGreaterThan(processLimit)
+      expect(/^service auth \{[^}]*^ +client_limit =/m.test(conf)).toBe(false)
+      const dropin = fileAt(spec.resources, '/etc/systemd/system/dovecot.service.d/chatmail.conf')!.content
+      const unit = (key: string) => Number(new RegExp(`^${key}=(\\d+)$`, 'm').exec(dropin)?.[1])
+      // Two descriptors per device in imap-login and imap-hibernate; a task per imap process.
+      expect(unit('LimitNOFILE')).toBeGreaterThanOrEqual(2 * clientLimit)
+      expect(unit('TasksMax')).toBeGreaterThan(processLimit + 1000)
+      const dovecot = spec.resources.find((r) => r.kind === 'service' && r.unit === 'dovecot.service')
+      if (dovecot?.kind !== 'service') throw new Error('no dovecot.service')
+      expect(dovecot.restartOn.map((r) => r.id)).toContain('file:/etc/systemd/system/dovecot.service.d/chatmail.conf')
+      const sysctl = fileAt(spec.resources, '/etc/sysctl.d/60-chatmail-dovecot.conf')!.content
+      expect(sysctl).toMatch(/^fs\.inotify\.max_user_instances = 65536$/m)
+      expect(sysctl).toMatch(/^fs\.inotify\.max_user_watches = 262144$/m)
+      const apply = spec.resources.find((r) => r.id === 'command:dovecot-inotify-limits') as CommandResource
+      expect(apply.run).toBe('/usr/lib/systemd/systemd-sysctl /etc/sysctl.d/60-chatmail-dovecot.conf')
+      // Nothing to do where /proc/sys/fs is read-only (a container) or the limits hold already.
+      expect(apply.unless).toMatch(/^\[ ! -w \/proc\/sys\/fs\/inotify\/max_user_instances \] \|\| /)
+    }
+  })
   it("removes the other release's dovecot file after an upgrade, only while it carries our managed-by line", async () => {
     const cmd = async (release: string) => {
       const spec = await buildTestStack(config('chat.example.org'), { host: { ...BOOKWORM, release } })

@@ -24,6 +24,30 @@ export const ACCOUNTS_LUA = '/etc/dovecot/chatmail-accounts.lua'
 
 /** postfix asks dovecot's quota-status here (check_policy_service unix:private/quota-status). */
 export const QUOTA_STATUS_SOCKET = '/var/spool/postfix/private/quota-status'
+/** dovecot.service's limits for many devices (templates/dovecot/dovecot.service.conf). */
+export const DOVECOT_DROPIN = '/etc/systemd/system/dovecot.service.d/chatmail.conf'
+export const DOVECOT_UNIT_LIMITS = { max_open_files: 65536, max_tasks: 16384 } as const
+/** The vmail user's inotify limits for IDLE push and hibernation (templates/dovecot/inotify-sysctl.conf). */
+export const INOTIFY_SYSCTL = '/etc/sysctl.d/60-chatmail-dovecot.conf'
+export const INOTIFY_LIMITS = { max_user_instances: 65536, max_user_watches: 262144 } as const
+
+/**
+ * Applies the inotify limits now (a reboot applies the file anyway), unless they are in effect
+ * already or /proc/sys/fs cannot be written (a container, where the host's limits apply).
+ */
+function inotifyLimits(): ReturnType<typeof command> {
+  const proc = (k: keyof typeof INOTIFY_LIMITS) => `/proc/sys/fs/inotify/${k}`
+  const inEffect = (Object.keys(INOTIFY_LIMITS) as (keyof typeof INOTIFY_LIMITS)[])
+    .map((k) => `[ "$(cat ${proc(k)})" -ge ${INOTIFY_LIMITS[k]} ]`)
+    .join(' && ')
+  return command(
+    'dovecot-inotify-limits',
+    `apply the inotify limits of ${INOTIFY_SYSCTL}`,
+    `[ ! -w ${proc('max_user_instances')} ] || { ${inEffect}; }`,
+    `/usr/lib/systemd/systemd-sysctl ${INOTIFY_SYSCTL}`,
+  )
+}
+
 /** What a sender is told at RCPT when the recipient's mailbox is full. */
 export const QUOTA_FULL_REPLY = '552 5.2.2 Mailbox is full: the recipient must free space first'
 
@@ -97,6 +121,14 @@ export const dovecot: ServiceModule = {
     const otherRelease = obsoleteManagedFiles('dovecot-other-release-files', `dovecot ${version} does not read it`, [
       v24 ? ACCOUNTS.dovecotDict : ACCOUNTS_LUA,
     ])
+    const dropin = await render(ctx, DOVECOT_DROPIN, 'dovecot/dovecot.service.conf', {
+      managed_by: MANAGED_BY,
+      ...DOVECOT_UNIT_LIMITS,
+    })
+    const inotify = await render(ctx, INOTIFY_SYSCTL, 'dovecot/inotify-sysctl.conf', {
+      managed_by: MANAGED_BY,
+      ...INOTIFY_LIMITS,
+    })
     return {
       // 2.4: the Lua passdb/userdb, and the Lua modules its script uses (unix sockets, JSON).
       packages: [
@@ -106,11 +138,11 @@ export const dovecot: ServiceModule = {
       ],
       users: [user('vmail', { home: '/home/vmail' })],
       directories: [directory('/home/vmail/mail', { owner: 'vmail', mode: '0700' })],
-      commands: [moveDoctor, otherRelease],
-      files: [doctor, users, conf, accounts],
+      commands: [moveDoctor, otherRelease, inotifyLimits()],
+      files: [doctor, users, conf, accounts, dropin, inotify],
       units: [
         service('dovecot.service', {
-          restartOn: [conf, accounts, ...certificateChanges(c)],
+          restartOn: [conf, accounts, dropin, ...certificateChanges(c)],
           reloadOn: [doctor],
           // -x reads the files the configuration names (the certificate and key): -n alone does not.
           validate: ['doveconf -x -n >/dev/null'],
