@@ -1,30 +1,42 @@
 /**
  * Account creations per second: first logins of new addresses against a real dovecot whose
  * passdb/userdb is chatmail-accounts (the built service, the deployed PBKDF2 cost of 10000 rounds).
- *   npx tsx bench/accounts.ts [COUNT [IMAP_COUNT [CLIENTS]]]     (defaults 1000, 400 and 16)
+ *   npx tsx bench/accounts.ts [COUNT [IMAP_COUNT [CLIENTS [HELD]]]]     (defaults 1000, 400, 16, 1100)
  * Two ways in, each with new addresses, then the same addresses again (existing accounts):
  *  - dovecot's auth: AUTH PLAIN on its auth-client socket, 32 in flight (what each IMAP LOGIN and
  *    each SMTP AUTH of postfix's submission asks dovecot) — the creation itself;
  *  - IMAP LOGIN over loopback from CLIENTS parallel clients, plain and over TLS (993, as Delta Chat
  *    connects): the above plus imap-login and the imap process of the session. Each client logs
- *    in, LOGOUTs and takes the next address; then over TLS with every session kept open until all
- *    are in (Delta Chat keeps its connection: no imap process can be reused). Run twice: with dovecot's default login and session
- *    processes, and with the `service imap-login` / `service imap` settings of our Dovecot 2.3
- *    template (templates/dovecot/dovecot.conf; the same in 2.4's grammar is deployed on Debian 13).
+ *    in, LOGOUTs and takes the next address;
+ *  - then HELD new devices over TLS, each kept open as Delta Chat keeps it: LOGIN, SELECT INBOX,
+ *    IDLE, all held until the last is in (creations/s; no imap process can be reused), then where
+ *    the sessions are (imap processes, imap-hibernate) and the memory of dovecot's processes (sum
+ *    of RSS and of PSS, which shares a page among the processes mapping it), at once and again
+ *    after the template's imap_hibernate_timeout, and once more when the freed imap processes
+ *    have ended (a minute unused: dovecot's idle_kill).
+ * Run twice: with dovecot's default login and session processes, and with the settings of our
+ * Dovecot 2.3 template's login and session section (templates/dovecot/dovecot.conf; the same in
+ * 2.4's grammar is deployed on Debian 13; BENCH_DOVECOT_SERVICES replaces them, e.g. to try
+ * `service imap { process_min_avail = 32 }` besides; BENCH_TEMPLATE_ONLY=1 skips dovecot's defaults).
+ * Hibernation needs an inotify instance per session in IDLE: the kernel's default of 128 per user
+ * (a deployed server raises it, /etc/sysctl.d/60-chatmail-dovecot.conf) caps it here, and the bench
+ * says how many sessions hibernated.
  * Also prints what one PBKDF2 hash costs here. Goal (issue 11): >= 200 creations/s.
  */
+import { execFileSync } from 'node:child_process'
 import { pbkdf2Sync } from 'node:crypto'
-import { chownSync, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { chownSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { dovecotAuthBlocks, startAccountsService } from '../test/helpers/accounts.js'
-import { startDovecot, templateServices } from '../test/helpers/dovecot.js'
+import { type Dovecot, sessionPlaces, startDovecot, templateServices } from '../test/helpers/dovecot.js'
 import { imapLogin, imapSession } from '../test/helpers/imap-login.js'
 
 const COUNT = Number(process.argv[2] ?? 1000)
 const IMAP_COUNT = Number(process.argv[3] ?? 400)
 const CLIENTS = Number(process.argv[4] ?? 16)
+const HELD = Number(process.argv[5] ?? 1100)
 const ROUNDS = 10_000
 const DOMAIN = 'bench.example.org'
 
@@ -88,10 +100,14 @@ async function imapRun(port: number, logins: Login[], tls: boolean): Promise<num
 }
 
 /**
- * As imapRun over TLS, but every session stays open until all have logged in (as Delta Chat keeps
- * its IMAP connection): the seconds, or how many sessions were in when dovecot dropped one.
+ * As imapRun over TLS, but each session SELECTs INBOX and IDLEs, and stays open (as Delta Chat keeps
+ * its IMAP connection): the seconds until all are in, or how many were in when dovecot dropped one;
+ * `open` ends them.
  */
-async function imapHeld(port: number, logins: Login[]): Promise<number | { held: number; error: string }> {
+async function imapHeld(
+  port: number,
+  logins: Login[],
+): Promise<{ result: number | { held: number; error: string }; open: (() => void)[] }> {
   let next = 0
   const open: (() => void)[] = []
   const t0 = process.hrtime.bigint()
@@ -100,18 +116,52 @@ async function imapHeld(port: number, logins: Login[]): Promise<number | { held:
       Array.from({ length: CLIENTS }, async () => {
         while (next < logins.length) {
           const [user, password] = logins[next++] as Login
-          const session = await imapSession(port, user, password, '127.0.0.1', true)
+          const session = await imapSession(port, user, password, '127.0.0.1', true, true)
           open.push(session.logout)
           if (!session.reply.startsWith('a OK')) throw new Error(`${user}: ${session.reply}`)
         }
       }),
     )
-    return seconds(t0)
+    return { result: seconds(t0), open }
   } catch (err) {
-    return { held: open.length, error: (err as Error).message }
-  } finally {
-    for (const logout of open) logout()
+    return { result: { held: open.length, error: (err as Error).message }, open }
   }
+}
+
+/** The sum of RSS and of PSS (MB) of a test dovecot's master and every process it started. */
+function dovecotMemory(d: Dovecot): { processes: number; rss: number; pss: number } {
+  const conf = join(d.dir, 'dovecot.conf')
+  const status = execFileSync('doveadm', ['-c', conf, '-f', 'tab', 'process', 'status'], { encoding: 'utf8' })
+  const pids = status
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split('\t')[1] as string)
+  pids.push(readFileSync(join(d.dir, 'run', 'master.pid'), 'utf8').trim())
+  let rss = 0
+  let pss = 0
+  for (const pid of new Set(pids)) {
+    try {
+      const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')
+      rss += Number(/^Rss:\s+(\d+) kB/m.exec(text)?.[1] ?? 0)
+      pss += Number(/^Pss:\s+(\d+) kB/m.exec(text)?.[1] ?? 0)
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return { processes: new Set(pids).size, rss: rss / 1024, pss: pss / 1024 }
+}
+
+/** Where the held sessions are, and what dovecot's processes take: one line. */
+function heldState(d: Dovecot): string {
+  const conf = join(d.dir, 'dovecot.conf')
+  const doveadm = (...args: string[]) => execFileSync('doveadm', ['-c', conf, ...args], { encoding: 'utf8' })
+  const p = sessionPlaces(
+    doveadm('-f', 'tab', 'who', '-1'),
+    doveadm('-f', 'tab', 'process', 'status', 'imap', 'imap-hibernate'),
+  )
+  const m = dovecotMemory(d)
+  return `${p.inImap + p.hibernated} sessions held (${p.inImap} in imap processes, ${p.hibernated} hibernated); ${m.processes} dovecot processes, RSS ${m.rss.toFixed(0)} MB, PSS ${m.pss.toFixed(0)} MB`
 }
 
 const logins = (prefix: string, count = COUNT): Login[] =>
@@ -123,6 +173,9 @@ console.log(
   `one PBKDF2-HMAC-SHA1 hash of ${ROUNDS} rounds: ${((seconds(t0) * 1000) / 20).toFixed(1)} ms (node, one thread)`,
 )
 
+console.log(
+  `inotify instances per user here: ${readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8').trim()} (a session in IDLE holds one, and takes a second for a moment to hibernate)`,
+)
 const dataDir = mkdtempSync(join(tmpdir(), 'bench-accounts-data-'))
 const mailRoot = mkdtempSync(join(tmpdir(), 'bench-accounts-mail-'))
 const svc = await startAccountsService({
@@ -135,7 +188,7 @@ const rate = (s: number, count = COUNT) => `${(count / s).toFixed(0)}/s`
 const variants: [label: string, config: string][] = [
   ["dovecot's defaults (a new imap-login and imap process per connection)", ''],
   ['our template', process.env.BENCH_DOVECOT_SERVICES ?? templateServices()],
-]
+].slice(process.env.BENCH_TEMPLATE_ONLY ? 1 : 0) as [string, string][]
 try {
   for (const [v, [label, services]] of variants.entries()) {
     const dovecot = await startDovecot({
@@ -163,14 +216,27 @@ try {
           `  ${tls ? 'TLS (993)' : 'plain    '}: ${IMAP_COUNT} creations ${rate(created, IMAP_COUNT)}, existing accounts ${rate(again, IMAP_COUNT)}`,
         )
       }
-      const held = await imapHeld(dovecot.imapsPort, logins(['h', 'k'][v] as string, IMAP_COUNT))
-      console.log(
-        `  TLS, sessions kept open until all ${IMAP_COUNT} are in: ${
-          typeof held === 'number'
-            ? `creations ${rate(held, IMAP_COUNT)}`
-            : `a session failed with ${held.held} open (${held.error})`
-        }`,
-      )
+      const { result: held, open } = await imapHeld(dovecot.imapsPort, logins(['h', 'k'][v] as string, HELD))
+      try {
+        console.log(
+          `  TLS, ${HELD} new devices kept open in IDLE until all are in: ${
+            typeof held === 'number'
+              ? `creations ${rate(held, HELD)}`
+              : `a session failed with ${held.held} open (${held.error})`
+          }`,
+        )
+        console.log(`    at once: ${heldState(dovecot)}`)
+        const timeout = /^imap_hibernate_timeout = (\d+)s$/m.exec(services)?.[1]
+        if (timeout) {
+          await new Promise((r) => setTimeout(r, (Number(timeout) + 5) * 1000))
+          console.log(`    ${Number(timeout) + 5} s later: ${heldState(dovecot)}`)
+          // The freed imap processes wait to be reused; idle for a minute (idle_kill), they end.
+          await new Promise((r) => setTimeout(r, 65_000))
+          console.log(`    ${Number(timeout) + 70} s later: ${heldState(dovecot)}`)
+        }
+      } finally {
+        for (const logout of open) logout()
+      }
       // Let dovecot see the held sessions end before it is stopped.
       await new Promise((r) => setTimeout(r, 1000))
     } catch (err) {

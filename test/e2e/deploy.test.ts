@@ -152,11 +152,17 @@ describe.skipIf(skip).each(SUITES)('chatmail deploy host on a real Debian host: 
     expect(unit).toContain('LimitNOFILE=65536')
     expect(unit).toContain('TasksMax=16384')
     expect(unit).toContain('/etc/systemd/system/dovecot.service.d/chatmail.conf')
+    // The running master and the processes it starts have them; in a container they cannot go
+    // past its own hard limit (PID 1's, the runner's), on a server they are the unit's.
+    const hard = Number((await guestShell(host, "awk '/open files/ {print $5}' /proc/1/limits")).trim())
+    const files = Math.min(65536, hard)
     const limits = await guestShell(
       host,
       'cat /proc/$(systemctl show -p MainPID --value dovecot)/limits /proc/$(pgrep -n imap-login)/limits | grep "open files"',
     )
-    expect(limits.trim().split('\n')).toEqual(Array(2).fill(expect.stringMatching(/^Max open files +65536 +65536 /)))
+    expect(limits.trim().split('\n')).toEqual(
+      Array(2).fill(expect.stringMatching(new RegExp(`^Max open files +${files} +${files} `))),
+    )
     // inotify: the file is there; a container's /proc/sys/fs is read-only (the runner's limits
     // apply), a server's takes the values at once.
     expect(await guestShell(host, 'grep ^fs /etc/sysctl.d/60-chatmail-dovecot.conf')).toBe(
@@ -170,6 +176,8 @@ describe.skipIf(skip).each(SUITES)('chatmail deploy host on a real Debian host: 
     // Devices that stay in IDLE while the next tests run (their first login makes the accounts).
     for (const name of IDLERS) {
       const client = await imapsClient(host.host, `${name}@[${host.host}]`, IDLE_PASSWORD)
+      // Not offered: Delta Chat (and imapflow) would compress, and a compressed session cannot hibernate.
+      expect([...client.capabilities.keys()].filter((c) => c.startsWith('COMPRESS'))).toEqual([])
       await client.mailboxOpen('INBOX')
       const idler = { client, exists: 0 }
       client.on('exists', (e: { count: number }) => {
@@ -240,12 +248,16 @@ describe.skipIf(skip).each(SUITES)('chatmail deploy host on a real Debian host: 
         await guestShell(host, 'doveadm -f tab process status imap imap-hibernate'),
       )
     // 30 s in IDLE (the template's timeout); the tests since the sessions opened took part of it.
+    const until = Date.now() + 90_000
     let now = await places()
-    for (let t = 0; t < 60 && now.hibernated < IDLERS.length; t++) {
+    while (now.hibernated < IDLERS.length && Date.now() < until) {
       await new Promise((r) => setTimeout(r, 1000))
       now = await places()
     }
-    expect(now).toMatchObject({ hibernated: IDLERS.length, inImap: 0 })
+    // A hibernation takes a second inotify instance of vmail for a moment: the runner's limit (128
+    // per uid, shared by every container) is the usual reason when it does not happen here.
+    const why = () => guestShell(host, 'journalctl -u dovecot --no-pager | grep -i -e inotify -e hibernat | tail -n 5')
+    expect(now, await why()).toMatchObject({ hibernated: IDLERS.length, inImap: 0 })
     expect(idlers.map((i) => i.exists)).toEqual([0, 0, 0])
     const rcpts = IDLERS.map((n) => `${n}@[${host.host}]`)
     const script = Buffer.from(LMTP_DELIVERY).toString('base64')
@@ -258,7 +270,7 @@ describe.skipIf(skip).each(SUITES)('chatmail deploy host on a real Debian host: 
     expect(idlers.map((i) => i.exists)).toEqual([1, 1, 1])
     const msg = await (idlers[0] as { client: ImapFlow }).client.fetchOne('*', { envelope: true })
     expect(msg ? msg.envelope?.subject : undefined).toBe('push after hibernation')
-  }, 180_000)
+  }, 240_000)
 
   test('accounts are server data: a redeploy keeps them, and takes the doctor out of them', async () => {
     // As a deploy before the doctor had its own file left it, plus an account the server made.

@@ -10,42 +10,68 @@ function quote(s: string): string {
   return `"${s.replace(/["\\]/g, (c) => `\\${c}`)}"`
 }
 
-/** An IMAP LOGIN whose session stays open: the tagged reply, and `logout()` to end the session. */
+/**
+ * An IMAP LOGIN whose session stays open: the tagged reply, and `logout()` to end the session.
+ * With `idle`, a successful login goes on as Delta Chat's does: SELECT INBOX, then IDLE; it
+ * resolves once the server accepted the IDLE (`logout()` ends it first).
+ */
 export function imapSession(
   port: number,
   user: string,
   password: string,
   host = '127.0.0.1',
   tls = false,
+  idle = false,
 ): Promise<{ reply: string; logout(): void }> {
   return new Promise((resolve, reject) => {
     const s = tls ? tlsConnect({ port, host, rejectUnauthorized: false }) : connect(port, host)
     let buf = ''
-    let sent = false
-    let done = false
+    let step: 'greeting' | 'login' | 'select' | 'idle' | 'done' = 'greeting'
+    let reply = ''
+    const finish = () => {
+      step = 'done'
+      s.setTimeout(0)
+      resolve({
+        reply,
+        logout: () => s.end(idle && reply.startsWith('a OK') ? 'DONE\r\nb LOGOUT\r\n' : 'b LOGOUT\r\n'),
+      })
+    }
     s.setTimeout(15_000, () => {
-      if (done) return
+      if (step === 'done') return
       s.destroy()
       reject(new Error(`IMAP: no answer; got ${JSON.stringify(buf)}`))
     })
     s.on('error', (err) => {
-      if (!done) reject(err)
+      if (step !== 'done') reject(err)
     })
     s.on('data', (d) => {
-      if (done) return
+      if (step === 'done') return
       buf += d.toString()
-      if (!sent && buf.includes('\r\n')) {
-        sent = true
+      if (step === 'greeting' && buf.includes('\r\n')) {
+        step = 'login'
         buf = ''
         s.write(`a LOGIN ${quote(user)} ${quote(password)}\r\n`)
         return
       }
-      const m = /^a (OK|NO|BAD).*$/m.exec(buf)
-      if (m) {
-        done = true
-        s.setTimeout(0)
-        resolve({ reply: m[0].trim(), logout: () => s.end('b LOGOUT\r\n') })
-      }
+      if (step === 'login') {
+        const m = /^a (OK|NO|BAD).*$/m.exec(buf)
+        if (!m) return
+        reply = m[0].trim()
+        if (!idle || m[1] !== 'OK') return finish()
+        step = 'select'
+        buf = ''
+        s.write('s SELECT INBOX\r\n')
+      } else if (step === 'select') {
+        const m = /^s (OK|NO|BAD).*$/m.exec(buf)
+        if (!m) return
+        if (m[1] !== 'OK') {
+          reply = `SELECT: ${m[0].trim()}`
+          return finish()
+        }
+        step = 'idle'
+        buf = ''
+        s.write('i IDLE\r\n')
+      } else if (step === 'idle' && /^\+ /m.test(buf)) finish()
     })
   })
 }
