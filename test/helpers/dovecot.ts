@@ -592,27 +592,29 @@ export async function startHttps(
  * Where a dovecot's IMAP sessions are, from `doveadm -f tab who -1` and `doveadm -f tab process
  * status imap imap-hibernate`: held by an imap-hibernate process (hibernated) or by an imap
  * process, and how many imap processes serve a client now (the rest wait to be reused).
+ * dovecot 2.3 names each session's protocol (`proto`: imap), 2.4 its service (`service`: imap or
+ * imap-hibernate).
  */
 export function sessionPlaces(
   who: string,
   processes: string,
 ): { hibernated: number; inImap: number; busyImap: number } {
-  const rows = (text: string) =>
-    text
-      .trim()
-      .split('\n')
-      .slice(1)
-      .map((l) => l.split('\t'))
+  const table = (text: string) => {
+    const [head = '', ...rows] = text.trim().split('\n')
+    const names = head.split('\t')
+    return rows.map((l) => {
+      const cells = l.split('\t')
+      return (name: string) => cells[names.indexOf(name)] ?? ''
+    })
+  }
   const hibernate = new Set<string>()
   let busyImap = 0
-  // name, pid, available_count, total_count, ...: an imap process takes one client (client_limit 1).
-  for (const [name, pid, available] of rows(processes)) {
-    if (name === 'imap-hibernate') hibernate.add(pid as string)
-    else if (name === 'imap' && available === '0') busyImap++
+  // An imap process takes one client (client_limit 1): none available means it serves one.
+  for (const p of table(processes)) {
+    if (p('name') === 'imap-hibernate') hibernate.add(p('pid'))
+    else if (p('name') === 'imap' && p('available_count') === '0') busyImap++
   }
-  const pids = rows(who)
-    .filter((r) => r[1] === 'imap')
-    .map((r) => r[2] as string)
-  const hibernated = pids.filter((p) => hibernate.has(p)).length
-  return { hibernated, inImap: pids.length - hibernated, busyImap }
+  const sessions = table(who).filter((r) => /^imap(-hibernate)?$/.test(r('proto') || r('service')))
+  const hibernated = sessions.filter((r) => r('service') === 'imap-hibernate' || hibernate.has(r('pid'))).length
+  return { hibernated, inImap: sessions.length - hibernated, busyImap }
 }
