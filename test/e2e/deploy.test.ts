@@ -241,37 +241,6 @@ describe.skipIf(skip).each(SUITES)('chatmail deploy host on a real Debian host: 
     expect(head.trim()).toBe('Server: nginx')
   }, 120_000)
 
-  test('many devices: the IDLE sessions are hibernated (no imap process), and a delivery wakes each with EXISTS', async () => {
-    const places = async () =>
-      sessionPlaces(
-        await guestShell(host, 'doveadm -f tab who -1'),
-        await guestShell(host, 'doveadm -f tab process status imap imap-hibernate'),
-      )
-    // 30 s in IDLE (the template's timeout); the tests since the sessions opened took part of it.
-    const until = Date.now() + 90_000
-    let now = await places()
-    while (now.hibernated < IDLERS.length && Date.now() < until) {
-      await new Promise((r) => setTimeout(r, 1000))
-      now = await places()
-    }
-    // A hibernation takes a second inotify instance of vmail for a moment: the runner's limit (128
-    // per uid, shared by every container) is the usual reason when it does not happen here.
-    const why = () => guestShell(host, 'journalctl -u dovecot --no-pager | grep -i -e inotify -e hibernat | tail -n 5')
-    expect(now, await why()).toMatchObject({ hibernated: IDLERS.length, inImap: 0 })
-    expect(idlers.map((i) => i.exists)).toEqual([0, 0, 0])
-    const rcpts = IDLERS.map((n) => `${n}@[${host.host}]`)
-    const script = Buffer.from(LMTP_DELIVERY).toString('base64')
-    const replies = await guestShell(
-      host,
-      `echo ${script} | base64 -d >/tmp/lmtp.js && node /tmp/lmtp.js ${rcpts.join(' ')}`,
-    )
-    expect(replies.match(/^250 2\.0\.0 <[^>]+> \S+ Saved\r?$/gm), replies).toHaveLength(IDLERS.length)
-    for (let t = 0; t < 100 && idlers.some((i) => i.exists < 1); t++) await new Promise((r) => setTimeout(r, 200))
-    expect(idlers.map((i) => i.exists)).toEqual([1, 1, 1])
-    const msg = await (idlers[0] as { client: ImapFlow }).client.fetchOne('*', { envelope: true })
-    expect(msg ? msg.envelope?.subject : undefined).toBe('push after hibernation')
-  }, 240_000)
-
   test('accounts are server data: a redeploy keeps them, and takes the doctor out of them', async () => {
     // As a deploy before the doctor had its own file left it, plus an account the server made.
     await guestShell(
@@ -340,6 +309,37 @@ describe.skipIf(skip).each(SUITES)('chatmail deploy host on a real Debian host: 
     expect(again.code, again.stderr).toBe(0)
     expect(JSON.parse(again.stdout).changed).toBe(0)
   }, 300_000)
+
+  test('many devices: the IDLE sessions are hibernated (no imap process), and a delivery wakes each with EXISTS', async () => {
+    const places = async () =>
+      sessionPlaces(
+        await guestShell(host, 'doveadm -f tab who -1'),
+        await guestShell(host, 'doveadm -f tab process status imap imap-hibernate'),
+      )
+    // 30 s in IDLE (the template's timeout): the tests since the sessions opened took most of it.
+    const until = Date.now() + 90_000
+    let now = await places()
+    while (now.hibernated < IDLERS.length && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 1000))
+      now = await places()
+    }
+    // A hibernation takes a second inotify instance of vmail for a moment: the runner's limit (128
+    // per uid, shared by every container) is the usual reason when it does not happen here.
+    const why = () => guestShell(host, 'journalctl -u dovecot --no-pager | grep -i -e inotify -e hibernat | tail -n 5')
+    expect(now, await why()).toMatchObject({ hibernated: IDLERS.length, inImap: 0 })
+    expect(idlers.map((i) => i.exists)).toEqual([0, 0, 0])
+    const rcpts = IDLERS.map((n) => `${n}@[${host.host}]`)
+    const script = Buffer.from(LMTP_DELIVERY).toString('base64')
+    const replies = await guestShell(
+      host,
+      `echo ${script} | base64 -d >/tmp/lmtp.js && node /tmp/lmtp.js ${rcpts.join(' ')}`,
+    )
+    expect(replies.match(/^250 2\.0\.0 <[^>]+> \S+ Saved\r?$/gm), replies).toHaveLength(IDLERS.length)
+    for (let t = 0; t < 100 && idlers.some((i) => i.exists < 1); t++) await new Promise((r) => setTimeout(r, 200))
+    expect(idlers.map((i) => i.exists)).toEqual([1, 1, 1])
+    const msg = await (idlers[0] as { client: ImapFlow }).client.fetchOne('*', { envelope: true })
+    expect(msg ? msg.envelope?.subject : undefined).toBe('push after hibernation')
+  }, 240_000)
 
   test.runIf(last)(
     'a foreign process on port 443 stops the deploy before any change',
