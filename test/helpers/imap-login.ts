@@ -88,11 +88,11 @@ export async function imapLogin(
   return session.reply
 }
 
-/** An imapflow client logged in on 993 (implicit TLS, the certificate not checked). */
-export async function imapsClient(host: string, user: string, pass: string): Promise<ImapFlow> {
+/** An imapflow client logged in over implicit TLS (993 unless given), the certificate not checked. */
+export async function imapsClient(host: string, user: string, pass: string, port = 993): Promise<ImapFlow> {
   const c = new ImapFlow({
     host,
-    port: 993,
+    port,
     secure: true,
     auth: { user, pass },
     tls: { rejectUnauthorized: false },

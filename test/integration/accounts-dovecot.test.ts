@@ -10,12 +10,11 @@ import { request } from 'node:http'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ImapFlow } from 'imapflow'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { qrSvg } from '../../src/signup/links.js'
 import { ACCOUNTS_PROGRAM, type AccountsService, dovecotAuthBlocks, startAccountsService } from '../helpers/accounts.js'
 import { type Dovecot, logWith, startDovecot, templateServices } from '../helpers/dovecot.js'
-import { imapLogin } from '../helpers/imap-login.js'
+import { imapLogin, imapsClient } from '../helpers/imap-login.js'
 
 const DOMAIN = 'chat.example.org'
 
@@ -201,15 +200,7 @@ describe('chatmail-accounts with dovecot', () => {
 
   it('sessions one after another in one reused imap process: each account sees only its own mailbox', async () => {
     const session = async (user: string, append: boolean): Promise<number> => {
-      const client = new ImapFlow({
-        host: dovecot.host,
-        port: dovecot.imapsPort,
-        secure: true,
-        auth: { user, pass: 'password-1' },
-        tls: { rejectUnauthorized: false },
-        logger: false,
-      })
-      await client.connect()
+      const client = await imapsClient(dovecot.host, user, 'password-1', dovecot.imapsPort)
       if (append) await client.append('INBOX', `From: ${user}\r\nSubject: mine\r\n\r\nonly mine\r\n`)
       const status = await client.status('INBOX', { messages: true })
       await client.logout()

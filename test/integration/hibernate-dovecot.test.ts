@@ -7,9 +7,10 @@
  */
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
-import { ImapFlow } from 'imapflow'
+import type { ImapFlow } from 'imapflow'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Dovecot, sessionPlaces, startDovecot, templateServices } from '../helpers/dovecot.js'
+import { imapsClient } from '../helpers/imap-login.js'
 
 const SESSIONS = 4
 
@@ -43,15 +44,7 @@ describe('IMAP hibernation with our template', () => {
   it('sessions in IDLE are hibernated, free their imap processes, and new mail wakes each with EXISTS', async () => {
     const exists: number[] = []
     for (let i = 0; i < SESSIONS; i++) {
-      const c = new ImapFlow({
-        host: dovecot.host,
-        port: dovecot.imapsPort,
-        secure: true,
-        auth: { user: dovecot.user, pass: dovecot.password },
-        tls: { rejectUnauthorized: false },
-        logger: false,
-      })
-      await c.connect()
+      const c = await imapsClient(dovecot.host, dovecot.user, dovecot.password, dovecot.imapsPort)
       await c.mailboxOpen('INBOX')
       exists.push(0)
       c.on('exists', (e: { count: number }) => {

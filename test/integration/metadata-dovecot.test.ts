@@ -3,12 +3,13 @@
  * TURN credentials that verify with the secret and that a real coturn accepts.
  */
 import { execFile } from 'node:child_process'
-import { ImapFlow } from 'imapflow'
+import type { ImapFlow } from 'imapflow'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { METADATA_KEYS, parseTurnMetadata } from '../../src/protocols/metadata-values.js'
 import { verifyTurnCredential } from '../../src/protocols/turn-rest.js'
 import { type Coturn, startCoturn } from '../helpers/coturn.js'
 import { type Dovecot, logWith, type MetadataService, startDovecot, startMetadataService } from '../helpers/dovecot.js'
+import { imapsClient } from '../helpers/imap-login.js'
 
 type Tok = { type: string; value: unknown } | null | Tok[]
 interface Exec {
@@ -53,18 +54,7 @@ async function setMetadata(client: ImapFlow, mailbox: string, key: string, value
   r.next()
 }
 
-async function login(d: Dovecot): Promise<ImapFlow> {
-  const client = new ImapFlow({
-    host: d.host,
-    port: d.imapsPort,
-    secure: true,
-    auth: { user: d.user, pass: d.password },
-    tls: { rejectUnauthorized: false },
-    logger: false,
-  })
-  await client.connect()
-  return client
-}
+const login = (d: Dovecot): Promise<ImapFlow> => imapsClient(d.host, d.user, d.password, d.imapsPort)
 
 function uclient(port: number, user: string, pass: string): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
