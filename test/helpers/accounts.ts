@@ -3,7 +3,7 @@
  * with its sockets in a temp dir, and the dovecot auth blocks that point a test dovecot at it.
  */
 import { execFile, spawn } from 'node:child_process'
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildRemote, logWith } from './dovecot.js'
@@ -12,6 +12,16 @@ const ROOT = join(import.meta.dirname, '..', '..')
 export const ACCOUNTS_PROGRAM = join(ROOT, 'dist', 'remote', 'chatmail-accounts.js')
 
 /** `chatmail-accounts expire CONFIG`, the daily expiry, as the built program: its exit code and log. */
+/**
+ * A maildir with one seen message (`cur/1.host:2,S`), as the expiry tests lay them out; given
+ * `mtime` (unix seconds), the mailbox directory gets that modification time.
+ */
+export function makeMailbox(dir: string, mtime?: number): void {
+  mkdirSync(join(dir, 'cur'), { recursive: true })
+  writeFileSync(join(dir, 'cur', '1.host:2,S'), 'a message\r\n')
+  if (mtime !== undefined) utimesSync(dir, mtime, mtime)
+}
+
 export function expireCommand(configPath: string): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, [ACCOUNTS_PROGRAM, 'expire', configPath], { timeout: 120_000 }, (err, _out, stderr) =>

@@ -7,24 +7,19 @@
  * unreadable it removes nothing and fails. The sweep itself, on real files: the expiring list and
  * a freshly modified directory are kept too.
  */
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sweepOrphans } from '../../src/remote/chatmail-accounts/orphans.js'
-import { type AccountsService, expireCommand, startAccountsService } from '../helpers/accounts.js'
+import { type AccountsService, expireCommand, makeMailbox, startAccountsService } from '../helpers/accounts.js'
 
 const DOMAIN = 'chat.example.org'
 const DAY = 86400
 const now = Math.floor(Date.now() / 1000)
 
 /** A mailbox with one fresh message (the old-message step leaves it), its directory `ageDays` old. */
-function makeMailbox(dir: string, ageDays: number): void {
-  mkdirSync(join(dir, 'cur'), { recursive: true })
-  writeFileSync(join(dir, 'cur', '1.host:2,S'), 'a message\r\n')
-  const t = now - ageDays * DAY
-  utimesSync(dir, t, t)
-}
+const mailboxAged = (dir: string, ageDays: number) => makeMailbox(dir, now - ageDays * DAY)
 
 describe('the expiry removes orphan mailboxes and nothing else', () => {
   let svc: AccountsService
@@ -41,7 +36,7 @@ describe('the expiry removes orphan mailboxes and nothing else', () => {
     usersFile = join(dataDir, 'users')
     writeFileSync(join(dataDir, 'accounts'), `alice0001@${DOMAIN}\t{PBKDF2}x\t${now - DAY}\n`, { mode: 0o600 })
     writeFileSync(usersFile, `# an operator's account\noperator@${DOMAIN}:{SHA512-CRYPT}$6$x::::::\n`)
-    for (const local of [...KEPT, 'orphan001']) makeMailbox(mailbox(local), 3)
+    for (const local of [...KEPT, 'orphan001']) mailboxAged(mailbox(local), 3)
     svc = await startAccountsService({
       domain: DOMAIN,
       mailRoot,
@@ -69,7 +64,7 @@ describe('the expiry removes orphan mailboxes and nothing else', () => {
     { how: 'gone', code: 'ENOENT', replace: () => {} },
     { how: 'unreadable (a directory in its place)', code: 'EISDIR', replace: (f: string) => mkdirSync(f) },
   ])('the accounts file $how: removes nothing, says why, fails the run', async ({ code, replace }) => {
-    makeMailbox(mailbox('orphan002'), 3)
+    mailboxAged(mailbox('orphan002'), 3)
     const accounts = join(dataDir, 'accounts')
     renameSync(accounts, `${accounts}.away`)
     replace(accounts)
@@ -118,8 +113,8 @@ describe('sweepOrphans on real files', () => {
 
   it('keeps the expiring list’s mailboxes and an orphan modified within the last day', () => {
     const { domainDir, sweep } = setup('keeps', `alice0001@${DOMAIN}\t{PBKDF2}x\t${now}\n`)
-    for (const local of ['alice0001', 'doctor', 'leaving01', 'orphan001']) makeMailbox(join(domainDir, local), 3)
-    makeMailbox(join(domainDir, 'fresh0001'), 0)
+    for (const local of ['alice0001', 'doctor', 'leaving01', 'orphan001']) mailboxAged(join(domainDir, local), 3)
+    mailboxAged(join(domainDir, 'fresh0001'), 0)
     expect(sweepOrphans(sweep)).toEqual({ ok: true, removed: 1, errors: [] })
     expect(existsSync(join(domainDir, 'orphan001'))).toBe(false)
     for (const local of ['alice0001', 'doctor', 'leaving01', 'fresh0001']) {
@@ -129,7 +124,7 @@ describe('sweepOrphans on real files', () => {
 
   it('an accounts file with a line it cannot read: removes nothing', () => {
     const { domainDir, sweep } = setup('torn', `alice0001@${DOMAIN}\t{PBKDF2}x\t${now}\nbob00001@${DOMAIN}\t{PBK`)
-    for (const local of ['alice0001', 'bob00001', 'orphan001']) makeMailbox(join(domainDir, local), 3)
+    for (const local of ['alice0001', 'bob00001', 'orphan001']) mailboxAged(join(domainDir, local), 3)
     expect(sweepOrphans(sweep)).toEqual({ ok: false, reason: expect.stringMatching(/lines it cannot read \(2\)/) })
     for (const local of ['alice0001', 'bob00001', 'orphan001']) expect(existsSync(join(domainDir, local))).toBe(true)
   })

@@ -5,12 +5,12 @@
  * account's address cannot be made again meanwhile, and the next run (after a restart of the
  * service, even) deletes the mailbox and frees the address; a run with nothing to do changes nothing.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type AccountsService, expireCommand, startAccountsService } from '../helpers/accounts.js'
+import { type AccountsService, expireCommand, makeMailbox, startAccountsService } from '../helpers/accounts.js'
 
 const DOMAIN = 'chat.example.org'
 const DAY = 86400
@@ -46,10 +46,7 @@ describe('the expiry resumes after being cut off', () => {
       `oldnologi@${DOMAIN}\t{PBKDF2}x\t${now - 100 * DAY}\nstillhere@${DOMAIN}\t{PBKDF2}x\t${now - DAY}\n`,
       { mode: 0o600 },
     )
-    for (const local of ['oldnologi', 'stillhere']) {
-      mkdirSync(join(mailbox(local), 'cur'), { recursive: true })
-      writeFileSync(join(mailbox(local), 'cur', '1.host:2,S'), 'a message\r\n')
-    }
+    for (const local of ['oldnologi', 'stillhere']) makeMailbox(mailbox(local))
     svc = await startAccountsService({ domain: DOMAIN, mailRoot, dataDir, extra: { delete_inactive_after: '90d' } })
   }, 60_000)
 
