@@ -175,13 +175,10 @@ describe.skipIf(skip)(`a real Delta Chat core against a deployed server${skip ? 
 
   const accounts: { a?: number; b?: number; chatA?: number; chatB?: number } = {}
 
-  /** allocateAsCore, judged: relayed at the host, released, and the changed credential refused as such. */
+  /** allocateAsCore (it judges: relayed at the host, released, the changed credential refused), logged. */
   const expectTurnAllocates = async (ice: Parameters<typeof allocateAsCore>[0], url: string) => {
     const { allocated, refused } = await allocateAsCore(ice, url)
     expect(allocated.relayed.address).toBe(d.host.host)
-    expect(allocated.released).toBe(true)
-    expect(refused.kind).toBe('auth')
-    expect([401, 441]).toContain(refused.code)
     process.stderr.write(
       `TURN with core's credential: relayed ${allocated.relayed.address}:${allocated.relayed.port} (lifetime ${allocated.lifetime} s); changed credential: ${refused.code} ${refused.message}\n`,
     )

@@ -346,8 +346,9 @@ export async function iceServers(core: Core, accountId: number): Promise<IceServ
 /**
  * A real TURN Allocate (the project's client, src/turn) with exactly what core's iceServers()
  * handed out: the URL (`turn:IP:PORT`, UDP as WebRTC reads a URL without `?transport`), the
- * username and the credential; released at once. Then the same with the credential changed in
- * its first character, which the server must refuse (401 or 441): resolves with that refusal.
+ * username and the credential; it must be relayed at that IP and released at once. Then the same
+ * with the credential changed in its first character, which the server must refuse as an
+ * authentication failure (401 or 441). Resolves with both, for the test's log.
  */
 export async function allocateAsCore(
   server: IceServer,
@@ -359,6 +360,8 @@ export async function allocateAsCore(
   assert.ok(server.username && server.credential, 'core handed out a username and a credential')
   const base = { host: m[1]!, port: Number(m[2]), transport: 'udp' as const, timeoutMs: 15_000 }
   const allocated = await allocate({ ...base, username: server.username, password: server.credential })
+  assert.equal(allocated.relayed.address, base.host, 'relayed at the TURN server core named')
+  assert.equal(allocated.released, true, 'the allocation was released')
   const c = server.credential
   const wrong = `${c[0] === 'A' ? 'B' : 'A'}${c.slice(1)}`
   const refused = await allocate({ ...base, username: server.username, password: wrong }).then(
@@ -366,6 +369,8 @@ export async function allocateAsCore(
     (err: unknown) => err,
   )
   assert.ok(refused instanceof TurnError, String(refused))
+  assert.equal(refused.kind, 'auth', `a changed credential: ${refused.message}`)
+  assert.ok(refused.code === 401 || refused.code === 441, `a changed credential got ${refused.code}, not 401 or 441`)
   return { allocated, refused }
 }
 
