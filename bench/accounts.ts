@@ -7,7 +7,10 @@
  *    each SMTP AUTH of postfix's submission asks dovecot) — the creation itself;
  *  - IMAP LOGIN over loopback from CLIENTS parallel clients, plain and over TLS (993, as Delta Chat
  *    connects): the above plus imap-login and the imap process of the session. Each client logs
- *    in, LOGOUTs and takes the next address;
+ *    in, LOGOUTs and takes the next address; then over TLS once more, each session going on as a
+ *    new device's first one does (SELECT INBOX, which makes the mailbox, and IDLE) before LOGOUT.
+ *    Beside each rate, the server's CPU per login (dovecot's processes, ended ones included, and
+ *    chatmail-accounts), which the clients' share of this machine's cores does not blur;
  *  - then HELD new devices over TLS, each kept open as Delta Chat keeps it: LOGIN, SELECT INBOX,
  *    IDLE, all held until the last is in (creations/s; no imap process can be reused), then where
  *    the sessions are (imap processes, imap-hibernate) and the memory of dovecot's processes (sum
@@ -25,13 +28,13 @@
  */
 import { execFileSync } from 'node:child_process'
 import { pbkdf2Sync } from 'node:crypto'
-import { chownSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { dovecotAuthBlocks, startAccountsService } from '../test/helpers/accounts.js'
 import { type Dovecot, sessionPlaces, startDovecot, templateServices } from '../test/helpers/dovecot.js'
-import { imapLogin, imapSession } from '../test/helpers/imap-login.js'
+import { imapSession } from '../test/helpers/imap-login.js'
 
 const COUNT = Number(process.argv[2] ?? 1000)
 const IMAP_COUNT = Number(process.argv[3] ?? 400)
@@ -84,19 +87,70 @@ async function authRun(socket: string, logins: Login[], conns = 4, inflight = 8)
   return seconds(t0)
 }
 
-async function imapRun(port: number, logins: Login[], tls: boolean): Promise<number> {
+/**
+ * CPU seconds the server side has used so far: dovecot's master, every process it runs now, and
+ * the ones it has reaped (the master's children times), plus chatmail-accounts (all its threads).
+ * Read between runs, when dovecot's processes are idle and none is ending.
+ */
+function serverCpu(d: Dovecot, accountsPid: number): { dovecot: number; accounts: number } {
+  const tick = 100 // USER_HZ on Linux
+  const stat = (pid: string) => {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return text.slice(text.lastIndexOf(')') + 2).split(' ')
+  }
+  const master = readFileSync(join(d.dir, 'run', 'master.pid'), 'utf8').trim()
+  const m = stat(master)
+  // After ')': state ppid ... utime(12th) stime cutime cstime.
+  let dovecot = Number(m[11]) + Number(m[12]) + Number(m[13]) + Number(m[14])
+  for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const f = stat(pid)
+      if (f[1] === master) dovecot += Number(f[11]) + Number(f[12])
+    } catch {
+      // ended meanwhile
+    }
+  }
+  const a = stat(String(accountsPid))
+  return { dovecot: dovecot / tick, accounts: (Number(a[11]) + Number(a[12])) / tick }
+}
+
+/**
+ * CLIENTS parallel clients each log in (over TLS with `tls`), and with `select` go on as Delta
+ * Chat's first login does (SELECT INBOX, which makes the new account's mailbox, then IDLE), then
+ * LOGOUT and take the next address: the seconds, and the server's CPU seconds per login.
+ */
+async function imapRun(
+  d: Dovecot,
+  accountsPid: number,
+  port: number,
+  logins: Login[],
+  tls: boolean,
+  select = false,
+): Promise<{ seconds: number; cpu: { dovecot: number; accounts: number } }> {
   let next = 0
+  const before = serverCpu(d, accountsPid)
   const t0 = process.hrtime.bigint()
   await Promise.all(
     Array.from({ length: CLIENTS }, async () => {
       while (next < logins.length) {
         const [user, password] = logins[next++] as Login
-        const reply = await imapLogin(port, user, password, '127.0.0.1', tls)
-        if (!reply.startsWith('a OK')) throw new Error(`${user}: ${reply}`)
+        const session = await imapSession(port, user, password, '127.0.0.1', tls, select)
+        session.logout()
+        if (!session.reply.startsWith('a OK')) throw new Error(`${user}: ${session.reply}`)
       }
     }),
   )
-  return seconds(t0)
+  const s = seconds(t0)
+  // Let the last sessions end before the server's CPU is read again.
+  await new Promise((r) => setTimeout(r, 500))
+  const after = serverCpu(d, accountsPid)
+  return {
+    seconds: s,
+    cpu: {
+      dovecot: (after.dovecot - before.dovecot) / logins.length,
+      accounts: (after.accounts - before.accounts) / logins.length,
+    },
+  }
 }
 
 /**
@@ -185,6 +239,9 @@ const svc = await startAccountsService({
   extra: { pbkdf2_rounds: String(ROUNDS), max_creations_per_client: '1000000' },
 })
 const rate = (s: number, count = COUNT) => `${(count / s).toFixed(0)}/s`
+/** The server's CPU per login, and the logins per second one core of it would serve at that cost. */
+const cpuText = (c: { dovecot: number; accounts: number }) =>
+  `server CPU ${((c.dovecot + c.accounts) * 1000).toFixed(1)} ms each: dovecot ${(c.dovecot * 1000).toFixed(1)}, chatmail-accounts ${(c.accounts * 1000).toFixed(1)}; ${(1 / (c.dovecot + c.accounts)).toFixed(0)}/s per core`
 const variants: [label: string, config: string][] = [
   ["dovecot's defaults (a new imap-login and imap process per connection)", ''],
   ['our template', process.env.BENCH_DOVECOT_SERVICES ?? templateServices()],
@@ -208,12 +265,18 @@ try {
         )
       }
       console.log(`IMAP LOGIN, ${CLIENTS} clients at once, ${label}:${services ? `\n${services}` : ''}`)
-      for (const tls of [false, true]) {
-        const b = logins(['p', 't', 'q', 'u'][2 * v + Number(tls)] as string, IMAP_COUNT)
-        const created = await imapRun(tls ? dovecot.imapsPort : dovecot.imapPort, b, tls)
-        const again = await imapRun(tls ? dovecot.imapsPort : dovecot.imapPort, b, tls)
+      const runs: [label: string, tls: boolean, select: boolean][] = [
+        ['plain, LOGIN', false, false],
+        ['TLS (993), LOGIN', true, false],
+        ['TLS (993), LOGIN, SELECT INBOX, IDLE', true, true],
+      ]
+      for (const [r, [what, tls, select]] of runs.entries()) {
+        const b = logins(`${'ptsqur'[3 * v + r]}`, IMAP_COUNT)
+        const port = tls ? dovecot.imapsPort : dovecot.imapPort
+        const created = await imapRun(dovecot, svc.pid, port, b, tls, select)
+        const again = await imapRun(dovecot, svc.pid, port, b, tls, select)
         console.log(
-          `  ${tls ? 'TLS (993)' : 'plain    '}: ${IMAP_COUNT} creations ${rate(created, IMAP_COUNT)}, existing accounts ${rate(again, IMAP_COUNT)}`,
+          `  ${what}: ${IMAP_COUNT} creations ${rate(created.seconds, IMAP_COUNT)} (${cpuText(created.cpu)}), existing accounts ${rate(again.seconds, IMAP_COUNT)} (${cpuText(again.cpu)})`,
         )
       }
       const { result: held, open } = await imapHeld(dovecot.imapsPort, logins(['h', 'k'][v] as string, HELD))
