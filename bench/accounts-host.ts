@@ -107,6 +107,13 @@ try {
     }))
 
   console.log(`deployed ${ip} (Debian 12 test host); ${COUNT} accounts a row, ${CLIENTS} clients at once`)
+  // What one password hash costs in the host's node (Debian's), which chatmail-accounts runs on.
+  const hash = await guestShell(
+    c.host,
+    `node -e 'const {pbkdf2Sync: p} = require("node:crypto"); const h = () => p("password-of-1", "saltsaltsaltsalt", 10000, 20, "sha1"); for (let i = 0; i < 20; i++) h(); const t = performance.now(); for (let i = 0; i < 100; i++) h(); console.log(process.version, ((performance.now() - t) / 100).toFixed(2))'`,
+  )
+  const [nodeVersion, hashMs] = hash.trim().split(' ')
+  console.log(`one PBKDF2 hash of 10000 rounds in the host's node ${nodeVersion}: ${hashMs} ms (one thread)`)
   await measure('POST /new (https), a new account each', async () => {
     await signUp()
   })

@@ -3,6 +3,7 @@ import { METADATA_KEYS, parseTurnMetadata } from '../../src/protocols/metadata-v
 import { verifyTurnCredential } from '../../src/protocols/turn-rest.js'
 import { answer } from '../../src/remote/chatmail-metadata/answers.js'
 import { parseConfig } from '../../src/remote/chatmail-metadata/config.js'
+import { imapServerEntry } from '../../src/remote/chatmail-metadata/keys.js'
 import {
   commitReply,
   lookupReply,
@@ -10,8 +11,7 @@ import {
   replyFor,
   tabEscape,
   tabUnescape,
-} from '../../src/remote/chatmail-metadata/dict-protocol.js'
-import { imapServerEntry } from '../../src/remote/chatmail-metadata/keys.js'
+} from '../../src/remote/lib/dict-protocol.js'
 
 const GUID = '5e3d1c0a9b8f7e6d5c4b3a2918273645'
 

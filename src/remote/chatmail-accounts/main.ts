@@ -13,7 +13,7 @@
  *   chatmail-accounts expire CONFIG                   the daily expiry, as root (exit 0 done, 1 a step failed)
  */
 import type { Server } from 'node:net'
-import { lookupReply, MAX_LINE_LENGTH, parseCommand, replyFor } from '../chatmail-metadata/dict-protocol.js'
+import { lookupReply, MAX_LINE_LENGTH, parseCommand, replyFor } from '../lib/dict-protocol.js'
 import { createLineServer, DEFAULT_LIMITS, type Reply } from '../lib/line-server.js'
 import { type Logger, stderrLogger } from '../lib/log.js'
 import { checkOrServeArgs, listenUnix, onSignals, readConfig, removeSocket } from '../lib/service.js'

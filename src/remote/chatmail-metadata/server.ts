@@ -10,8 +10,6 @@
  * the last lookup reply are reused while the value is the same (TURN values change once a second).
  */
 import type { Server } from 'node:net'
-import { type Close, createLineServer, DEFAULT_LIMITS, type Limits } from '../lib/line-server.js'
-import type { Logger } from '../lib/log.js'
 import {
   type DictCommand,
   lookupFailReply,
@@ -20,7 +18,9 @@ import {
   parseCommand,
   replyFor,
   tabUnescape,
-} from './dict-protocol.js'
+} from '../lib/dict-protocol.js'
+import { type Close, createLineServer, DEFAULT_LIMITS, type Limits } from '../lib/line-server.js'
+import type { Logger } from '../lib/log.js'
 
 export interface Handler {
   /** The value for a dict key, or undefined (not found). May throw: the client then gets `F`. */
