@@ -232,8 +232,9 @@ function dovecotConf(o: {
 /**
  * The login and session section of our Dovecot 2.3 template (templates/dovecot/dovecot.conf, from
  * its "# Login and session processes" comment to the end: `service imap-login`, `service imap`,
- * hibernation and the client limits) without its inet_listeners, as dovecot.conf lines for a test
- * dovecot's `extraConfig`: the login and session processes run as deployed.
+ * `service auth`, hibernation) without its inet_listeners and its unix_listeners at absolute paths
+ * (postfix's), as dovecot.conf lines for a test dovecot's `extraConfig`: the login and session
+ * processes run as deployed, with their limits.
  */
 export function templateServices(): string {
   const text = readFileSync(join(import.meta.dirname, '..', '..', 'templates', 'dovecot', 'dovecot.conf'), 'utf8')
@@ -243,7 +244,7 @@ export function templateServices(): string {
   let skipping = 0
   for (const raw of text.slice(start + 1).split('\n')) {
     const line = raw.replace(/#.*/, '').trim()
-    if (skipping > 0 || /^inet_listener\b.*\{$/.test(line)) {
+    if (skipping > 0 || /^(inet_listener\b.*|unix_listener \/.*)\{$/.test(line)) {
       if (line.endsWith('{')) skipping++
       else if (line === '}') skipping--
       continue

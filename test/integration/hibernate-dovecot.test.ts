@@ -1,6 +1,6 @@
 /**
  * IMAP hibernation with our template's login and session settings (templates/dovecot/dovecot.conf:
- * `service imap`, `imap_hibernate_timeout`, the client limits) on a real dovecot over loopback:
+ * `service imap`, `service auth`, `imap_hibernate_timeout`) on a real dovecot over loopback:
  * sessions in IDLE move into imap-hibernate and free their imap processes, and a message
  * delivered to the mailbox wakes each of them with the EXISTS that Delta Chat waits for.
  * The timeout is 1 s here instead of the template's 30 s, to keep the test short.
@@ -38,7 +38,11 @@ describe('IMAP hibernation with our template', () => {
   it("the template's settings raise no warning from doveconf", () => {
     const out = execFileSync('sh', ['-c', 'doveconf -c "$1" -n 2>&1 >/dev/null', 'sh', conf], { encoding: 'utf8' })
     expect(out).toBe('')
-    expect(execFileSync('doveconf', ['-c', conf, '-h', 'default_client_limit'], { encoding: 'utf8' })).toBe('20000\n')
+    const value = (name: string) => execFileSync('doveconf', ['-c', conf, '-h', name], { encoding: 'utf8' }).trim()
+    // auth's own limit, kept small (a larger one slows every login), and imap's process limit within
+    // it; imap-login and imap-hibernate keep dovecot's default, no raised default_client_limit.
+    expect([value('service/auth/client_limit'), value('service/imap/process_limit')]).toEqual(['2000', '1700'])
+    expect(value('default_client_limit')).toBe('1000')
   })
 
   it('sessions in IDLE are hibernated, free their imap processes, and new mail wakes each with EXISTS', async () => {
