@@ -1,13 +1,14 @@
 // Account creations per second on a deployed server: a local Debian test host (IP-only, the whole
 // stack from `chatmail deploy host`), reached from the runner over the test host's veth. Needs root.
 //   npm run build && flock /tmp/chatmail-e2e-bench-accounts-host.lock npx tsx bench/accounts-host.ts [COUNT [CLIENTS]]
-// (defaults 400 and 16). The deploy raises accounts.max_creations_per_client, as every creation
+// (defaults 400 and 16; BENCH_SUITE=trixie for Debian 13). The deploy raises accounts.max_creations_per_client, as every creation
 // here comes from the runner's one address; everything else is as `chatmail init` writes it.
 // Each row: COUNT new accounts, CLIENTS at once, each client on a new TLS connection per account,
 // then (for the IMAP rows) the same accounts again. Beside the rate: the server's CPU per creation,
 // from systemd's accounting of the units that did the work (dovecot, chatmail-accounts, nginx), and
 // what one core of the server would serve at that cost; the client (this process) shares the
 // machine's cores with the server, so the rate is below what the server alone would do.
+//  0. a warm-up row of first logins (the deploy has just restarted every service);
 //  1. POST /new over https (nginx, then chatmail-accounts): how the app signs up from the QR code;
 //  2. IMAP LOGIN over TLS (993), then LOGOUT: an account created by its first login;
 //  3. IMAP LOGIN, SELECT INBOX (which makes the mailbox), IDLE, then LOGOUT: what a new device's
@@ -26,7 +27,9 @@ const CLIENTS = Number(process.argv[3] ?? 16)
 const UNITS = ['dovecot', 'chatmail-accounts', 'nginx'] as const
 type Cpu = Record<(typeof UNITS)[number], number>
 
-const c = await startConfiguredHost({ name: 'th-acc-110', index: 110, deployArgs: ['--no-doctor'] })
+const suite = process.env.BENCH_SUITE === 'trixie' ? 'trixie' : 'bookworm'
+const release = suite === 'trixie' ? 'Debian 13' : 'Debian 12'
+const c = await startConfiguredHost({ name: 'th-acc-110', index: 110, suite, deployArgs: ['--no-doctor'] })
 try {
   const path = join(c.dir, 'chatmail.toml')
   const line = /^#? ?max_creations_per_client = .*$/m
@@ -106,7 +109,7 @@ try {
       password: randomBytes(16).toString('base64url'),
     }))
 
-  console.log(`deployed ${ip} (Debian 12 test host); ${COUNT} accounts a row, ${CLIENTS} clients at once`)
+  console.log(`deployed ${ip} (${release} test host); ${COUNT} accounts a row, ${CLIENTS} clients at once`)
   // What one password hash costs in the host's node (Debian's), which chatmail-accounts runs on.
   const hash = await guestShell(
     c.host,
@@ -114,6 +117,12 @@ try {
   )
   const [nodeVersion, hashMs] = hash.trim().split(' ')
   console.log(`one PBKDF2 hash of 10000 rounds in the host's node ${nodeVersion}: ${hashMs} ms (one thread)`)
+  // The deploy has just restarted everything: dovecot has no imap process to reuse yet and node
+  // has compiled nothing. A server that has been up a minute is warm; this row shows the difference.
+  const warm = accounts('a')
+  await measure('warm-up: IMAP LOGIN (TLS), new accounts, right after the deploy', (i) =>
+    login(warm[i]!.user, warm[i]!.password, false),
+  )
   await measure('POST /new (https), a new account each', async () => {
     await signUp()
   })
