@@ -3,7 +3,12 @@ import { dcloginUrl } from '../../src/remote/chatmail-accounts/accounts.js'
 import { canonical, mayCreate } from '../../src/remote/chatmail-accounts/address.js'
 import { parseAuthKey, splitEscaped } from '../../src/remote/chatmail-accounts/auth-keys.js'
 import { parseConfig } from '../../src/remote/chatmail-accounts/config.js'
-import { memAvailable, RateLimiter, resourceProblem } from '../../src/remote/chatmail-accounts/limits.js'
+import {
+  cachedResources,
+  memAvailable,
+  RateLimiter,
+  resourceProblem,
+} from '../../src/remote/chatmail-accounts/limits.js'
 import { hashPassword, verifyPassword, verifyPasswordSync } from '../../src/remote/chatmail-accounts/password.js'
 import { decodeRequest, encodeNetstring } from '../../src/remote/chatmail-accounts/socketmap.js'
 import { parseAccounts } from '../../src/remote/chatmail-accounts/store.js'
@@ -97,6 +102,26 @@ describe('limits', () => {
     expect(resourceProblem({ freeDiskBytes: 10 * M, availableMemoryBytes: 500 * M }, 100 * M, 1)).toMatch(/disk/)
     expect(resourceProblem({ freeDiskBytes: 1000 * M, availableMemoryBytes: 5 * M }, 1, 100 * M)).toMatch(/memory/)
     expect(resourceProblem({ freeDiskBytes: 1000 * M, availableMemoryBytes: 500 * M }, M, M)).toBeUndefined()
+  })
+})
+
+describe('host resources, read at most once a second', () => {
+  it('reuses a reading younger than a second and reads again after it (or when the clock went back)', () => {
+    let reads = 0
+    let t = 10_000
+    const get = cachedResources(
+      () => ({ freeDiskBytes: ++reads, availableMemoryBytes: 1 }),
+      1000,
+      () => t,
+    )
+    expect(get().freeDiskBytes).toBe(1)
+    t += 999
+    expect(get().freeDiskBytes).toBe(1)
+    t += 1
+    expect(get().freeDiskBytes).toBe(2)
+    t -= 5000
+    expect(get().freeDiskBytes).toBe(3)
+    expect(reads).toBe(3)
   })
 })
 

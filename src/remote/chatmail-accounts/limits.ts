@@ -53,6 +53,20 @@ export function hostResources(diskPath: string): Resources {
   return { freeDiskBytes: fs.bavail * fs.bsize, availableMemoryBytes: mem ?? Number.MAX_SAFE_INTEGER }
 }
 
+/**
+ * `read` again only when its last result is older than `maxAgeMs`: a burst of creations reads
+ * the disk and memory figures once a second instead of once each (statfs and /proc/meminfo cost
+ * about as much as the rest of a creation but the hash), and a second is too short to fill either.
+ */
+export function cachedResources(read: () => Resources, maxAgeMs = 1000, now = Date.now): () => Resources {
+  let last: { at: number; value: Resources } | undefined
+  return () => {
+    const t = now()
+    if (last === undefined || t - last.at >= maxAgeMs || t < last.at) last = { at: t, value: read() }
+    return last.value
+  }
+}
+
 const MB = 1024 * 1024
 
 /** Why the host cannot take a new account now, or undefined. */

@@ -24,7 +24,7 @@ import { describeConfig, parseConfig, type ServiceConfig, type SocketSpec } from
 import { createSignupServer } from './http.js'
 import { InviteStore } from './invites.js'
 import { LastLogins, lastLoginUser } from './lastlogin.js'
-import { hostResources, RateLimiter } from './limits.js'
+import { cachedResources, hostResources, RateLimiter } from './limits.js'
 import { createSocketmapServer } from './socketmap.js'
 import { AccountStore } from './store.js'
 
@@ -53,7 +53,7 @@ class Service {
       lastLogins: this.lastLogins,
       invites: this.invites,
       limiter: new RateLimiter(config.rateMax, config.rateWindowSeconds * 1000),
-      resources: () => hostResources(this.config.diskPath),
+      resources: cachedResources(() => hostResources(this.config.diskPath)),
       log,
       now: Date.now,
     }
