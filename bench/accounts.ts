@@ -279,6 +279,8 @@ try {
           `  ${what}: ${IMAP_COUNT} creations ${rate(created.seconds, IMAP_COUNT)} (${cpuText(created.cpu)}), existing accounts ${rate(again.seconds, IMAP_COUNT)} (${cpuText(again.cpu)})`,
         )
       }
+      // HELD 0: no devices to keep open, and nothing to wait for.
+      if (HELD === 0) continue
       const { result: held, open } = await imapHeld(dovecot.imapsPort, logins(['h', 'k'][v] as string, HELD))
       try {
         console.log(
