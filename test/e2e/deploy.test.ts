@@ -145,7 +145,7 @@ describe.skipIf(skip).each(SUITES)('chatmail deploy host on a real Debian host: 
     expect(await guestShell(host, 'doveconf -n 2>&1 >/dev/null')).toBe('')
     const conf = await guestShell(host, 'doveconf -n')
     expect(conf).toMatch(/^imap_hibernate_timeout = 30 ?s(ecs)?$/m)
-    // Limits per service, no raised default_client_limit (it slows every login through auth's).
+    // Limits per service, no raised default_client_limit (it would raise every service's limit).
     expect(conf).not.toMatch(/^default_client_limit/m)
     expect(/^service imap \{\n([^}]*)/m.exec(conf)?.[1]).toMatch(/^ {2}process_limit = 1700$/m)
     expect(/^service auth \{\n([^}]*)/m.exec(conf)?.[1]).toMatch(/^ {2}client_limit = 2000$/m)

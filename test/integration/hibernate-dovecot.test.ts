@@ -39,8 +39,8 @@ describe('IMAP hibernation with our template', () => {
     const out = execFileSync('sh', ['-c', 'doveconf -c "$1" -n 2>&1 >/dev/null', 'sh', conf], { encoding: 'utf8' })
     expect(out).toBe('')
     const value = (name: string) => execFileSync('doveconf', ['-c', conf, '-h', name], { encoding: 'utf8' }).trim()
-    // auth's own limit, kept small (a larger one slows every login), and imap's process limit within
-    // it; imap-login and imap-hibernate keep dovecot's default, no raised default_client_limit.
+    // auth's own limit and imap's process limit within it; imap-login and imap-hibernate keep
+    // dovecot's default, no raised default_client_limit.
     expect([value('service/auth/client_limit'), value('service/imap/process_limit')]).toEqual(['2000', '1700'])
     expect(value('default_client_limit')).toBe('1000')
   })

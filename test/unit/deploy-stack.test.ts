@@ -310,7 +310,7 @@ describe('stacks made of services', () => {
       const auth = /^service auth \{\n([\s\S]*?)^\}/m.exec(conf)?.[1] ?? ''
       const authLimit = Number(/^ {2}client_limit = (\d+)$/m.exec(auth)?.[1])
       // auth takes a connection from each reused imap process and each imap-login, imap-urlauth-login
-      // and lmtp process (doveconf counts 100 each); a larger limit than that slows every login.
+      // and lmtp process (doveconf counts 100 each), which the limit covers.
       expect([processLimit, authLimit]).toEqual([1700, 2000])
       expect(processLimit + 3 * 100).toBeLessThanOrEqual(authLimit)
       expect(conf).not.toMatch(/^\s*default_client_limit\b/m)
