@@ -315,6 +315,8 @@ describe.skipIf(skip)(`a real Delta Chat core against a deployed server${skip ? 
     expect(page.body).toContain('<script src="/signup.js"></script>')
     // The script shows the link and its QR code, which /new sends (an image; the CSP allows data: images).
     expect((await hostHttps(d.host.host, 'GET', '/signup.js', byName())).body).toContain('body.dclogin_qr_svg')
+    // A browser's request for the icon gets no content, not a 404 (Chromium asks for it on every visit).
+    expect((await hostHttps(d.host.host, 'GET', '/favicon.ico', byName())).status).toBe(204)
     const created = await hostHttps(d.host.host, 'POST', '/new', byName())
     expect(created.status, created.body).toBe(200)
     const body = JSON.parse(created.body) as { email: string; password: string; dclogin_url: string }
