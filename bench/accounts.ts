@@ -35,6 +35,7 @@ import { join } from 'node:path'
 import { dovecotAuthBlocks, startAccountsService } from '../test/helpers/accounts.js'
 import { type Dovecot, sessionPlaces, startDovecot, templateServices } from '../test/helpers/dovecot.js'
 import { imapSession } from '../test/helpers/imap-login.js'
+import { cpuSeconds, procStat, USER_HZ } from '../test/helpers/proc.js'
 
 const COUNT = Number(process.argv[2] ?? 1000)
 const IMAP_COUNT = Number(process.argv[3] ?? 400)
@@ -93,25 +94,18 @@ async function authRun(socket: string, logins: Login[], conns = 4, inflight = 8)
  * Read between runs, when dovecot's processes are idle and none is ending.
  */
 function serverCpu(d: Dovecot, accountsPid: number): { dovecot: number; accounts: number } {
-  const tick = 100 // USER_HZ on Linux
-  const stat = (pid: string) => {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return text.slice(text.lastIndexOf(')') + 2).split(' ')
-  }
   const master = readFileSync(join(d.dir, 'run', 'master.pid'), 'utf8').trim()
-  const m = stat(master)
-  // After ')': state ppid ... utime(12th) stime cutime cstime.
-  let dovecot = Number(m[11]) + Number(m[12]) + Number(m[13]) + Number(m[14])
+  const m = procStat(master)
+  // The master's own times and those of the children it has reaped (cutime, cstime).
+  let dovecot = cpuSeconds(master) + (Number(m[13]) + Number(m[14])) / USER_HZ
   for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
     try {
-      const f = stat(pid)
-      if (f[1] === master) dovecot += Number(f[11]) + Number(f[12])
+      if (procStat(pid)[1] === master) dovecot += cpuSeconds(pid)
     } catch {
       // ended meanwhile
     }
   }
-  const a = stat(String(accountsPid))
-  return { dovecot: dovecot / tick, accounts: (Number(a[11]) + Number(a[12])) / tick }
+  return { dovecot, accounts: cpuSeconds(accountsPid) }
 }
 
 /**

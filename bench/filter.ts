@@ -28,6 +28,7 @@ import { join } from 'node:path'
 import { CMD, FrameReader, frame } from '../src/remote/chatmail-filter/milter.js'
 import { checkMessage, type Envelope } from '../src/remote/chatmail-filter/mime.js'
 import { pgpMimeMessage } from '../test/helpers/pgp-mime.js'
+import { cpuSeconds } from '../test/helpers/proc.js'
 
 const SECONDS = Number(process.argv[2] ?? 5)
 const CONNECTIONS = 4
@@ -60,11 +61,9 @@ const all = [
 ]
 
 function procStat(pid: number): { cpuS: number; rss: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
   const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024
-  return { cpuS: (Number(f[11]) + Number(f[12])) / 100, rss }
+  return { cpuS: cpuSeconds(pid), rss }
 }
 
 const only = process.argv.slice(3)

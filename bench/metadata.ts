@@ -21,6 +21,7 @@
 import { readFileSync } from 'node:fs'
 import { Worker } from 'node:worker_threads'
 import { type MetadataService, startMetadataService } from '../test/helpers/dovecot.js'
+import { cpuSeconds as procCpuSeconds } from '../test/helpers/proc.js'
 
 const TURN_LOOKUP =
   'Lshared/0123456789abcdef0123456789abcdef/vendor/vendor.dovecot/pvt/server/vendor/deltachat/turn\talice@example.org\n'
@@ -137,8 +138,7 @@ function cpuSeconds(pid: number): number {
   try {
     return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e9
   } catch {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
-    return (Number(fields[11]) + Number(fields[12])) / 100 // USER_HZ is 100 on Linux
+    return procCpuSeconds(pid)
   }
 }
 

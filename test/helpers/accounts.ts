@@ -11,7 +11,6 @@ import { buildRemote, logWith } from './dovecot.js'
 const ROOT = join(import.meta.dirname, '..', '..')
 export const ACCOUNTS_PROGRAM = join(ROOT, 'dist', 'remote', 'chatmail-accounts.js')
 
-/** `chatmail-accounts expire CONFIG`, the daily expiry, as the built program: its exit code and log. */
 /**
  * A maildir with one seen message (`cur/1.host:2,S`), as the expiry tests lay them out; given
  * `mtime` (unix seconds), the mailbox directory gets that modification time.
@@ -22,6 +21,7 @@ export function makeMailbox(dir: string, mtime?: number): void {
   if (mtime !== undefined) utimesSync(dir, mtime, mtime)
 }
 
+/** `chatmail-accounts expire CONFIG`, the daily expiry, as the built program: its exit code and log. */
 export function expireCommand(configPath: string): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, [ACCOUNTS_PROGRAM, 'expire', configPath], { timeout: 120_000 }, (err, _out, stderr) =>
