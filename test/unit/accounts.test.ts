@@ -96,6 +96,50 @@ describe('limits', () => {
     expect(new RateLimiter(0, 1000).take('a', 0)).toBe(false)
   })
 
+  it('a large limit counts the same as a plain sliding window, across compactions and a clock that went back', () => {
+    // The reference: every recorded time of the client filtered against the window on each take.
+    const reference = (max: number, windowMs: number) => {
+      const hits = new Map<string, number[]>()
+      return (client: string, now: number) => {
+        const times = (hits.get(client) ?? []).filter((t) => t > now - windowMs)
+        const ok = times.length < max
+        if (ok) times.push(now)
+        hits.set(client, times)
+        return ok
+      }
+    }
+    for (const [max, windowMs] of [
+      [500, 1000],
+      [1500, 5000],
+      [1, 10],
+      [70, 200],
+    ] as const) {
+      const r = new RateLimiter(max, windowMs)
+      const ref = reference(max, windowMs)
+      const got: boolean[] = []
+      const want: boolean[] = []
+      let now = 0
+      for (let i = 0; i < 20_000; i++) {
+        // Bursts and gaps, so the window fills, refuses, drains and the front is compacted.
+        now += i % 4000 < 2500 ? i % 3 : 7
+        const client = i % 5 === 0 ? 'b' : 'a'
+        got.push(r.take(client, now))
+        want.push(ref(client, now))
+      }
+      expect(got).toEqual(want)
+      expect(got.filter((x) => !x).length).toBeGreaterThan(0)
+    }
+    // The clock goes back: still never more than max in any window.
+    const r = new RateLimiter(2, 1000)
+    expect([r.take('a', 5000), r.take('a', 100), r.take('a', 150), r.take('a', 5999), r.take('a', 6001)]).toEqual([
+      true,
+      true,
+      false,
+      false,
+      true,
+    ])
+  })
+
   it('disk and memory', () => {
     expect(memAvailable('MemTotal: 100 kB\nMemAvailable:    2048 kB\n')).toBe(2048 * 1024)
     const M = 1024 * 1024

@@ -6,7 +6,13 @@ import { readFileSync, statfsSync } from 'node:fs'
 
 /** At most `max` creations per client address in any `windowMs` (a sliding log per address). */
 export class RateLimiter {
-  private readonly hits = new Map<string, number[]>()
+  /**
+   * Per client, the times of its creations in order, from `head` on (those before it have left
+   * the window). Each take drops what left the window from the front in O(1) a creation, and the
+   * array is compacted once more than half of it is gone: a client with a limit of thousands (an
+   * event behind one NAT address) no longer costs a copy of all its times per creation.
+   */
+  private readonly hits = new Map<string, { times: number[]; head: number }>()
 
   constructor(
     private readonly max: number,
@@ -15,18 +21,28 @@ export class RateLimiter {
     private readonly maxClients = 100_000,
   ) {}
 
-  /** Records a creation for `client` when allowed; false when it is over its limit. */
+  /**
+   * Records a creation for `client` when allowed; false when it is over its limit. When the clock
+   * goes back, a time recorded before stays counted until those before it have left the window:
+   * the limit errs on the strict side.
+   */
   take(client: string, nowMs: number): boolean {
     if (this.max === 0) return false
     const cutoff = nowMs - this.windowMs
-    const times = (this.hits.get(client) ?? []).filter((t) => t > cutoff)
-    if (times.length >= this.max) {
-      this.hits.set(client, times)
+    const entry = this.hits.get(client) ?? { times: [], head: 0 }
+    const { times } = entry
+    while (entry.head < times.length && (times[entry.head] as number) <= cutoff) entry.head++
+    if (entry.head > 64 && entry.head * 2 > times.length) {
+      entry.times = times.slice(entry.head)
+      entry.head = 0
+    }
+    if (entry.times.length - entry.head >= this.max) {
+      this.hits.set(client, entry)
       return false
     }
-    times.push(nowMs)
+    entry.times.push(nowMs)
     this.hits.delete(client)
-    this.hits.set(client, times)
+    this.hits.set(client, entry)
     if (this.hits.size > this.maxClients) this.hits.delete(this.hits.keys().next().value as string)
     return true
   }
