@@ -8,9 +8,10 @@ import { count, duration, size } from './fields.js'
 import { days, daysSeconds } from './storage.js'
 
 /**
- * PBKDF2-HMAC-SHA1 rounds of a new password hash, at least (one hash ≈ 3 ms of one core on the
- * test machine; every login pays one). Each hash keeps its own count, so a change applies to
- * accounts created afterwards and never locks anyone out.
+ * PBKDF2-HMAC-SHA1 rounds of the hash of a password picked on a first login, at least (one hash
+ * ≈ 2–3 ms of one core on the test machine; each of its logins pays one; /new's drawn passwords
+ * get one round). Each hash keeps its own count, so a change applies to accounts created
+ * afterwards and never locks anyone out.
  */
 export const MIN_PASSWORD_HASH_ROUNDS = 10_000
 

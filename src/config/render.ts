@@ -64,7 +64,11 @@ export function renderConfig(c: Config, note?: string): string {
   kv('username_min_length', a.usernameMinLength, 'new addresses: length of the part before @')
   kv('username_max_length', a.usernameMaxLength)
   kv('password_min_length', a.passwordMinLength)
-  kv('password_hash_rounds', a.passwordHashRounds, 'PBKDF2 rounds of new password hashes (each login costs one hash)')
+  kv(
+    'password_hash_rounds',
+    a.passwordHashRounds,
+    'PBKDF2 rounds of a password picked on a first login (each login: one hash)',
+  )
   kv('min_free_disk', a.minFreeDisk, 'no new accounts below this free disk')
   kv('min_available_memory', a.minAvailableMemory, 'no new accounts below this available memory')
   kv('max_creations_per_client', a.maxCreationsPerClient, 'new accounts per client address per window')

@@ -144,6 +144,11 @@ describe('chatmail-accounts with dovecot', () => {
     expect(r.body.dclogin_url).toBeUndefined()
     expect(await imapLogin(dovecot.imapPort, r.body.email as string, r.body.password as string)).toMatch(/^a OK/)
     expect(await imapLogin(dovecot.imapPort, r.body.email as string, 'not-the-password')).toMatch(/^a NO/)
+    // The password the service drew (131 random bits) is stored with one round, still dovecot's scheme.
+    const line = readFileSync(`${dataDir}/accounts`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`${r.body.email}\t`))
+    expect(line).toMatch(/\t\{PBKDF2\}\$1\$[A-Za-z0-9]{16}\$1\$[0-9a-f]{40}\t\d+$/)
   })
 
   it('registration invite: /new needs a valid invite, which works its number of times', async () => {

@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { dcloginUrl } from '../../src/remote/chatmail-accounts/accounts.js'
+import { Accounts, DRAWN_PASSWORD_ROUNDS, dcloginUrl } from '../../src/remote/chatmail-accounts/accounts.js'
 import { canonical, mayCreate } from '../../src/remote/chatmail-accounts/address.js'
 import { parseAuthKey, splitEscaped } from '../../src/remote/chatmail-accounts/auth-keys.js'
 import { parseConfig } from '../../src/remote/chatmail-accounts/config.js'
@@ -11,7 +14,7 @@ import {
 } from '../../src/remote/chatmail-accounts/limits.js'
 import { hashPassword, verifyPassword, verifyPasswordSync } from '../../src/remote/chatmail-accounts/password.js'
 import { decodeRequest, encodeNetstring } from '../../src/remote/chatmail-accounts/socketmap.js'
-import { parseAccounts } from '../../src/remote/chatmail-accounts/store.js'
+import { AccountStore, parseAccounts } from '../../src/remote/chatmail-accounts/store.js'
 
 const rules = { domain: 'chat.example.org', localMinLength: 9, localMaxLength: 9, passwordMinLength: 9 }
 
@@ -80,6 +83,83 @@ describe('password hashes (dovecot PBKDF2)', () => {
     expect(await verifyPassword('secret-passwore', h)).toBe(false)
     expect(await verifyPassword('x', '{PLAIN}x')).toBe(false)
     expect(await verifyPassword('x', '{SHA512-CRYPT}$6$abc$def')).toBe(false)
+  })
+})
+
+describe('passdb replies and the hash each account gets', () => {
+  const setup = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chatmail-passdb-'))
+    const store = new AccountStore(dir)
+    const accounts = new Accounts(
+      {
+        rules,
+        registration: 'open',
+        minFreeDisk: 0,
+        minAvailableMemory: 0,
+        pbkdf2Rounds: 10_000,
+        mailRoot: '/home/vmail/mail',
+        selfSigned: false,
+      },
+      {
+        store,
+        lastLogins: { record: () => {} } as never,
+        invites: undefined as never,
+        limiter: { take: () => true } as never,
+        resources: () => ({ freeDiskBytes: 1e12, availableMemoryBytes: 1e12 }),
+        log: () => {},
+        now: () => Date.now(),
+      },
+    )
+    return { dir, store, accounts }
+  }
+  const rounds = (hash: string | undefined) => Number(/^\{PBKDF2\}\$1\$[^$]+\$(\d+)\$/.exec(hash ?? '')?.[1])
+
+  it('a first login stores the configured rounds; /new, whose password it drew itself (131 random bits), one', async () => {
+    const { dir, store, accounts } = setup()
+    try {
+      expect(await accounts.passdb('firstlogi@chat.example.org', 'chosen-pw-1', '192.0.2.1', 'imap')).toEqual({
+        password: '{PLAIN}chosen-pw-1',
+      })
+      expect(rounds(store.get('firstlogi@chat.example.org')?.hash)).toBe(10_000)
+      const made = await accounts.signup('192.0.2.1', undefined)
+      if (!made.ok) throw new Error(made.reason)
+      expect(made.password.length).toBeGreaterThanOrEqual(22)
+      expect(rounds(store.get(made.email)?.hash)).toBe(DRAWN_PASSWORD_ROUNDS)
+      expect(DRAWN_PASSWORD_ROUNDS).toBe(1)
+      expect(await accounts.passdb(made.email, made.password, '192.0.2.1', 'imap')).toEqual({
+        password: `{PLAIN}${made.password}`,
+      })
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('a wrong password gets a plain value nothing matches, never the stored hash for dovecot to hash again', async () => {
+    const { dir, store, accounts } = setup()
+    try {
+      await accounts.passdb('firstlogi@chat.example.org', 'chosen-pw-1', '192.0.2.1', 'imap')
+      const stored = store.get('firstlogi@chat.example.org')?.hash
+      const replies = [
+        await accounts.passdb('firstlogi@chat.example.org', 'guessed-pw', '192.0.2.1', 'imap'),
+        await accounts.passdb('FIRSTLOGI@chat.example.org', 'guessed-pw', '192.0.2.1', 'smtp'),
+      ]
+      for (const r of replies) {
+        expect(r?.password).toMatch(/^\{PLAIN\}[0-9a-f]{48}$/)
+        expect(r?.password).not.toBe(stored)
+        expect(r?.password).not.toContain('guessed-pw')
+      }
+      expect(replies[0]?.password).not.toBe(replies[1]?.password)
+      expect(replies[1]?.user).toBe('firstlogi@chat.example.org')
+      // Two first logins of one new address at once with different passwords: one made it, the other is judged.
+      const both = await Promise.all([
+        accounts.passdb('racerace1@chat.example.org', 'password-a', '192.0.2.1', 'imap'),
+        accounts.passdb('racerace1@chat.example.org', 'password-b', '192.0.2.1', 'imap'),
+      ])
+      expect(both[0]).toEqual({ password: '{PLAIN}password-a' })
+      expect(both[1]?.password).toMatch(/^\{PLAIN\}[0-9a-f]{48}$/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 

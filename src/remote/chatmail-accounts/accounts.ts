@@ -2,7 +2,7 @@
  * The account logic: first-login creation (dovecot passdb), mailbox lookups (dovecot userdb,
  * postfix), and the sign-up endpoint's fresh accounts. No I/O of its own but the store's.
  */
-import { randomInt } from 'node:crypto'
+import { randomBytes, randomInt } from 'node:crypto'
 import { isIPv4 } from 'node:net'
 import type { Logger } from '../lib/log.js'
 import { canonical, mailHome, mayCreate, type Parsed, type Rules } from './address.js'
@@ -50,6 +50,16 @@ export type Signup =
   | { ok: false; status: number; reason: string }
 
 const PASSWORD_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'
+
+/**
+ * PBKDF2 rounds of the hash of a password this service drew itself for /new: 22 or more of 62
+ * characters, at least 131 random bits. Rounds make guessing a password a person chose dearer;
+ * nobody guesses 131 random bits, so one round (a salted HMAC-SHA-1, still dovecot's PBKDF2
+ * scheme) keeps such a password as safe as any count would (NIST SP 800-63B asks for a key
+ * derivation function only below 112 bits). Every later login of the account, each reconnect of
+ * each of its devices, then verifies in microseconds instead of milliseconds of the server's CPU.
+ */
+export const DRAWN_PASSWORD_ROUNDS = 1
 const LOCAL_CHARS = 'abcdefghijklmnopqrstuvwxyz0123456789'
 
 function randomText(chars: string, n: number): string {
@@ -65,6 +75,15 @@ function randomText(chars: string, n: number): string {
  * OK as a successful login with any password.
  */
 const NOLOGIN_SERVICES = new Set(['imap'])
+
+/**
+ * What dovecot gets back for a wrong password: a plain value that no password matches, so that it
+ * refuses without hashing anything (given the stored hash, it ran PBKDF2 again, in its own slower
+ * code, for every wrong guess).
+ */
+function wrongPassword(): string {
+  return `{PLAIN}${randomBytes(24).toString('hex')}`
+}
 
 function refusal(reason: string, service: string): PassdbReply {
   return NOLOGIN_SERVICES.has(service) ? { nopassword: 'y', nologin: 'y', reason } : undefined
@@ -83,8 +102,13 @@ export class Accounts {
     return this.deps.store.size
   }
 
-  private hashReply(parsed: Parsed, hash: string, login: string): Record<string, string> {
-    return login === parsed.address ? { password: hash } : { password: hash, user: parsed.address }
+  /**
+   * The passdb reply for a login whose password this service has judged: the password as given when
+   * it matched (dovecot compares it, no second hash), else one that never matches.
+   */
+  private judged(parsed: Parsed, login: string, password: string, match: boolean): Record<string, string> {
+    const reply = match ? `{PLAIN}${password}` : wrongPassword()
+    return login === parsed.address ? { password: reply } : { password: reply, user: parsed.address }
   }
 
   /** Why no account may be created now (server-wide), or undefined. */
@@ -101,11 +125,11 @@ export class Accounts {
    * Creates the account with this password. Resolves with the stored hash, and `mine` when this
    * call's password made the account (not a concurrent creation of the same address).
    */
-  private create(parsed: Parsed, password: string): Promise<{ hash: string; mine: boolean }> {
+  private create(parsed: Parsed, password: string, rounds: number): Promise<{ hash: string; mine: boolean }> {
     const p = this.pending.get(parsed.address)
     if (p) return p.then((hash) => ({ hash, mine: false }))
     let mine = false
-    const created = hashPassword(password, this.policy.pbkdf2Rounds)
+    const created = hashPassword(password, rounds)
       .then((hash) => {
         const existing = this.deps.store.get(parsed.address)
         if (existing) return existing.hash
@@ -127,14 +151,11 @@ export class Accounts {
     const parsed = canonical(login, this.policy.rules.domain)
     if (parsed === undefined) return undefined
     const existing = this.deps.store.get(parsed.address)
-    if (existing) {
-      // Verified here (OpenSSL's PBKDF2, in the thread pool, several at once: about 4x faster than
-      // dovecot's own); a match goes back as given, anything else as the hash, which dovecot refuses.
-      const match = await verifyPassword(password, existing.hash)
-      return this.hashReply(parsed, match ? `{PLAIN}${password}` : existing.hash, login)
-    }
+    // Verified here (OpenSSL's PBKDF2, in the thread pool, several at once: about 4x faster than
+    // dovecot's own), and only here.
+    if (existing) return this.judged(parsed, login, password, await verifyPassword(password, existing.hash))
     const pending = this.pending.get(parsed.address)
-    if (pending) return this.hashReply(parsed, await pending, login)
+    if (pending) return this.judged(parsed, login, password, await verifyPassword(password, await pending))
     if (this.policy.registration === 'closed') return refusal('registration is closed on this server', service)
     if (this.deps.store.isExpiring(parsed.address))
       return refusal(
@@ -151,10 +172,10 @@ export class Accounts {
       this.deps.log('warn', `refused to create ${parsed.address} for ${client || 'unknown'}: ${blocked.reason}`)
       return refusal(blocked.reason, service)
     }
-    const { hash, mine } = await this.create(parsed, password)
-    // The account was just made from this very password: dovecot compares it as given instead of
-    // running PBKDF2 a second time (half the cost of a creation). The stored hash is PBKDF2 as always.
-    return this.hashReply(parsed, mine ? `{PLAIN}${password}` : hash, login)
+    const { hash, mine } = await this.create(parsed, password, this.policy.pbkdf2Rounds)
+    // The account was just made from this very password: no second hash to check it. A concurrent
+    // first login of the same address with another password made it: this one is checked.
+    return this.judged(parsed, login, password, mine || (await verifyPassword(password, hash)))
   }
 
   /** dovecot userdb lookup: the mailbox of an existing account. */
@@ -243,7 +264,7 @@ export class Accounts {
         parsed = candidate
     }
     if (parsed === undefined) return { ok: false, status: 503, reason: 'could not find a free address: try again' }
-    await this.create(parsed, password)
+    await this.create(parsed, password, DRAWN_PASSWORD_ROUNDS)
     if (mode === 'invite' && token) this.deps.invites.use(token, nowMs)
     const email = parsed.address
     return this.policy.selfSigned
