@@ -3,7 +3,7 @@
  * (`tls`, the certificate not checked): the tagged reply line.
  */
 import { connect } from 'node:net'
-import { connect as tlsConnect } from 'node:tls'
+import { type SecureContext, connect as tlsConnect } from 'node:tls'
 import { ImapFlow } from 'imapflow'
 
 function quote(s: string): string {
@@ -20,11 +20,17 @@ export function imapSession(
   user: string,
   password: string,
   host = '127.0.0.1',
-  tls = false,
+  /**
+   * Over TLS; with a SecureContext, on that one, as a device makes its context once and reuses it
+   * for every connection (node would make a new one for each connection, at a cost no device pays).
+   */
+  tls: boolean | SecureContext = false,
   idle = false,
 ): Promise<{ reply: string; logout(): void }> {
   return new Promise((resolve, reject) => {
-    const s = tls ? tlsConnect({ port, host, rejectUnauthorized: false }) : connect(port, host)
+    const s = tls
+      ? tlsConnect({ port, host, rejectUnauthorized: false, ...(tls === true ? {} : { secureContext: tls }) })
+      : connect(port, host)
     let buf = ''
     let step: 'greeting' | 'login' | 'select' | 'idle' | 'done' = 'greeting'
     let reply = ''
