@@ -50,6 +50,7 @@ export type Signup =
   | { ok: false; status: number; reason: string }
 
 const PASSWORD_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'
+const LOCAL_CHARS = 'abcdefghijklmnopqrstuvwxyz0123456789'
 
 /**
  * PBKDF2 rounds of the hash of a password this service drew itself for /new: 22 or more of 62
@@ -60,7 +61,6 @@ const PASSWORD_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123
  * each of its devices, then verifies in microseconds instead of milliseconds of the server's CPU.
  */
 export const DRAWN_PASSWORD_ROUNDS = 1
-const LOCAL_CHARS = 'abcdefghijklmnopqrstuvwxyz0123456789'
 
 function randomText(chars: string, n: number): string {
   let s = ''
