@@ -12,8 +12,9 @@ PKGS+=(knot)
 if [ "${CHATMAIL_E2E:-1}" != 0 ]; then
   PKGS+=(systemd-container mmdebstrap pebble openssh-client)
   # The Delta Chat core e2e: a resolver on the fenced core's loopback (test/helpers/deltachat.ts),
-  # and zip for the webxdc app of the realtime test (test/helpers/realtime.ts).
-  PKGS+=(dnsmasq-base zip)
+  # zip for the webxdc app of the realtime test (test/helpers/realtime.ts), and a real browser on
+  # the sign-up page with a QR code reader (test/helpers/browser.ts).
+  PKGS+=(dnsmasq-base zip chromium zbar-tools)
 fi
 
 missing=()

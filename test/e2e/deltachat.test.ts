@@ -10,6 +10,7 @@ import { createServer } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { connect as tlsConnect } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { browserSkipReason, signUpInBrowser } from '../helpers/browser.js'
 import {
   allocateAsCore,
   CONNECT_JS,
@@ -141,6 +142,33 @@ describe.skipIf(skip)(`a real Delta Chat core against a deployed server${skip ? 
     )
     await core.rpc.removeAccount(id)
   }, 60_000)
+
+  test('the sign-up page in a real browser (Chromium, fenced): its script shows a dclogin: link and a QR code that scans to it; core configures from that link', async (ctx) => {
+    const missing = browserSkipReason() ?? (await signupMissing(d.host.host))
+    if (missing) ctx.skip(missing)
+    const ip = d.host.host
+    const shown = await signUpInBrowser(fence, `https://${ip}/`)
+    const address = /^dclogin:([^?]+)\?/.exec(shown.link)?.[1] ?? ''
+    const esc = ip.replaceAll('.', '\\.')
+    expect(address).toMatch(new RegExp(`^[a-z0-9]{9}@\\[${esc}\\]$`))
+    expect(shown.link).toMatch(new RegExp(`\\?p=[A-Za-z0-9]{22}&v=1&ih=${esc}&sh=${esc}&ic=3$`))
+    expect(shown.text).toBe(`Log in to ${address} with Delta Chat`)
+    // The QR code a phone would scan from the screen carries exactly the link.
+    expect(shown.qr).toBe(shown.link)
+    expect(shown.errors).toEqual([])
+    // The page, its script and /new, all from the server itself (data: is the QR code's image).
+    const asked = shown.requests.filter((u) => !u.startsWith('data:'))
+    expect(asked).toContain(`https://${ip}/new`)
+    for (const u of asked) expect(u.startsWith(`https://${ip}/`), u).toBe(true)
+    const id = await core.rpc.addAccount()
+    try {
+      expect(await core.rpc.checkQr(id, shown.link)).toEqual({ kind: 'login', address })
+      await core.rpc.addTransportFromQr(id, shown.link)
+      expect(await core.rpc.isConfigured(id)).toBe(true)
+    } finally {
+      await core.rpc.removeAccount(id)
+    }
+  }, 180_000)
 
   test('address + password (+ the server, which core cannot guess from user@[IP]) configure a core; iceServers() lists our TURN with credentials the secret made, and they allocate', async () => {
     const id = await core.rpc.addAccount()
