@@ -6,10 +6,33 @@ import { execFile, spawn } from 'node:child_process'
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Accounts, type Policy } from '../../src/remote/chatmail-accounts/accounts.js'
+import { LastLogins } from '../../src/remote/chatmail-accounts/lastlogin.js'
+import type { AccountStore } from '../../src/remote/chatmail-accounts/store.js'
 import { buildRemote, logWith } from './dovecot.js'
 
 const ROOT = join(import.meta.dirname, '..', '..')
 export const ACCOUNTS_PROGRAM = join(ROOT, 'dist', 'remote', 'chatmail-accounts.js')
+
+/**
+ * chatmail-accounts' account logic in-process, for unit tests: on `store` (its login record in
+ * `dir`), with the creation limit and the host's disk and memory out of the way, the clock stopped
+ * at `now` (unix seconds), and its log lines collected.
+ */
+export function accountsOn(store: AccountStore, dir: string, policy: Policy, now: number) {
+  const lastLogins = new LastLogins(dir)
+  const log: string[] = []
+  const accounts = new Accounts(policy, {
+    store,
+    lastLogins,
+    invites: undefined as never,
+    limiter: { take: () => true } as never,
+    resources: () => ({ freeDiskBytes: 1e12, availableMemoryBytes: 1e12 }),
+    log: (_level, message) => log.push(message),
+    now: () => now * 1000,
+  })
+  return { dir, store, lastLogins, accounts, log }
+}
 
 /**
  * A maildir with one seen message (`cur/1.host:2,S`), as the expiry tests lay them out; given

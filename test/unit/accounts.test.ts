@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { Accounts, DRAWN_PASSWORD_ROUNDS, dcloginUrl } from '../../src/remote/chatmail-accounts/accounts.js'
+import { DRAWN_PASSWORD_ROUNDS, dcloginUrl } from '../../src/remote/chatmail-accounts/accounts.js'
 import { canonical, mayCreate } from '../../src/remote/chatmail-accounts/address.js'
 import { parseAuthKey, splitEscaped } from '../../src/remote/chatmail-accounts/auth-keys.js'
 import { parseConfig } from '../../src/remote/chatmail-accounts/config.js'
@@ -15,6 +15,7 @@ import {
 import { hashPassword, verifyPassword, verifyPasswordSync } from '../../src/remote/chatmail-accounts/password.js'
 import { decodeRequest, encodeNetstring } from '../../src/remote/chatmail-accounts/socketmap.js'
 import { AccountStore, parseAccounts } from '../../src/remote/chatmail-accounts/store.js'
+import { accountsOn } from '../helpers/accounts.js'
 
 const rules = { domain: 'chat.example.org', localMinLength: 9, localMaxLength: 9, passwordMinLength: 9 }
 
@@ -89,28 +90,16 @@ describe('password hashes (dovecot PBKDF2)', () => {
 describe('passdb replies and the hash each account gets', () => {
   const setup = () => {
     const dir = mkdtempSync(join(tmpdir(), 'chatmail-passdb-'))
-    const store = new AccountStore(dir)
-    const accounts = new Accounts(
-      {
-        rules,
-        registration: 'open',
-        minFreeDisk: 0,
-        minAvailableMemory: 0,
-        pbkdf2Rounds: 10_000,
-        mailRoot: '/home/vmail/mail',
-        selfSigned: false,
-      },
-      {
-        store,
-        lastLogins: { record: () => {} } as never,
-        invites: undefined as never,
-        limiter: { take: () => true } as never,
-        resources: () => ({ freeDiskBytes: 1e12, availableMemoryBytes: 1e12 }),
-        log: () => {},
-        now: () => Date.now(),
-      },
-    )
-    return { dir, store, accounts }
+    const policy = {
+      rules,
+      registration: 'open' as const,
+      minFreeDisk: 0,
+      minAvailableMemory: 0,
+      pbkdf2Rounds: 10_000,
+      mailRoot: '/home/vmail/mail',
+      selfSigned: false,
+    }
+    return accountsOn(new AccountStore(dir), dir, policy, Math.floor(Date.now() / 1000))
   }
   const rounds = (hash: string | undefined) => Number(/^\{PBKDF2\}\$1\$[^$]+\$(\d+)\$/.exec(hash ?? '')?.[1])
 

@@ -11,11 +11,11 @@ import { importIni } from '../../src/config/ini.js'
 import { buildConfig } from '../../src/config/init.js'
 import { ConfigError, parseConfigText } from '../../src/config/load.js'
 import type { FileResource, Resource } from '../../src/deploy/resources.js'
-import { Accounts } from '../../src/remote/chatmail-accounts/accounts.js'
 import { parseConfig } from '../../src/remote/chatmail-accounts/config.js'
 import { expireMessages } from '../../src/remote/chatmail-accounts/expire.js'
 import { LastLogins, lastLoginUser, parseLastLogins } from '../../src/remote/chatmail-accounts/lastlogin.js'
 import { AccountStore, parseAccounts } from '../../src/remote/chatmail-accounts/store.js'
+import { accountsOn } from '../helpers/accounts.js'
 import { BOOKWORM, buildTestStack } from '../helpers/stack.js'
 
 const DAY = 86400
@@ -183,20 +183,7 @@ describe('chatmail-accounts: the expiry', () => {
     const dir = mkdtempSync(join(tmpdir(), 'chatmail-expiry-'))
     return setupWith(new AccountStore(dir), dir, now)
   }
-  const setupWith = (store: AccountStore, dir: string, now: number) => {
-    const lastLogins = new LastLogins(dir)
-    const log: string[] = []
-    const accounts = new Accounts(policy, {
-      store,
-      lastLogins,
-      invites: undefined as never,
-      limiter: { take: () => true } as never,
-      resources: () => ({ freeDiskBytes: 1e12, availableMemoryBytes: 1e12 }),
-      log: (_level, message) => log.push(message),
-      now: () => now * 1000,
-    })
-    return { dir, store, lastLogins, accounts, log }
-  }
+  const setupWith = (store: AccountStore, dir: string, now: number) => accountsOn(store, dir, policy, now)
 
   it('deletes accounts without a login (or, never logged in, made) before the cutoff; the file stays consistent', () => {
     const now = 1_800_000_000
