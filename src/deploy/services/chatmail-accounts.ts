@@ -6,7 +6,7 @@ import { ACCOUNTS } from '../../signup/remote.js'
 import { directory, service, user } from '../resources.js'
 import type { ServiceModule } from '../service.js'
 import { doctorAddress, MANAGED_BY, PATHS, remoteProgram, render } from './common.js'
-import { DOVECOT_USERS } from './dovecot.js'
+import { DOCTOR_PASSDB, DOVECOT_USERS } from './dovecot.js'
 
 export const chatmailAccounts: ServiceModule = {
   name: 'chatmail-accounts',
@@ -50,6 +50,8 @@ export const chatmailAccounts: ServiceModule = {
         ...expiryVars,
         expire_exempt: expireExempt,
         users_file: DOVECOT_USERS,
+        // dovecot.conf's passdbs before this service, in its order.
+        passwd_files: `${DOCTOR_PASSDB} ${DOVECOT_USERS}`,
       },
       { mode: '0644' },
     )
