@@ -2,8 +2,11 @@
  * The body of a multipart/encrypted message (or of a cleartext Secure-Join request), checked as
  * it streams past: the two PGP/MIME parts, the armor, and the OpenPGP packets inside it. Memory
  * stays at one line (at most 998 characters) whatever the message's size. Pure, no I/O.
+ *
+ * Lines end at LF (a CR before it is dropped). A CR anywhere else is refused: some parsers
+ * (Python's `email`) end a line there, and could find a boundary the filter did not see.
  */
-import { type ContentType, parseContentType } from './headers.js'
+import { type ContentType, parseContentType, parseEncoding } from './headers.js'
 import { PacketScanner } from './openpgp.js'
 import { type Direction, malformed, refuse, type Verdict } from './verdict.js'
 
@@ -15,6 +18,9 @@ const MAX_PART_HEADER = 16 * 1024
 const MAX_SMALL_BODY = 1024 // the Version part, a Secure-Join text
 
 export type Mode = 'encrypted' | 'securejoin'
+
+/** The encodings a part the filter reads may have: its text is read as it is. */
+const IDENTITY = new Set(['7bit', '8bit', 'binary'])
 
 type BodyState =
   | 'preamble'
@@ -135,13 +141,12 @@ export class BodyCheck {
         // A run of whole lines inside a packet body, skipped by arithmetic: the first and the
         // last line of the run must sit where regular lines would.
         const k = Math.min(Math.floor(skippable / bytes), Math.floor((len - pos) / stride))
-        const last = pos + (k - 1) * stride
-        if (!this.regularLine(buf, pos, L, cr) || !this.regularLine(buf, last, L, cr)) break
+        if (!this.regularLines(buf, pos, k, L, cr)) break
         this.scanner.skip(k * bytes)
-        pos = last + stride
+        pos += k * stride
         continue
       }
-      if (!this.regularLine(buf, pos, L, cr)) break
+      if (!this.regularLines(buf, pos, 1, L, cr)) break
       this.scanner.feed(Buffer.from(buf.toString('latin1', pos, pos + L), 'base64'))
       if (this.scanner.error) {
         this.fail(refuse(this.scanner.error))
@@ -152,14 +157,26 @@ export class BodyCheck {
     return pos
   }
 
-  private regularLine(buf: Buffer, p: number, L: number, cr: boolean): boolean {
-    if (cr ? buf[p + L] !== 13 || buf[p + L + 1] !== 10 : buf[p + L] !== 10) return false
-    return B64[buf[p] as number] === 1 && B64[buf[p + L - 1] as number] === 1
+  /**
+   * Are the k lines from p regular: each L characters and its line end, nothing that ends a line
+   * inside it (CR or LF, for any parser), starting and ending with a base64 character (so no
+   * line of them is a boundary delimiter)? The characters between are not read one by one: they
+   * are the packet data the scanner skips or decodes.
+   */
+  private regularLines(buf: Buffer, p: number, k: number, L: number, cr: boolean): boolean {
+    const stride = L + (cr ? 2 : 1)
+    for (let q = p; q < p + k * stride; q += stride) {
+      if (B64[buf[q] as number] !== 1 || B64[buf[q + L - 1] as number] !== 1) return false
+      if (buf.indexOf(10, q) !== q + stride - 1) return false
+      if (cr && buf.indexOf(13, q) !== q + L) return false
+    }
+    return cr || buf.subarray(p, p + k * stride).indexOf(13) < 0
   }
 
   /** One line, [start, nl) of buf, nl at its LF (or the end); the CR before the LF is dropped. */
   private line(buf: Buffer, start: number, nl: number): void {
     const end = nl > start && buf[nl - 1] === 13 ? nl - 1 : nl
+    if (buf.subarray(start, end).indexOf(13) >= 0) return void this.fail(malformed('a CR that does not end a line'))
     const d = this.delimiter
     const isDelimiter =
       end - start >= d.length &&
@@ -254,22 +271,30 @@ export class BodyCheck {
     }
     // End of the part's headers.
     let ct: ContentType | undefined
-    let cte = ''
+    let cte: string | undefined
     for (const h of this.headerLines) {
       const colon = h.indexOf(':')
       if (colon < 0) return void this.fail(malformed('a MIME part header line without a colon'))
-      const name = h.slice(0, colon).trim().toLowerCase()
-      const value = h.slice(colon + 1).trim()
+      // A field name as RFC 5322 has it (no space before the colon): parsers that read another
+      // line as the end of the part's header would see a different part.
+      if (!/^[\x21-\x39\x3b-\x7e]+$/.test(h.slice(0, colon)))
+        return void this.fail(malformed(`a MIME part header line that is not a field (${h.slice(0, 40)})`))
+      const name = h.slice(0, colon).toLowerCase()
+      const value = h.slice(colon + 1)
       if (name === 'content-type') {
         if (ct) return void this.fail(malformed('a MIME part with two Content-Type headers'))
         ct = parseContentType(value) ?? { mime: 'invalid', params: new Map() }
-      } else if (name === 'content-transfer-encoding') cte = value.toLowerCase()
+      } else if (name === 'content-transfer-encoding') {
+        if (cte !== undefined)
+          return void this.fail(malformed('a MIME part with two Content-Transfer-Encoding headers'))
+        cte = parseEncoding(value) ?? 'invalid'
+      }
     }
     this.headerLines = []
     this.headerBytes = 0
     const mime = ct?.mime ?? 'text/plain'
     if (mime.startsWith('multipart/')) return void this.fail(refuse('a nested multipart part'))
-    if (cte !== '' && cte !== '7bit' && cte !== '8bit' && cte !== 'binary')
+    if (cte !== undefined && !IDENTITY.has(cte))
       return void this.fail(refuse(`a part with Content-Transfer-Encoding ${cte}`))
     if (this.mode === 'securejoin') {
       if (mime !== 'text/plain') return void this.fail(refuse('not a Secure-Join request'))
