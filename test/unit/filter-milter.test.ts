@@ -204,6 +204,29 @@ describe('milter session', () => {
     }
   })
 
+  it('a delivery report passes from MAIL FROM:<> only', () => {
+    const raw = Buffer.from(
+      readFileSync(join(import.meta.dirname, '..', 'fixtures', 'mail', 'mailer-daemon.eml'), 'latin1').replace(
+        /\r?\n/g,
+        '\r\n',
+      ),
+      'latin1',
+    )
+    const bounce = converse(session(), [
+      optneg(),
+      connect('192.0.2.1'),
+      ...messageFrames(raw, '', ['alice@example.org']),
+    ])
+    expect(bounce[bounce.length - 1]?.cmd).toBe('a')
+    const sender = 'mailer-daemon@mx.example.net'
+    const forged = converse(session(), [
+      optneg(),
+      connect('192.0.2.1'),
+      ...messageFrames(raw, sender, ['alice@example.org']),
+    ])
+    expect(cstrings((forged[forged.length - 1] as Frame).data)[0]).toMatch(/^523 5\.7\.1 .*multipart\/report is not/)
+  })
+
   it('abort forgets the message; quit ends the session; an oversized frame is an error', () => {
     const s = session()
     expect(converse(s, [frame(CMD.abort)])).toEqual([])

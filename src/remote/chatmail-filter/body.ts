@@ -1,7 +1,8 @@
 /**
- * The body of a multipart/encrypted message (or of a cleartext Secure-Join request), checked as
- * it streams past: the two PGP/MIME parts, the armor, and the OpenPGP packets inside it. Memory
- * stays at one line (at most 998 characters) whatever the message's size. Pure, no I/O.
+ * The body of a multipart/encrypted message (or of a cleartext Secure-Join request or delivery
+ * report), checked as it streams past: the two PGP/MIME parts, the armor, and the OpenPGP packets
+ * inside it. Memory stays at one line (at most 998 characters) whatever the message's size. Pure,
+ * no I/O.
  *
  * Lines end at LF (a CR before it is dropped). A CR anywhere else is refused: some parsers
  * (Python's `email`) end a line there, and could find a boundary the filter did not see.
@@ -17,8 +18,11 @@ const MAX_LINE = 998 // RFC 5322 line length, without CRLF
 const MAX_PART_HEADER = 16 * 1024
 const MAX_SMALL_BODY = 1024 // the Version part, a Secure-Join text
 
-export type Mode = 'encrypted' | 'securejoin'
+export type Mode = 'encrypted' | 'securejoin' | 'report'
 
+/** The parts of a delivery report after its first (RFC 3464 2, RFC 6522 3, RFC 6533 6). */
+const REPORT_STATUS = new Set(['message/delivery-status', 'message/global-delivery-status'])
+const REPORT_RETURNED = new Set(['message/rfc822', 'text/rfc822-headers', 'message/global', 'message/global-headers'])
 /** The encodings a part the filter reads may have: its text is read as it is. */
 const IDENTITY = new Set(['7bit', '8bit', 'binary'])
 
@@ -32,6 +36,7 @@ type BodyState =
   | 'armor-crc'
   | 'armor-after'
   | 'after-part' // securejoin: its one part ended, expecting the close delimiter only
+  | 'skip-body' // report: a part's body, not read
   | 'done'
 
 export class BodyCheck {
@@ -111,6 +116,7 @@ export class BodyCheck {
     }
     if (this.state !== 'done') {
       if (this.mode === 'securejoin') return refuse('an incomplete Secure-Join message')
+      if (this.mode === 'report') return refuse('an incomplete delivery report')
       return this.part === 0
         ? malformed('no MIME part found (boundary missing)')
         : refuse('the encrypted message ends before its closing boundary')
@@ -227,6 +233,7 @@ export class BodyCheck {
       case 'armor-after':
         if (end > start) this.fail(refuse('text after -----END PGP MESSAGE-----'))
         return
+      case 'skip-body':
       case 'done':
         return
     }
@@ -293,6 +300,7 @@ export class BodyCheck {
     this.headerLines = []
     this.headerBytes = 0
     const mime = ct?.mime ?? 'text/plain'
+    if (this.mode === 'report') return void this.reportPart(mime, cte)
     if (mime.startsWith('multipart/')) return void this.fail(refuse('a nested multipart part'))
     if (cte !== undefined && !IDENTITY.has(cte))
       return void this.fail(refuse(`a part with Content-Transfer-Encoding ${cte}`))
@@ -314,6 +322,17 @@ export class BodyCheck {
     this.state = 'armor-begin'
   }
 
+  /** A part of a delivery report: the human-readable one (any), the status, the returned message. */
+  private reportPart(mime: string, cte: string | undefined): void {
+    if (cte === 'invalid') return void this.fail(malformed('an invalid Content-Transfer-Encoding'))
+    if (this.part === 2 && !REPORT_STATUS.has(mime))
+      return void this.fail(refuse(`the second part of a delivery report is ${mime}, not message/delivery-status`))
+    if (this.part === 3 && !REPORT_RETURNED.has(mime))
+      return void this.fail(refuse(`the third part of a delivery report is ${mime}`))
+    if (this.part > 1 && mime.startsWith('multipart/')) return void this.fail(refuse('a nested multipart part'))
+    this.state = 'skip-body'
+  }
+
   private delimiterLine(close: boolean): void {
     const s = this.state
     if (s === 'preamble') {
@@ -323,6 +342,18 @@ export class BodyCheck {
       return
     }
     if (s === 'part-headers') return void this.fail(malformed('a MIME part without a body'))
+    if (this.mode === 'report') {
+      if (s !== 'skip-body') return void this.fail(malformed('an unexpected MIME boundary'))
+      if (close) {
+        if (this.part < 2) return void this.fail(refuse('a delivery report without its message/delivery-status part'))
+        this.state = 'done'
+        return
+      }
+      if (this.part === 3) return void this.fail(refuse('more than three parts in a delivery report'))
+      this.part++
+      this.state = 'part-headers'
+      return
+    }
     if (this.mode === 'securejoin') {
       if (s === 'small-body') {
         const t = this.small.trim().toLowerCase()

@@ -113,9 +113,11 @@ export class MessageCheck {
       return undefined
     }
     if (env.direction === 'incoming') {
-      const auto = this.text('auto-submitted')
-      if (auto !== '' && from.startsWith('mailer-daemon@') && ct.mime === 'multipart/report')
-        return { accept: true, kind: 'bounce' }
+      if (this.isDeliveryReport(from, ct.mime, ct.params.get('report-type')) && boundary) {
+        this.body = new BodyCheck('report', boundary, env.direction)
+        this.kindAtEnd = 'bounce'
+        return undefined
+      }
     } else if (
       env.rcpts.length === 1 &&
       (env.rcpts[0] as string).toLowerCase() === from &&
@@ -124,6 +126,25 @@ export class MessageCheck {
     )
       return { accept: true, kind: 'setup-message' }
     return refuse(`${ct.mime} is not multipart/encrypted`)
+  }
+
+  /**
+   * Does the header say this is a delivery status notification (RFC 3464, RFC 3461 6: sent with
+   * the null reverse-path, MAIL FROM:<>) from a mailer-daemon? What chatmail's filtermail lets
+   * through (Auto-Submitted, From mailer-daemon@, multipart/report), narrowed to what a bounce
+   * is: the empty envelope sender, Auto-Submitted other than "no" (RFC 3834 5), report-type
+   * delivery-status. The body is then held to a report's parts (BodyCheck 'report').
+   */
+  private isDeliveryReport(from: string, mime: string, reportType: string | undefined): boolean {
+    const auto = parseEncoding(this.headers.get('auto-submitted') ?? '')
+    return (
+      this.env.mailFrom === '' &&
+      auto !== undefined &&
+      auto !== 'no' &&
+      from.startsWith('mailer-daemon@') &&
+      mime === 'multipart/report' &&
+      reportType?.toLowerCase() === 'delivery-status'
+    )
   }
 }
 
