@@ -164,19 +164,19 @@ export class BodyCheck {
   }
 
   /**
-   * Are the k lines from p regular: each L characters and its line end, nothing that ends a line
-   * inside it (CR or LF, for any parser), starting and ending with a base64 character (so no
-   * line of them is a boundary delimiter)? The characters between are not read one by one: they
-   * are the packet data the scanner skips or decodes.
+   * Are the k lines from p regular: each L characters and its line end, starting and ending with
+   * a base64 character, and no "-" anywhere among them? (A CR or LF inside a line ends it for
+   * some parsers, and a line of theirs starting "--" could be a boundary delimiter.) The other
+   * characters are not read one by one: they are the packet data the scanner skips or decodes.
    */
   private regularLines(buf: Buffer, p: number, k: number, L: number, cr: boolean): boolean {
     const stride = L + (cr ? 2 : 1)
-    for (let q = p; q < p + k * stride; q += stride) {
+    const end = p + k * stride
+    for (let q = p; q < end; q += stride) {
       if (B64[buf[q] as number] !== 1 || B64[buf[q + L - 1] as number] !== 1) return false
-      if (buf.indexOf(10, q) !== q + stride - 1) return false
-      if (cr && buf.indexOf(13, q) !== q + L) return false
+      if (cr ? buf[q + L] !== 13 || buf[q + L + 1] !== 10 : buf[q + L] !== 10) return false
     }
-    return cr || buf.subarray(p, p + k * stride).indexOf(13) < 0
+    return buf.subarray(p, end).indexOf(45) < 0 // no "-", which base64 does not have
   }
 
   /** One line, [start, nl) of buf, nl at its LF (or the end); the CR before the LF is dropped. */
