@@ -1,9 +1,13 @@
 /**
- * The body of a multipart/encrypted message (or of a cleartext Secure-Join request), checked as
- * it streams past: the two PGP/MIME parts, the armor, and the OpenPGP packets inside it. Memory
- * stays at one line (at most 998 characters) whatever the message's size. Pure, no I/O.
+ * The body of a multipart/encrypted message (or of a cleartext Secure-Join request or delivery
+ * report), checked as it streams past: the two PGP/MIME parts, the armor, and the OpenPGP packets
+ * inside it. Memory stays at one line (at most 998 characters) whatever the message's size. Pure,
+ * no I/O.
+ *
+ * Lines end at LF (a CR before it is dropped). A CR anywhere else is refused: some parsers
+ * (Python's `email`) end a line there, and could find a boundary the filter did not see.
  */
-import { type ContentType, parseContentType } from './headers.js'
+import { type ContentType, parseContentType, parseEncoding } from './headers.js'
 import { PacketScanner } from './openpgp.js'
 import { type Direction, malformed, refuse, type Verdict } from './verdict.js'
 
@@ -14,7 +18,13 @@ const MAX_LINE = 998 // RFC 5322 line length, without CRLF
 const MAX_PART_HEADER = 16 * 1024
 const MAX_SMALL_BODY = 1024 // the Version part, a Secure-Join text
 
-export type Mode = 'encrypted' | 'securejoin'
+export type Mode = 'encrypted' | 'securejoin' | 'report'
+
+/** The parts of a delivery report after its first (RFC 3464 2, RFC 6522 3, RFC 6533 6). */
+const REPORT_STATUS = new Set(['message/delivery-status', 'message/global-delivery-status'])
+const REPORT_RETURNED = new Set(['message/rfc822', 'text/rfc822-headers', 'message/global', 'message/global-headers'])
+/** The encodings a part the filter reads may have: its text is read as it is. */
+const IDENTITY = new Set(['7bit', '8bit', 'binary'])
 
 type BodyState =
   | 'preamble'
@@ -26,6 +36,7 @@ type BodyState =
   | 'armor-crc'
   | 'armor-after'
   | 'after-part' // securejoin: its one part ended, expecting the close delimiter only
+  | 'skip-body' // report: a part's body, not read
   | 'done'
 
 export class BodyCheck {
@@ -105,6 +116,7 @@ export class BodyCheck {
     }
     if (this.state !== 'done') {
       if (this.mode === 'securejoin') return refuse('an incomplete Secure-Join message')
+      if (this.mode === 'report') return refuse('an incomplete delivery report')
       return this.part === 0
         ? malformed('no MIME part found (boundary missing)')
         : refuse('the encrypted message ends before its closing boundary')
@@ -135,13 +147,12 @@ export class BodyCheck {
         // A run of whole lines inside a packet body, skipped by arithmetic: the first and the
         // last line of the run must sit where regular lines would.
         const k = Math.min(Math.floor(skippable / bytes), Math.floor((len - pos) / stride))
-        const last = pos + (k - 1) * stride
-        if (!this.regularLine(buf, pos, L, cr) || !this.regularLine(buf, last, L, cr)) break
+        if (!this.regularLines(buf, pos, k, L, cr)) break
         this.scanner.skip(k * bytes)
-        pos = last + stride
+        pos += k * stride
         continue
       }
-      if (!this.regularLine(buf, pos, L, cr)) break
+      if (!this.regularLines(buf, pos, 1, L, cr)) break
       this.scanner.feed(Buffer.from(buf.toString('latin1', pos, pos + L), 'base64'))
       if (this.scanner.error) {
         this.fail(refuse(this.scanner.error))
@@ -152,14 +163,26 @@ export class BodyCheck {
     return pos
   }
 
-  private regularLine(buf: Buffer, p: number, L: number, cr: boolean): boolean {
-    if (cr ? buf[p + L] !== 13 || buf[p + L + 1] !== 10 : buf[p + L] !== 10) return false
-    return B64[buf[p] as number] === 1 && B64[buf[p + L - 1] as number] === 1
+  /**
+   * Are the k lines from p regular: each L characters and its line end, starting and ending with
+   * a base64 character, and no "-" anywhere among them? (A CR or LF inside a line ends it for
+   * some parsers, and a line of theirs starting "--" could be a boundary delimiter.) The other
+   * characters are not read one by one: they are the packet data the scanner skips or decodes.
+   */
+  private regularLines(buf: Buffer, p: number, k: number, L: number, cr: boolean): boolean {
+    const stride = L + (cr ? 2 : 1)
+    const end = p + k * stride
+    for (let q = p; q < end; q += stride) {
+      if (B64[buf[q] as number] !== 1 || B64[buf[q + L - 1] as number] !== 1) return false
+      if (cr ? buf[q + L] !== 13 || buf[q + L + 1] !== 10 : buf[q + L] !== 10) return false
+    }
+    return buf.subarray(p, end).indexOf(45) < 0 // no "-", which base64 does not have
   }
 
   /** One line, [start, nl) of buf, nl at its LF (or the end); the CR before the LF is dropped. */
   private line(buf: Buffer, start: number, nl: number): void {
     const end = nl > start && buf[nl - 1] === 13 ? nl - 1 : nl
+    if (buf.subarray(start, end).indexOf(13) >= 0) return void this.fail(malformed('a CR that does not end a line'))
     const d = this.delimiter
     const isDelimiter =
       end - start >= d.length &&
@@ -210,6 +233,7 @@ export class BodyCheck {
       case 'armor-after':
         if (end > start) this.fail(refuse('text after -----END PGP MESSAGE-----'))
         return
+      case 'skip-body':
       case 'done':
         return
     }
@@ -254,22 +278,31 @@ export class BodyCheck {
     }
     // End of the part's headers.
     let ct: ContentType | undefined
-    let cte = ''
+    let cte: string | undefined
     for (const h of this.headerLines) {
       const colon = h.indexOf(':')
       if (colon < 0) return void this.fail(malformed('a MIME part header line without a colon'))
-      const name = h.slice(0, colon).trim().toLowerCase()
-      const value = h.slice(colon + 1).trim()
+      // A field name as RFC 5322 has it (no space before the colon): parsers that read another
+      // line as the end of the part's header would see a different part.
+      if (!/^[\x21-\x39\x3b-\x7e]+$/.test(h.slice(0, colon)))
+        return void this.fail(malformed(`a MIME part header line that is not a field (${h.slice(0, 40)})`))
+      const name = h.slice(0, colon).toLowerCase()
+      const value = h.slice(colon + 1)
       if (name === 'content-type') {
         if (ct) return void this.fail(malformed('a MIME part with two Content-Type headers'))
         ct = parseContentType(value) ?? { mime: 'invalid', params: new Map() }
-      } else if (name === 'content-transfer-encoding') cte = value.toLowerCase()
+      } else if (name === 'content-transfer-encoding') {
+        if (cte !== undefined)
+          return void this.fail(malformed('a MIME part with two Content-Transfer-Encoding headers'))
+        cte = parseEncoding(value) ?? 'invalid'
+      }
     }
     this.headerLines = []
     this.headerBytes = 0
     const mime = ct?.mime ?? 'text/plain'
+    if (this.mode === 'report') return void this.reportPart(mime, cte)
     if (mime.startsWith('multipart/')) return void this.fail(refuse('a nested multipart part'))
-    if (cte !== '' && cte !== '7bit' && cte !== '8bit' && cte !== 'binary')
+    if (cte !== undefined && !IDENTITY.has(cte))
       return void this.fail(refuse(`a part with Content-Transfer-Encoding ${cte}`))
     if (this.mode === 'securejoin') {
       if (mime !== 'text/plain') return void this.fail(refuse('not a Secure-Join request'))
@@ -289,6 +322,17 @@ export class BodyCheck {
     this.state = 'armor-begin'
   }
 
+  /** A part of a delivery report: the human-readable one (any), the status, the returned message. */
+  private reportPart(mime: string, cte: string | undefined): void {
+    if (cte === 'invalid') return void this.fail(malformed('an invalid Content-Transfer-Encoding'))
+    if (this.part === 2 && !REPORT_STATUS.has(mime))
+      return void this.fail(refuse(`the second part of a delivery report is ${mime}, not message/delivery-status`))
+    if (this.part === 3 && !REPORT_RETURNED.has(mime))
+      return void this.fail(refuse(`the third part of a delivery report is ${mime}`))
+    if (this.part > 1 && mime.startsWith('multipart/')) return void this.fail(refuse('a nested multipart part'))
+    this.state = 'skip-body'
+  }
+
   private delimiterLine(close: boolean): void {
     const s = this.state
     if (s === 'preamble') {
@@ -298,6 +342,18 @@ export class BodyCheck {
       return
     }
     if (s === 'part-headers') return void this.fail(malformed('a MIME part without a body'))
+    if (this.mode === 'report') {
+      if (s !== 'skip-body') return void this.fail(malformed('an unexpected MIME boundary'))
+      if (close) {
+        if (this.part < 2) return void this.fail(refuse('a delivery report without its message/delivery-status part'))
+        this.state = 'done'
+        return
+      }
+      if (this.part === 3) return void this.fail(refuse('more than three parts in a delivery report'))
+      this.part++
+      this.state = 'part-headers'
+      return
+    }
     if (this.mode === 'securejoin') {
       if (s === 'small-body') {
         const t = this.small.trim().toLowerCase()
