@@ -6,11 +6,13 @@ export const ACCOUNTS = {
   config: '/etc/chatmail/accounts.conf',
   dataDir: '/var/lib/chatmail-accounts',
   runDir: '/run/chatmail-accounts',
-  dictSocket: '/run/chatmail-accounts/dict.socket',
-  socketmapSocket: '/run/chatmail-accounts/socketmap.socket',
-  httpSocket: '/run/chatmail-accounts/http.socket',
+  // Each socket a service connects to lives in a directory named after that service's group, in
+  // which it is born with the group (chatmail-accounts.service; issue 23 item 10e).
+  dictSocket: '/run/chatmail-accounts/dovecot/dict.socket',
+  socketmapSocket: '/run/chatmail-accounts/postfix/socketmap.socket',
+  httpSocket: '/run/chatmail-accounts/www-data/http.socket',
   controlSocket: '/run/chatmail-accounts/control.socket',
-  lastloginSocket: '/run/chatmail-accounts/lastlogin.socket',
+  lastloginSocket: '/run/chatmail-accounts/vmail/lastlogin.socket',
   dovecotDict: '/etc/dovecot/accounts-dict.conf.ext',
 } as const
 

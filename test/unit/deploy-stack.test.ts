@@ -277,7 +277,7 @@ describe('stacks made of services', () => {
     expect(v23.indexOf('driver = dict')).toBeGreaterThan(v23.indexOf('/etc/dovecot/users'))
     expect(v23).toContain('imap_capability = +XCHATMAIL')
     expect(fileAt(s12.resources, '/etc/dovecot/accounts-dict.conf.ext')!.content).toContain(
-      'uri = proxy:/run/chatmail-accounts/dict.socket:accounts',
+      'uri = proxy:/run/chatmail-accounts/dovecot/dict.socket:accounts',
     )
     expect(fileAt(s12.resources, '/etc/dovecot/chatmail-accounts.lua')).toBeUndefined()
     expect(v24.match(/^(passdb|userdb) \w+/gm)).toEqual([
@@ -291,7 +291,7 @@ describe('stacks made of services', () => {
     expect(v24.match(/lua_file = \/etc\/dovecot\/chatmail-accounts\.lua/g)).toHaveLength(2)
     expect(v24).toMatch(/imap_capability \{\s+XCHATMAIL = yes\s/)
     const lua = fileAt(s13.resources, '/etc/dovecot/chatmail-accounts.lua')!.content
-    expect(lua).toContain('local SOCKET = "/run/chatmail-accounts/dict.socket"')
+    expect(lua).toContain('local SOCKET = "/run/chatmail-accounts/dovecot/dict.socket"')
     expect(fileAt(s13.resources, '/etc/dovecot/accounts-dict.conf.ext')).toBeUndefined()
     const pkgs = (s: typeof s12) => s.resources.flatMap((r) => (r.kind === 'package' ? [r.name] : []))
     expect(pkgs(s13)).toEqual(expect.arrayContaining(['dovecot-auth-lua', 'lua-socket', 'lua-cjson']))
