@@ -18,10 +18,20 @@ import { imapLogin, imapsClient } from '../helpers/imap-login.js'
 
 const DOMAIN = 'chat.example.org'
 
-function postNew(socketPath: string, query = ''): Promise<{ status: number; body: Record<string, string> }> {
+function postNew(
+  socketPath: string,
+  query = '',
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: Record<string, string> }> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { socketPath, path: `/new${query}`, method: 'POST', headers: { 'x-real-ip': '192.0.2.7' } },
+      // nginx passes its $host as Host, as our template says.
+      {
+        socketPath,
+        path: `/new${query}`,
+        method: 'POST',
+        headers: { 'x-real-ip': '192.0.2.7', host: DOMAIN, ...headers },
+      },
       (res) => {
         let text = ''
         res.on('data', (d) => {
@@ -149,6 +159,27 @@ describe('chatmail-accounts with dovecot', () => {
       .split('\n')
       .find((l) => l.startsWith(`${r.body.email}\t`))
     expect(line).toMatch(/\t\{PBKDF2\}\$1\$[A-Za-z0-9]{16}\$1\$[0-9a-f]{40}\t\d+$/)
+  })
+
+  it('POST /new from another web site is refused; Delta Chat (no Origin) and our own sign-up page are not', async () => {
+    const refused = {
+      status: 403,
+      body: { reason: 'accounts are made by Delta Chat or this server’s own page, not by other web sites' },
+    }
+    // A form or fetch() on any web page POSTs without a preflight; the browser names the page.
+    expect(await postNew(svc.httpSocket, '', { origin: 'https://evil.example' })).toEqual(refused)
+    expect(await postNew(svc.httpSocket, '', { origin: 'null' })).toEqual(refused)
+    expect(await postNew(svc.httpSocket, '', { origin: `http://${DOMAIN}` })).toEqual(refused)
+    expect(await postNew(svc.httpSocket, '', { origin: `https://${DOMAIN}.evil.example` })).toEqual(refused)
+    expect(await postNew(svc.httpSocket, '', { origin: `https://${DOMAIN}`, 'sec-fetch-site': 'cross-site' })).toEqual(
+      refused,
+    )
+    expect(svc.logs()).toMatch(/sign-up refused for 192\.0\.2\.7: a POST from https:\/\/evil\.example/)
+    // Our sign-up page (signup.js: fetch('/new', { method: 'POST' }) from https://DOMAIN/).
+    const page = await postNew(svc.httpSocket, '', { origin: `https://${DOMAIN}`, 'sec-fetch-site': 'same-origin' })
+    expect(page.status).toBe(200)
+    // Delta Chat core's HTTP client: no Origin, no Sec-Fetch-*, no Content-Type.
+    expect((await postNew(svc.httpSocket)).status).toBe(200)
   })
 
   it('registration invite: /new needs a valid invite, which works its number of times', async () => {

@@ -1,3 +1,4 @@
+import { dirname } from 'node:path'
 import { LARGE_MESSAGE_BYTES } from '../../config/schema.js'
 import { formatDuration } from '../../protocols/duration.js'
 import { addressDomain } from '../../remote/chatmail-accounts/address.js'
@@ -64,6 +65,10 @@ export const chatmailAccounts: ServiceModule = {
         node: '/usr/bin/node',
         program: ACCOUNTS.program,
         config: ACCOUNTS.config,
+        dict_dir: dirname(ACCOUNTS.dictSocket),
+        socketmap_dir: dirname(ACCOUNTS.socketmapSocket),
+        http_dir: dirname(ACCOUNTS.httpSocket),
+        lastlogin_dir: dirname(ACCOUNTS.lastloginSocket),
       },
     )
     const expireVars = {
