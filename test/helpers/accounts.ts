@@ -211,20 +211,23 @@ export function templateAuthChain(o: {
   ].join('\n')
 }
 
-/** POST /new on the service's HTTP socket, from `ip` (nginx's X-Real-IP): status and JSON body. */
+/** POST /new on the service's HTTP socket, as nginx passes it (X-Real-IP, more `headers`): status and JSON body. */
 export function postNew(
   socketPath: string,
   query = '',
-  ip = '192.0.2.7',
+  headers: Record<string, string> = {},
 ): Promise<{ status: number; body: Record<string, string> }> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path: `/new${query}`, method: 'POST', headers: { 'x-real-ip': ip } }, (res) => {
-      let text = ''
-      res.on('data', (d) => {
-        text += d
-      })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }))
-    })
+    const req = request(
+      { socketPath, path: `/new${query}`, method: 'POST', headers: { 'x-real-ip': '192.0.2.7', ...headers } },
+      (res) => {
+        let text = ''
+        res.on('data', (d) => {
+          text += d
+        })
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }))
+      },
+    )
     req.on('error', reject)
     req.end()
   })

@@ -213,10 +213,11 @@ describe('chatmail-accounts hardening (issue 23) with dovecot and our passdb cha
     await svc.reload()
     try {
       const replies = []
-      for (let i = 1; i <= 10; i++) replies.push(await postNew(svc.httpSocket, '', `2001:db8:1:2::${i.toString(16)}`))
+      for (let i = 1; i <= 10; i++)
+        replies.push(await postNew(svc.httpSocket, '', { 'x-real-ip': `2001:db8:1:2::${i.toString(16)}` }))
       expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 429, 429, 429, 429, 429, 429, 429])
       // Another /64 is another client.
-      expect((await postNew(svc.httpSocket, '', '2001:db8:1:3::1')).status).toBe(200)
+      expect((await postNew(svc.httpSocket, '', { 'x-real-ip': '2001:db8:1:3::1' })).status).toBe(200)
     } finally {
       svc.writeConfig({ max_creations_per_client: '100000' })
       await svc.reload()

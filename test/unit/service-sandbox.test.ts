@@ -71,10 +71,19 @@ describe('nginx', () => {
 })
 
 describe('chatmail-accounts.service', () => {
-  it('holds no supplementary groups: each group socket is born in a setgid directory of its group', async () => {
+  it('holds one supplementary group, to read the passwd-files dovecot asks first; each group socket is born in a setgid directory of its group', async () => {
     const f = await files()
     const unit = serviceSettings(f.get('/etc/systemd/system/chatmail-accounts.service') as string)
-    expect(unit.has('SupplementaryGroups')).toBe(false)
+    expect(unit.get('SupplementaryGroups')).toEqual(['dovecot'])
+    const conf0 = f.get('/etc/chatmail/accounts.conf') as string
+    // The files it reads with that group: dovecot.conf's passdbs before it, root:dovecot 0640.
+    expect(/^passwd_files = (.*)$/m.exec(conf0)?.[1]).toBe('/etc/dovecot/doctor.passwd /etc/dovecot/users')
+    const passdbs = [
+      ...(f.get('/etc/dovecot/dovecot.conf') as string).matchAll(
+        /passdb \{\n\s*driver = passwd-file\n\s*args = .* (\S+)\n/g,
+      ),
+    ]
+    expect(passdbs.map((m) => m[1])).toEqual(['/etc/dovecot/doctor.passwd', '/etc/dovecot/users'])
     expect(unit.get('User')).toEqual(['chatmail-accounts'])
     const conf = f.get('/etc/chatmail/accounts.conf') as string
     const setting = (key: string) => new RegExp(`^${key} = (.*)$`, 'm').exec(conf)?.[1]

@@ -7,12 +7,10 @@
  * Lines end at LF (a CR before it is dropped). A CR anywhere else is refused: some parsers
  * (Python's `email`) end a line there, and could find a boundary the filter did not see.
  */
-import { type ContentType, parseContentType, parseEncoding } from './headers.js'
+import { regularLines } from './armor-lines.js'
 import { PacketScanner } from './openpgp.js'
+import { partFields, reportPartProblem } from './part-headers.js'
 import { type Direction, malformed, refuse, type Verdict } from './verdict.js'
-
-const B64 = new Uint8Array(256)
-for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/') B64[c.charCodeAt(0)] = 1
 
 const MAX_LINE = 998 // RFC 5322 line length, without CRLF
 const MAX_PART_HEADER = 16 * 1024
@@ -20,9 +18,6 @@ const MAX_SMALL_BODY = 1024 // the Version part, a Secure-Join text
 
 export type Mode = 'encrypted' | 'securejoin' | 'report'
 
-/** The parts of a delivery report after its first (RFC 3464 2, RFC 6522 3, RFC 6533 6). */
-const REPORT_STATUS = new Set(['message/delivery-status', 'message/global-delivery-status'])
-const REPORT_RETURNED = new Set(['message/rfc822', 'text/rfc822-headers', 'message/global', 'message/global-headers'])
 /** The encodings a part the filter reads may have: its text is read as it is. */
 const IDENTITY = new Set(['7bit', '8bit', 'binary'])
 
@@ -147,12 +142,12 @@ export class BodyCheck {
         // A run of whole lines inside a packet body, skipped by arithmetic: the first and the
         // last line of the run must sit where regular lines would.
         const k = Math.min(Math.floor(skippable / bytes), Math.floor((len - pos) / stride))
-        if (!this.regularLines(buf, pos, k, L, cr)) break
+        if (!regularLines(buf, pos, k, L, cr)) break
         this.scanner.skip(k * bytes)
         pos += k * stride
         continue
       }
-      if (!this.regularLines(buf, pos, 1, L, cr)) break
+      if (!regularLines(buf, pos, 1, L, cr)) break
       this.scanner.feed(Buffer.from(buf.toString('latin1', pos, pos + L), 'base64'))
       if (this.scanner.error) {
         this.fail(refuse(this.scanner.error))
@@ -161,22 +156,6 @@ export class BodyCheck {
       pos += stride
     }
     return pos
-  }
-
-  /**
-   * Are the k lines from p regular: each L characters and its line end, starting and ending with
-   * a base64 character, and no "-" anywhere among them? (A CR or LF inside a line ends it for
-   * some parsers, and a line of theirs starting "--" could be a boundary delimiter.) The other
-   * characters are not read one by one: they are the packet data the scanner skips or decodes.
-   */
-  private regularLines(buf: Buffer, p: number, k: number, L: number, cr: boolean): boolean {
-    const stride = L + (cr ? 2 : 1)
-    const end = p + k * stride
-    for (let q = p; q < end; q += stride) {
-      if (B64[buf[q] as number] !== 1 || B64[buf[q + L - 1] as number] !== 1) return false
-      if (cr ? buf[q + L] !== 13 || buf[q + L + 1] !== 10 : buf[q + L] !== 10) return false
-    }
-    return buf.subarray(p, end).indexOf(45) < 0 // no "-", which base64 does not have
   }
 
   /** One line, [start, nl) of buf, nl at its LF (or the end); the CR before the LF is dropped. */
@@ -277,29 +256,11 @@ export class BodyCheck {
       return
     }
     // End of the part's headers.
-    let ct: ContentType | undefined
-    let cte: string | undefined
-    for (const h of this.headerLines) {
-      const colon = h.indexOf(':')
-      if (colon < 0) return void this.fail(malformed('a MIME part header line without a colon'))
-      // A field name as RFC 5322 has it (no space before the colon): parsers that read another
-      // line as the end of the part's header would see a different part.
-      if (!/^[\x21-\x39\x3b-\x7e]+$/.test(h.slice(0, colon)))
-        return void this.fail(malformed(`a MIME part header line that is not a field (${h.slice(0, 40)})`))
-      const name = h.slice(0, colon).toLowerCase()
-      const value = h.slice(colon + 1)
-      if (name === 'content-type') {
-        if (ct) return void this.fail(malformed('a MIME part with two Content-Type headers'))
-        ct = parseContentType(value) ?? { mime: 'invalid', params: new Map() }
-      } else if (name === 'content-transfer-encoding') {
-        if (cte !== undefined)
-          return void this.fail(malformed('a MIME part with two Content-Transfer-Encoding headers'))
-        cte = parseEncoding(value) ?? 'invalid'
-      }
-    }
+    const fields = partFields(this.headerLines)
+    if ('accept' in fields) return void this.fail(fields)
+    const { mime, cte } = fields
     this.headerLines = []
     this.headerBytes = 0
-    const mime = ct?.mime ?? 'text/plain'
     if (this.mode === 'report') return void this.reportPart(mime, cte)
     if (mime.startsWith('multipart/')) return void this.fail(refuse('a nested multipart part'))
     if (cte !== undefined && !IDENTITY.has(cte))
@@ -324,12 +285,8 @@ export class BodyCheck {
 
   /** A part of a delivery report: the human-readable one (any), the status, the returned message. */
   private reportPart(mime: string, cte: string | undefined): void {
-    if (cte === 'invalid') return void this.fail(malformed('an invalid Content-Transfer-Encoding'))
-    if (this.part === 2 && !REPORT_STATUS.has(mime))
-      return void this.fail(refuse(`the second part of a delivery report is ${mime}, not message/delivery-status`))
-    if (this.part === 3 && !REPORT_RETURNED.has(mime))
-      return void this.fail(refuse(`the third part of a delivery report is ${mime}`))
-    if (this.part > 1 && mime.startsWith('multipart/')) return void this.fail(refuse('a nested multipart part'))
+    const problem = reportPartProblem(this.part, mime, cte)
+    if (problem) return void this.fail(problem)
     this.state = 'skip-body'
   }
 
