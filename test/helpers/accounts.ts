@@ -28,7 +28,7 @@ export function accountsOn(store: AccountStore, dir: string, policy: Policy, now
     store,
     lastLogins,
     invites: undefined as never,
-    owners: { owner: () => 'ours' },
+    owners: { owner: () => 'ours', hasMailbox: () => false },
     limiter: { take: () => true } as never,
     resources: () => ({ freeDiskBytes: 1e12, availableMemoryBytes: 1e12 }),
     log: (_level, message) => log.push(message),

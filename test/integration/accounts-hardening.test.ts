@@ -130,8 +130,13 @@ describe('chatmail-accounts hardening (issue 23) with dovecot and our passdb cha
     // Their own passwords work, through their own passdb.
     expect(await imapLogin(`opera1234@${DOMAIN}`, 'rightpass123')).toMatch(/^a OK/)
     expect(await imapLogin(`doctorabc@${DOMAIN}`, 'doctor-password')).toMatch(/^a OK/)
-    // And mail to them has a mailbox (postfix's recipient check).
+    // And mail to them has a mailbox (postfix's recipient check), when dovecot's userdb finds it:
+    // a line without uid and gid fields is a password alone to dovecot.
     expect(await mailboxLookup(svc.socketmapSocket, `opera1234@${DOMAIN}`)).toBe(`OK opera1234@${DOMAIN}`)
+    writeFileSync(join(files, 'users'), `nouserdb1@${DOMAIN}:{PLAIN}rightpass123\n`, { flag: 'a' })
+    expect(await mailboxLookup(svc.socketmapSocket, `nouserdb1@${DOMAIN}`)).toBe('NOTFOUND ')
+    expect(await saslAuth(dovecot, `nouserdb1@${DOMAIN}`, 'wrongpass999')).toMatch(/^FAIL\t1/)
+    expect(accountLines(dataDir)).not.toMatch(/nouserdb1/)
   })
 
   it('an address added to a passwd-file later is no longer ours, even if this service made it before', async () => {

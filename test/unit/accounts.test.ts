@@ -377,8 +377,12 @@ describe('issue 23: names, case, clients, invites, owners, the expiry guard', ()
 
   it("another passdb's addresses: read from its file again when it changes; unreadable means unknown", () => {
     expect([
-      ...passwdFileAddresses('# c\nA@[203.0.113.5]:{PLAIN}x\nb@203.0.113.5:x::::::\nc@other:x\n', '203.0.113.5'),
-    ]).toEqual(['a@[203.0.113.5]', 'b@[203.0.113.5]'])
+      // A line without uid and gid fields owns its address but is no mailbox to dovecot's userdb.
+      ...passwdFileAddresses('# c\nA@[203.0.113.5]:{PLAIN}x\nb@203.0.113.5:x::\nc@other:x::\n', '203.0.113.5'),
+    ]).toEqual([
+      ['a@[203.0.113.5]', false],
+      ['b@[203.0.113.5]', true],
+    ])
     const dir = mkdtempSync(join(tmpdir(), 'chatmail-owners-'))
     try {
       const file = join(dir, 'users')

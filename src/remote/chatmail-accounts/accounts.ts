@@ -31,7 +31,7 @@ export interface Deps {
   lastLogins: LastLogins
   invites: InviteStore
   /** Addresses of the passdbs dovecot asks before this service (owners.ts): never ours to create. */
-  owners: { owner(address: string): Ownership }
+  owners: { owner(address: string): Ownership; hasMailbox(address: string): boolean }
   /** Replaced on a reload that changes the limit. */
   limiter: RateLimiter
   resources(): Resources
@@ -246,13 +246,15 @@ export class Accounts {
 
   /**
    * Whether mail to this address has a mailbox (postfix's recipient check): an account here, or
-   * one of another passdb's (dovecot's passwd-file userdb delivers to it). The same bytes dovecot's
-   * LMTP looks up: canonical() folds ASCII case only.
+   * one of another passdb's that dovecot's passwd-file userdb finds (its line has uid and gid
+   * fields). The same bytes dovecot's LMTP looks up: canonical() folds ASCII case only.
    */
   exists(address: string): boolean {
     const parsed = canonical(address, this.policy.rules.domain)
     if (parsed === undefined) return false
-    return this.deps.store.get(parsed.address) !== undefined || this.deps.owners.owner(parsed.address) === 'theirs'
+    const owner = this.deps.owners.owner(parsed.address)
+    if (owner === 'theirs') return this.deps.owners.hasMailbox(parsed.address)
+    return this.deps.store.get(parsed.address) !== undefined
   }
 
   /** POST /new: a fresh address and password, created at once. */

@@ -17,17 +17,23 @@ export type Ownership = 'ours' | 'theirs' | 'unknown'
 
 interface Snapshot {
   key: string
-  addresses: Set<string>
+  addresses: Map<string, boolean>
 }
 
-/** The canonical addresses of a passwd-file's lines on our domain (`user:password:...`; # comments). */
-export function passwdFileAddresses(text: string, domain: string): Set<string> {
-  const out = new Set<string>()
+/**
+ * The canonical addresses of a passwd-file's lines on our domain (`user:password:...`; # comments),
+ * each with whether dovecot's passwd-file userdb finds it: only a line with uid and gid fields
+ * (empty ones will do, `user:{SCHEME}hash::`), else dovecot keeps it as a password alone and a
+ * login or a delivery to it finds no user. Every line owns its address either way.
+ */
+export function passwdFileAddresses(text: string, domain: string): Map<string, boolean> {
+  const out = new Map<string, boolean>()
   for (const line of text.split('\n')) {
-    const user = line.slice(0, line.includes(':') ? line.indexOf(':') : line.length).trim()
+    const fields = line.split(':')
+    const user = (fields[0] ?? '').trim()
     if (user === '' || user.startsWith('#')) continue
     const parsed = canonical(user, domain)
-    if (parsed) out.add(parsed.address)
+    if (parsed) out.set(parsed.address, (out.get(parsed.address) ?? false) || fields.length >= 4)
   }
   return out
 }
@@ -43,6 +49,12 @@ export class PasswdOwners {
     private readonly onError: (message: string) => void = () => {},
   ) {}
 
+  /** Whether another passdb's `address` has a mailbox dovecot delivers to (its line has userdb fields). */
+  hasMailbox(address: string): boolean {
+    for (const path of this.files) if (this.read(path)?.get(address)) return true
+    return false
+  }
+
   /** Whether `address` (canonical) is free for this service, another passdb's, or cannot be told now. */
   owner(address: string): Ownership {
     let unknown = false
@@ -55,14 +67,14 @@ export class PasswdOwners {
   }
 
   /** The file's addresses, or undefined when it cannot be read. */
-  private read(path: string): Set<string> | undefined {
+  private read(path: string): Map<string, boolean> | undefined {
     const domain = this.domain()
     let key: string
     try {
       const st = statSync(path)
       key = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${domain}`
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Set()
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map()
       return this.failed(path, err)
     }
     const cached = this.snapshots.get(path)
@@ -73,7 +85,7 @@ export class PasswdOwners {
       this.reported.delete(path)
       return addresses
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Set()
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map()
       return this.failed(path, err)
     }
   }
