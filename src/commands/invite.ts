@@ -51,7 +51,7 @@ Exit codes: 0 created, 1 the server refused, 2 usage error, 3 could not run (con
     }
     const { resolveDeployTarget } = await import('../deploy/host.js')
     const { describeTarget, SshSession, shellQuote: q, terminalPassphrase } = await import('../ssh/index.js')
-    const { ACCOUNTS, parseInvite } = await import('../signup/remote.js')
+    const { ACCOUNTS, inviteFailure, parseInvite } = await import('../signup/remote.js')
     const target = await resolveDeployTarget(loaded, {
       ...(args.destination ? { destination: args.destination } : {}),
       ...(flags.identity ? { identity: flags.identity } : {}),
@@ -72,7 +72,7 @@ Exit codes: 0 created, 1 the server refused, 2 usage error, 3 could not run (con
     }
     const invite = out.code === 0 ? parseInvite(out.stdout) : undefined
     if (!invite) {
-      const why = (out.stderr.trim().split('\n').pop() ?? '').replace(/^error: /, '')
+      const why = inviteFailure(out.stderr)
       throw cannotRun(
         `the server did not create an invite${why ? `: ${why}` : ''}`,
         'is the server deployed with this version (chatmail deploy host)?',

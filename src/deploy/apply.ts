@@ -1,7 +1,7 @@
+import { hostShell } from '../lib/host-shell.js'
 import { shellQuote as q } from '../ssh/quote.js'
 import type { Plan, PlanItem } from './plan.js'
 import type { BinaryResource, FileResource, ServiceResource } from './resources.js'
-import { hostShell } from './shell.js'
 
 /**
  * The apply script: one POSIX shell script, run as root in ONE round trip, that performs the

@@ -1,6 +1,6 @@
+import { hostShell } from '../lib/host-shell.js'
 import { shellQuote } from '../ssh/quote.js'
 import { type Resource, sha256 } from './resources.js'
-import { hostShell } from './shell.js'
 
 /**
  * Facts: everything the plan and the preflight need, gathered by ONE remote shell script whose

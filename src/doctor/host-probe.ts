@@ -1,6 +1,9 @@
+import { hostShell } from '../lib/host-shell.js'
+
 /**
  * Host facts for the host checks, gathered over ONE SSH connection with ONE read-only script
- * (systemctl, ss, df, /proc, date, sha256sum: nothing is written on the host). The caller owns
+ * (systemctl, ss, find, df, /proc, date, sha256sum: nothing is written on the host;
+ * templates/shell/host-probe.sh). The caller owns
  * the connection: `doctor --ssh` opens it, `deploy host` lends its own.
  */
 
@@ -41,43 +44,10 @@ export interface HostFacts {
   iroh?: { version: string; sha256: string }
 }
 
-const SCRIPT = `
-echo @clock
-date +%s%N
-export LC_ALL=C
-echo @units
-for u in ${HOST_UNITS.join(' ')}; do
-  printf '%s %s %s\\n' "$u" "$(systemctl show -p LoadState --value "$u.service" 2>/dev/null)" "$(systemctl show -p ActiveState --value "$u.service" 2>/dev/null)"
-done
-echo @failed
-systemctl list-units --state=failed --no-legend --plain 2>/dev/null | awk '{print $1}'
-echo @listening
-ss -Htulnp 2>/dev/null
-echo @pids
-for pid in $(ss -Htulnp 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
-  printf '%s %s\n' "$pid" "$(grep -o '[^/]*.service' "/proc/$pid/cgroup" 2>/dev/null | tail -n 1)"
-done
-echo @disk
-for p in ${HOST_DISK_PATHS.join(' ')}; do [ -e "$p" ] && df -P -k "$p" 2>/dev/null | tail -n +2; done
-echo @mem
-grep -E '^(MemTotal|MemAvailable):' /proc/meminfo
-echo @stale
-for d in /proc/[0-9]*; do
-  pid=\${d#/proc/}
-  exe=$(readlink "$d/exe" 2>/dev/null) || continue
-  comm=$(cat "$d/comm" 2>/dev/null)
-  case "$exe" in *' (deleted)') echo "$comm ($pid): \${exe% (deleted)}"; continue;; esac
-  lib=$(grep -m1 -E '\\.so[.0-9]* \\(deleted\\)$' "$d/maps" 2>/dev/null | awk '{print $6}')
-  [ -n "$lib" ] && echo "$comm ($pid): $lib"
-done
-echo @deploy
-grep ' result=ok ' /var/log/chatmail-deploy.log 2>/dev/null | tail -n 1
-echo @iroh
-if [ -x /usr/local/bin/iroh-relay ]; then
-  v=$(/usr/local/bin/iroh-relay --version 2>/dev/null | head -n 1)
-  printf '%s\\n%s\\n' "\${v:-unknown}" "$(sha256sum /usr/local/bin/iroh-relay | cut -c1-64)"
-fi
-`
+/** The read-only script (templates/shell/host-probe.sh), with the units and paths it asks about. */
+function hostProbeScript(): string {
+  return `HOST_UNITS='${HOST_UNITS.join(' ')}'\nHOST_DISK_PATHS='${HOST_DISK_PATHS.join(' ')}'\n${hostShell('host-probe.sh')}`
+}
 
 function sections(stdout: string): Map<string, string[]> {
   const out = new Map<string, string[]>()
@@ -92,10 +62,9 @@ function sections(stdout: string): Map<string, string[]> {
   return out
 }
 
-/** `users:(("nginx",pid=1,fd=6),("nginx",pid=2,fd=6))` → [['nginx', '1'], ['nginx', '2']] */
-function owners(text: string): [string, string][] {
-  return [...text.matchAll(/\("([^"]+)",pid=(\d+)/g)].map((m) => [m[1] as string, m[2] as string])
-}
+/** The script's hex (od -tx1) of a name or path, as text; a name from /proc/PID/comm without its newline. */
+const unhex = (hex = ''): string => (/^(?:[0-9a-f]{2})*$/.test(hex) ? Buffer.from(hex, 'hex').toString('utf8') : '')
+const commOf = (hex?: string): string => unhex(hex).replace(/\n$/, '')
 
 export function parseHostFacts(stdout: string, localMs: number): HostFacts {
   const s = sections(stdout)
@@ -104,27 +73,36 @@ export function parseHostFacts(stdout: string, localMs: number): HostFacts {
     const [name, load = '', active = ''] = line.split(/\s+/)
     if (name) units[name] = [load, active]
   }
-  const unitOf = new Map(
+  // "pid unit name" (hex): the processes that hold listening sockets.
+  const pids = new Map(
     (s.get('pids') ?? []).map((l) => {
-      const [pid = '', unit = ''] = l.split(/\s+/)
+      const [pid = '', unit, comm] = l.split(' ')
       // Instances count as their unit: Debian runs postfix as postfix@-.service.
-      return [pid, unit.replace(/\.service$/, '').replace(/@.*$/, '')]
+      return [
+        pid,
+        {
+          unit: unhex(unit)
+            .replace(/\.service$/, '')
+            .replace(/@.*$/, ''),
+          comm: commOf(comm),
+        },
+      ]
     }),
   )
+  // "pid inode": which process holds which socket.
+  const holders = new Map<string, string[]>()
+  for (const l of s.get('sockets') ?? []) {
+    const [pid = '', inode = ''] = l.split(' ')
+    holders.set(inode, [...(holders.get(inode) ?? []), pid])
+  }
+  const uniq = (xs: string[]) => [...new Set(xs.filter(Boolean))]
+  // "proto address:port inode"
   const listening = (s.get('listening') ?? []).flatMap((line) => {
-    const f = line.trim().split(/\s+/)
-    const port = Number(/:(\d+)$/.exec(f[4] ?? '')?.[1])
-    const who = owners(f.slice(6).join(' '))
-    const uniq = (xs: string[]) => [...new Set(xs.filter(Boolean))]
-    return f[0] && Number.isInteger(port)
-      ? [
-          {
-            proto: f[0],
-            port,
-            programs: uniq(who.map(([p]) => p)),
-            units: uniq(who.map(([, pid]) => unitOf.get(pid) ?? '')),
-          },
-        ]
+    const [proto, address = '', inode = ''] = line.split(' ')
+    const port = Number(/:(\d+)$/.exec(address)?.[1])
+    const who = (holders.get(inode) ?? []).map((pid) => pids.get(pid) ?? { unit: '', comm: '' })
+    return proto && Number.isInteger(port)
+      ? [{ proto, port, programs: uniq(who.map((w) => w.comm)), units: uniq(who.map((w) => w.unit)) }]
       : []
   })
   const seen = new Set<string>()
@@ -147,7 +125,11 @@ export function parseHostFacts(stdout: string, localMs: number): HostFacts {
     disks,
     mem: { totalKb: memValue('MemTotal'), availKb: memValue('MemAvailable') },
     clockSkewMs: clockNs ? Math.round(Number(BigInt(clockNs) / 1_000_000n) - localMs) : Number.NaN,
-    stale: s.get('stale') ?? [],
+    // "pid name path" (name and path in hex)
+    stale: (s.get('stale') ?? []).map((l) => {
+      const [pid, comm, path] = l.split(' ')
+      return `${commOf(comm)} (${pid}): ${unhex(path)}`
+    }),
     ...(lastDeploy ? { lastDeploy } : {}),
     ...(iroh.length >= 2 ? { iroh: { version: iroh[0] as string, sha256: iroh[1] as string } } : {}),
   }
@@ -166,7 +148,7 @@ export class HostProbe {
     this.gathered ??= (async () => {
       const shell = await this.connect()
       const before = Date.now()
-      const r = await shell.exec(SCRIPT)
+      const r = await shell.exec(hostProbeScript())
       if (!r.stdout.includes('@clock')) {
         throw new Error(`the read-only facts script failed (exit ${r.code}): ${r.stderr.trim().slice(0, 200)}`)
       }

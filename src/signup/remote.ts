@@ -1,14 +1,18 @@
+import { printable } from '../lib/printable.js'
+
 /** Where chatmail-accounts lives on the host (the deploy installs it there; `chatmail invite` runs it). */
 export const ACCOUNTS = {
   program: '/usr/local/lib/chatmail/chatmail-accounts.js',
   config: '/etc/chatmail/accounts.conf',
   dataDir: '/var/lib/chatmail-accounts',
   runDir: '/run/chatmail-accounts',
-  dictSocket: '/run/chatmail-accounts/dict.socket',
-  socketmapSocket: '/run/chatmail-accounts/socketmap.socket',
-  httpSocket: '/run/chatmail-accounts/http.socket',
+  // Each socket a service connects to lives in a directory named after that service's group, in
+  // which it is born with the group (chatmail-accounts.service; issue 23 item 10e).
+  dictSocket: '/run/chatmail-accounts/dovecot/dict.socket',
+  socketmapSocket: '/run/chatmail-accounts/postfix/socketmap.socket',
+  httpSocket: '/run/chatmail-accounts/www-data/http.socket',
   controlSocket: '/run/chatmail-accounts/control.socket',
-  lastloginSocket: '/run/chatmail-accounts/lastlogin.socket',
+  lastloginSocket: '/run/chatmail-accounts/vmail/lastlogin.socket',
   dovecotDict: '/etc/dovecot/accounts-dict.conf.ext',
 } as const
 
@@ -20,14 +24,26 @@ export interface Invite {
   registration: string
 }
 
-/** The service's answer to `chatmail-accounts.js invite`, checked. */
+/**
+ * The service's answer to `chatmail-accounts.js invite`, checked. The server's text reaches the
+ * terminal (and --json): the token must be the URL-safe token, the counts numbers a date can be
+ * made of, and the registration is shown with its control characters escaped (lib/printable.ts).
+ */
 export function parseInvite(stdout: string): Invite | undefined {
   try {
     const j = JSON.parse(stdout) as Record<string, unknown>
     if (j.ok !== true || typeof j.token !== 'string' || !/^[A-Za-z0-9_-]{16,64}$/.test(j.token)) return undefined
-    if (typeof j.uses !== 'number' || typeof j.expires !== 'number') return undefined
-    return { token: j.token, uses: j.uses, expires: j.expires, registration: String(j.registration) }
+    const { uses, expires } = j
+    if (typeof uses !== 'number' || !Number.isSafeInteger(uses) || uses < 1) return undefined
+    // A Date holds ±8.64e15 ms: beyond that toISOString() throws.
+    if (typeof expires !== 'number' || !Number.isSafeInteger(expires) || Math.abs(expires) > 8.64e12) return undefined
+    return { token: j.token, uses, expires, registration: printable(String(j.registration)) }
   } catch {
     return undefined
   }
+}
+
+/** Why the service made no invite: the last line of its stderr, without `error: `, printable. */
+export function inviteFailure(stderr: string): string {
+  return printable((stderr.trim().split('\n').pop() ?? '').replace(/^error: /, ''))
 }

@@ -4,6 +4,8 @@
  */
 import { execFile, spawn } from 'node:child_process'
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { request } from 'node:http'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Accounts, type Policy } from '../../src/remote/chatmail-accounts/accounts.js'
@@ -26,6 +28,7 @@ export function accountsOn(store: AccountStore, dir: string, policy: Policy, now
     store,
     lastLogins,
     invites: undefined as never,
+    owners: { owner: () => 'ours' },
     limiter: { take: () => true } as never,
     resources: () => ({ freeDiskBytes: 1e12, availableMemoryBytes: 1e12 }),
     log: (_level, message) => log.push(message),
@@ -177,4 +180,88 @@ export function dovecotAuthBlocks(dictSocket: string, dir: string): string {
     `passdb {\n  driver = dict\n  args = ${ext}\n}`,
     `userdb {\n  driver = dict\n  args = ${ext}\n}`,
   ].join('\n')
+}
+
+/**
+ * The passdb and userdb chain of our dovecot 2.3 template (templates/dovecot/dovecot.conf), as it
+ * is: the doctor's passwd-file, the operator's users file, then chatmail-accounts' dict; only the
+ * paths are the test's (and the mail user the test dovecot's own).
+ */
+export function templateAuthChain(o: {
+  dictSocket: string
+  dir: string
+  doctor: string
+  users: string
+  mailRoot: string
+}): string {
+  const text = readFileSync(join(ROOT, 'templates', 'dovecot', 'dovecot.conf'), 'utf8')
+  const blocks = [...text.matchAll(/^(passdb|userdb) \{\n[\s\S]*?^\}\n/gm)].map((m) => m[0])
+  if (blocks.length < 4) throw new Error('templates/dovecot/dovecot.conf: the passdb/userdb blocks were not found')
+  const dict = dovecotAuthBlocks(o.dictSocket, o.dir)
+  const head = dict.split('\n').filter((l) => l.startsWith('auth_'))
+  return [
+    ...head,
+    ...blocks.map((b) =>
+      b
+        .replaceAll('{{doctor_passdb}}', o.doctor)
+        .replaceAll('{{users_passdb}}', o.users)
+        .replaceAll('{{accounts_dict}}', join(o.dir, 'accounts-dict.conf.ext'))
+        .replace('uid=vmail gid=vmail home=/home/vmail/mail/', `home=${o.mailRoot}/`),
+    ),
+  ].join('\n')
+}
+
+/** POST /new on the service's HTTP socket, as nginx passes it (X-Real-IP, more `headers`): status and JSON body. */
+export function postNew(
+  socketPath: string,
+  query = '',
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: Record<string, string> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { socketPath, path: `/new${query}`, method: 'POST', headers: { 'x-real-ip': '192.0.2.7', ...headers } },
+      (res) => {
+        let text = ''
+        res.on('data', (d) => {
+          text += d
+        })
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }))
+      },
+    )
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+/**
+ * AUTH PLAIN on a dovecot's auth-client socket as postfix's SASL asks it (service smtp unless
+ * given), from client address `rip` when given: the reply line (`OK\t1…` or `FAIL\t1…`).
+ */
+export function saslAuth(
+  authClient: string,
+  user: string,
+  password: string,
+  service = 'smtp',
+  rip?: string,
+): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const s = connect(authClient)
+    let buf = ''
+    let sent = false
+    s.on('error', reject)
+    s.write(`VERSION\t1\t2\nCPID\t${process.pid}\n`)
+    s.on('data', (d) => {
+      buf += d.toString()
+      if (!sent && buf.includes('DONE\n')) {
+        sent = true
+        const resp = Buffer.from(`\0${user}\0${password}`).toString('base64')
+        s.write(`AUTH\t1\tPLAIN\tservice=${service}\tsecured${rip ? `\trip=${rip}` : ''}\tresp=${resp}\n`)
+      }
+      const m = /^(OK|FAIL)\t1\b.*$/m.exec(buf)
+      if (m) {
+        s.end()
+        resolve(m[0])
+      }
+    })
+  })
 }

@@ -26,11 +26,13 @@ export function imapSession(
    */
   tls: boolean | SecureContext = false,
   idle = false,
+  /** The client's own address (127.x.y.z; plain connections): dovecot's auth penalty for failed logins is per client address. */
+  localAddress?: string,
 ): Promise<{ reply: string; logout(): void }> {
   return new Promise((resolve, reject) => {
     const s = tls
       ? tlsConnect({ port, host, rejectUnauthorized: false, ...(tls === true ? {} : { secureContext: tls }) })
-      : connect(port, host)
+      : connect({ port, host, localAddress })
     let buf = ''
     let step: 'greeting' | 'login' | 'select' | 'idle' | 'done' = 'greeting'
     let reply = ''
@@ -88,8 +90,9 @@ export async function imapLogin(
   password: string,
   host = '127.0.0.1',
   tls = false,
+  localAddress?: string,
 ): Promise<string> {
-  const session = await imapSession(port, user, password, host, tls)
+  const session = await imapSession(port, user, password, host, tls, false, localAddress)
   session.logout()
   return session.reply
 }

@@ -6,34 +6,26 @@
 
 import { execFile } from 'node:child_process'
 import { chownSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
-import { request } from 'node:http'
-import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { qrSvg } from '../../src/signup/links.js'
-import { ACCOUNTS_PROGRAM, type AccountsService, dovecotAuthBlocks, startAccountsService } from '../helpers/accounts.js'
+import {
+  ACCOUNTS_PROGRAM,
+  type AccountsService,
+  dovecotAuthBlocks,
+  postNew as postNewAt,
+  saslAuth as saslAuthAt,
+  startAccountsService,
+} from '../helpers/accounts.js'
 import { type Dovecot, logWith, startDovecot, templateServices } from '../helpers/dovecot.js'
 import { imapLogin, imapsClient } from '../helpers/imap-login.js'
 
 const DOMAIN = 'chat.example.org'
 
-function postNew(socketPath: string, query = ''): Promise<{ status: number; body: Record<string, string> }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { socketPath, path: `/new${query}`, method: 'POST', headers: { 'x-real-ip': '192.0.2.7' } },
-      (res) => {
-        let text = ''
-        res.on('data', (d) => {
-          text += d
-        })
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }))
-      },
-    )
-    req.on('error', reject)
-    req.end()
-  })
-}
+/** POST /new as nginx passes it: its $host as Host, as our template says. */
+const postNew = (socketPath: string, query = '', headers: Record<string, string> = {}) =>
+  postNewAt(socketPath, query, { host: DOMAIN, ...headers })
 
 function invite(configPath: string, uses: number): Promise<Record<string, string | number>> {
   return new Promise((resolve, reject) => {
@@ -151,6 +143,27 @@ describe('chatmail-accounts with dovecot', () => {
     expect(line).toMatch(/\t\{PBKDF2\}\$1\$[A-Za-z0-9]{16}\$1\$[0-9a-f]{40}\t\d+$/)
   })
 
+  it('POST /new from another web site is refused; Delta Chat (no Origin) and our own sign-up page are not', async () => {
+    const refused = {
+      status: 403,
+      body: { reason: 'accounts are made by Delta Chat or this server’s own page, not by other web sites' },
+    }
+    // A form or fetch() on any web page POSTs without a preflight; the browser names the page.
+    expect(await postNew(svc.httpSocket, '', { origin: 'https://evil.example' })).toEqual(refused)
+    expect(await postNew(svc.httpSocket, '', { origin: 'null' })).toEqual(refused)
+    expect(await postNew(svc.httpSocket, '', { origin: `http://${DOMAIN}` })).toEqual(refused)
+    expect(await postNew(svc.httpSocket, '', { origin: `https://${DOMAIN}.evil.example` })).toEqual(refused)
+    expect(await postNew(svc.httpSocket, '', { origin: `https://${DOMAIN}`, 'sec-fetch-site': 'cross-site' })).toEqual(
+      refused,
+    )
+    expect(svc.logs()).toMatch(/sign-up refused for 192\.0\.2\.7: a POST from https:\/\/evil\.example/)
+    // Our sign-up page (signup.js: fetch('/new', { method: 'POST' }) from https://DOMAIN/).
+    const page = await postNew(svc.httpSocket, '', { origin: `https://${DOMAIN}`, 'sec-fetch-site': 'same-origin' })
+    expect(page.status).toBe(200)
+    // Delta Chat core's HTTP client: no Origin, no Sec-Fetch-*, no Content-Type.
+    expect((await postNew(svc.httpSocket)).status).toBe(200)
+  })
+
   it('registration invite: /new needs a valid invite, which works its number of times', async () => {
     svc.writeConfig({ registration: 'invite' })
     await svc.reload()
@@ -223,28 +236,8 @@ describe('chatmail-accounts with dovecot', () => {
   })
 
   it("postfix's SASL (service smtp): a refused first login fails, never an OK with nologin (postfix ignores it)", async () => {
-    /** AUTH PLAIN on dovecot's auth-client socket as postfix asks it: the reply line. */
     const saslAuth = (user: string, password: string, service: string) =>
-      new Promise<string>((resolve, reject) => {
-        const s = connect(join(dovecot.dir, 'run', 'auth-client'))
-        let buf = ''
-        let sent = false
-        s.on('error', reject)
-        s.write(`VERSION\t1\t2\nCPID\t${process.pid}\n`)
-        s.on('data', (d) => {
-          buf += d.toString()
-          if (!sent && buf.includes('DONE\n')) {
-            sent = true
-            const resp = Buffer.from(`\0${user}\0${password}`).toString('base64')
-            s.write(`AUTH\t1\tPLAIN\tservice=${service}\tsecured\tresp=${resp}\n`)
-          }
-          const m = /^(OK|FAIL)\t1\b.*$/m.exec(buf)
-          if (m) {
-            s.end()
-            resolve(m[0])
-          }
-        })
-      })
+      saslAuthAt(join(dovecot.dir, 'run', 'auth-client'), user, password, service)
     // Breaks the rules (local part too short), and a wrong password for an existing account.
     expect(await saslAuth(`short@${DOMAIN}`, 'any-password-at-all', 'smtp')).toMatch(/^FAIL\t1/)
     expect(await saslAuth(`abcdefghi@${DOMAIN}`, 'password-2', 'smtp')).toMatch(/^FAIL\t1/)

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -6,12 +6,16 @@ import { DRAWN_PASSWORD_ROUNDS, dcloginUrl } from '../../src/remote/chatmail-acc
 import { canonical, mayCreate } from '../../src/remote/chatmail-accounts/address.js'
 import { parseAuthKey, splitEscaped } from '../../src/remote/chatmail-accounts/auth-keys.js'
 import { parseConfig } from '../../src/remote/chatmail-accounts/config.js'
+import { mailboxToDelete } from '../../src/remote/chatmail-accounts/expire.js'
+import { InviteStore, parseInvites } from '../../src/remote/chatmail-accounts/invites.js'
 import {
   cachedResources,
+  clientKey,
   memAvailable,
   RateLimiter,
   resourceProblem,
 } from '../../src/remote/chatmail-accounts/limits.js'
+import { PasswdOwners, passwdFileAddresses } from '../../src/remote/chatmail-accounts/owners.js'
 import { hashPassword, verifyPassword, verifyPasswordSync } from '../../src/remote/chatmail-accounts/password.js'
 import { decodeRequest, encodeNetstring } from '../../src/remote/chatmail-accounts/socketmap.js'
 import { AccountStore, parseAccounts } from '../../src/remote/chatmail-accounts/store.js'
@@ -264,6 +268,163 @@ describe('accounts file and config', () => {
       expect(r.errors.join('\n')).toMatch(/data_dir "rel" is not an absolute path/)
       expect(r.errors.join('\n')).toMatch(/registration "maybe"/)
       expect(r.errors.join('\n')).toMatch(/username_min_length 10 is above username_max_length 9/)
+    }
+  })
+})
+
+describe('issue 23: names, case, clients, invites, owners, the expiry guard', () => {
+  const wide = { ...rules, localMinLength: 1, localMaxLength: 32 }
+
+  it('no name that is not one directory (., .., dots at the ends or in a row), none reserved', () => {
+    for (const local of ['.', '..', '.x', 'x.', 'a..b']) {
+      expect(mayCreate(`${local}@chat.example.org`, '123456789', wide).ok, local).toBe(false)
+    }
+    expect(canonical('..@chat.example.org', 'chat.example.org')).toBeUndefined()
+    expect(canonical('a/b@chat.example.org', 'chat.example.org')).toBeUndefined()
+    for (const local of [
+      'webmaster',
+      'postmaster',
+      'abuse',
+      'hostmaster',
+      'admin',
+      'administrator',
+      'root',
+      'doctor',
+    ]) {
+      expect(mayCreate(`${local}@chat.example.org`, '123456789', wide)).toEqual({
+        ok: false,
+        reason: `${local}@ is reserved on this server`,
+      })
+    }
+    expect(mayCreate('a.b-c_d@chat.example.org', '123456789', wide).ok).toBe(true)
+  })
+
+  it('case folds in ASCII only, as dovecot and postfix do (no Kelvin sign for k, no dotless i)', () => {
+    expect(canonical('\u212Aelvin@chat.example.org', 'chat.example.org')).toBeUndefined()
+    expect(canonical('\u0130nfo@chat.example.org', 'chat.example.org')).toBeUndefined()
+    expect(canonical('kelvin@chat.\u212Axample.org', 'chat.kxample.org')).toBeUndefined()
+    expect(canonical('KELVIN@CHAT.EXAMPLE.ORG', 'chat.example.org')?.address).toBe('kelvin@chat.example.org')
+  })
+
+  it('the creation limit counts IPv6 clients by /64, IPv4-mapped ones as IPv4; its memory is bounded', () => {
+    expect(clientKey('2001:db8:1:2::5')).toBe('2001:db8:1:2::/64')
+    expect(clientKey('2001:0DB8:0001:0002:ffff:ffff:ffff:ffff')).toBe('2001:db8:1:2::/64')
+    expect(clientKey('::ffff:192.0.2.7')).toBe('192.0.2.7')
+    expect(clientKey('::1')).toBe('0:0:0:0::/64')
+    expect(clientKey('192.0.2.7')).toBe('192.0.2.7')
+    expect(clientKey('unknown')).toBe('unknown')
+    const limiter = new RateLimiter(3, 60_000, 50)
+    const allowed = Array.from({ length: 30 }, (_, i) => limiter.take(`2001:db8:0:1::${i + 1}`, 1000)).filter(Boolean)
+    expect(allowed).toHaveLength(3)
+    for (let i = 0; i < 500; i++) limiter.take(`2001:db8:${i.toString(16)}::1`, 1000)
+    expect(limiter.size).toBe(50)
+  })
+
+  it('an invite is taken at once: a single-use one serves one request, and comes back when no account came of it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chatmail-invites-'))
+    try {
+      const store = new InviteStore(dir)
+      const inv = store.create(1, 3600, Date.now())
+      expect(store.take(inv.token, Date.now()).ok).toBe(true)
+      expect(store.take(inv.token, Date.now())).toEqual({ ok: false, reason: 'this invite has been used up' })
+      store.giveBack(inv.token, Date.now())
+      // Written through: a restart sees the use given back.
+      expect(new InviteStore(dir).take(inv.token, Date.now()).ok).toBe(true)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('a damaged invites file is moved aside with the reason; entries are checked field by field', () => {
+    expect(parseInvites('')).toMatchObject({ reason: expect.stringMatching(/^not JSON/) })
+    expect(parseInvites('{}')).toEqual({ reason: 'not a list' })
+    expect(parseInvites('[{"token":"short","uses":1,"expires":1,"created":1}]')).toEqual({
+      reason: 'entry 1 is not an invite',
+    })
+    const dir = mkdtempSync(join(tmpdir(), 'chatmail-invites-'))
+    try {
+      writeFileSync(join(dir, 'invites.json'), '[{"token": ')
+      const log: string[] = []
+      const store = new InviteStore(dir, (_l, m) => log.push(m))
+      expect(store.list(Date.now())).toEqual([])
+      expect(log.join('\n')).toMatch(/invites\.json is damaged \(not JSON.*\): moved to .*invites\.json\.damaged-\d+/)
+      expect(readdirSync(dir).filter((f) => f.startsWith('invites.json.damaged-'))).toHaveLength(1)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('a damaged accounts file or expiring list is read as far as it goes, and kept as it was beside it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chatmail-store-'))
+    try {
+      writeFileSync(join(dir, 'accounts'), 'a@x\t{PBKDF2}h\t1\ngarbage\n')
+      writeFileSync(join(dir, 'expiring'), 'b@x\nnot an address\n')
+      const log: string[] = []
+      const store = new AccountStore(dir, (_l, m) => log.push(m))
+      expect(store.size).toBe(1)
+      expect(store.expiringList()).toEqual(['b@x'])
+      expect(
+        readdirSync(dir)
+          .filter((f) => f.includes('.damaged-'))
+          .sort(),
+      ).toHaveLength(2)
+      expect(log.join('\n')).toMatch(/accounts: skipped unreadable lines 2; the file as it was is kept in/)
+      store.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it("another passdb's addresses: read from its file again when it changes; unreadable means unknown", () => {
+    expect([
+      ...passwdFileAddresses('# c\nA@[203.0.113.5]:{PLAIN}x\nb@203.0.113.5:x::::::\nc@other:x\n', '203.0.113.5'),
+    ]).toEqual(['a@[203.0.113.5]', 'b@[203.0.113.5]'])
+    const dir = mkdtempSync(join(tmpdir(), 'chatmail-owners-'))
+    try {
+      const file = join(dir, 'users')
+      const errors: string[] = []
+      const owners = new PasswdOwners(
+        [join(dir, 'missing'), file],
+        () => 'chat.example.org',
+        (m) => errors.push(m),
+      )
+      expect(owners.owner('opera1234@chat.example.org')).toBe('ours')
+      writeFileSync(file, 'opera1234@chat.example.org:{PLAIN}x::::::\n')
+      expect(owners.owner('opera1234@chat.example.org')).toBe('theirs')
+      rmSync(file)
+      mkdirSync(file)
+      expect(owners.owner('opera1234@chat.example.org')).toBe('unknown')
+      expect(owners.owner('other0001@chat.example.org')).toBe('unknown')
+      expect(errors).toHaveLength(1)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('the expiry deletes only <mail root>/<domain>/<local> itself, compared as real paths', () => {
+    const root = mkdtempSync(join(tmpdir(), 'chatmail-guard-'))
+    try {
+      const domainDir = join(root, 'chat.example.org')
+      mkdirSync(join(domainDir, 'alice0001'), { recursive: true })
+      mkdirSync(join(root, 'elsewhere'))
+      symlinkSync(join(root, 'elsewhere'), join(domainDir, 'linked001'))
+      const check = (address: string, home: string) => mailboxToDelete(root, 'chat.example.org', address, home)
+      expect(check('alice0001@chat.example.org', `${domainDir}/alice0001`)).toEqual({
+        ok: true,
+        path: `${domainDir}/alice0001`,
+      })
+      for (const [address, home] of [
+        ['..@chat.example.org', `${domainDir}/..`],
+        ['.@chat.example.org', `${domainDir}/.`],
+        ['alice0001@chat.example.org', `${domainDir}/bob000001`],
+        ['alice0001@chat.example.org', `${root}/alice0001`],
+        ['linked001@chat.example.org', `${domainDir}/linked001`],
+      ] as const) {
+        expect(check(address, home), home).toMatchObject({ ok: false })
+      }
+      expect(check('gone00001@chat.example.org', `${domainDir}/gone00001`)).toEqual({ gone: true })
+    } finally {
+      rmSync(root, { recursive: true, force: true })
     }
   })
 })

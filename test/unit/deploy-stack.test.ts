@@ -73,6 +73,38 @@ describe('the dovecot stack', () => {
     expect(fileAt(ip.resources, '/etc/iroh-relay.toml')!.content).toContain('http_bind_addr = "[::]:3340"')
     expect(JSON.stringify(ip.resources)).toContain('subjectAltName=IP:203.0.113.5')
   })
+  it('nginx logs no query strings nor referers: invite tokens (/?i=, /new?i=) and addresses stay out of its access log', async () => {
+    const nginx = fileAt(
+      (await stack(config('chat.example.org'))).resources,
+      '/etc/nginx/conf.d/chatmail.conf',
+    )!.content
+    const format = /^log_format (\S+) ([^;]*);$/m.exec(nginx)
+    expect(format?.[1]).toBe('chatmail')
+    // Where a query or the URL with it could come from: the request line, the URI, the page before.
+    for (const v of [
+      '$request ',
+      '$request"',
+      '$request_uri',
+      '$args',
+      '$query_string',
+      '$arg_',
+      '$is_args',
+      '$http_referer',
+    ])
+      expect(format?.[2]).not.toContain(v)
+    expect(format?.[2]).toContain('$request_method $uri $server_protocol')
+    expect(format?.[2]).toContain('$remote_addr')
+    expect(format?.[2]).toContain('$status')
+    // Each server (80, whose redirect carries the query too, and 443) logs with it; no other log line.
+    const servers = nginx.split(/^server \{$/m).slice(1)
+    expect(servers).toHaveLength(2)
+    for (const server of servers) expect(server).toMatch(/^ {4}access_log \/var\/log\/nginx\/access\.log chatmail;$/m)
+    expect([...nginx.matchAll(/access_log ([^;]*);/g)].map((m) => m[1]).sort()).toEqual([
+      '/var/log/nginx/access.log chatmail',
+      '/var/log/nginx/access.log chatmail',
+      'off',
+    ])
+  })
   it('passes every smtpd message through chatmail-filter, with its limits from [mail]; 451 when it is away', async () => {
     const c = config('chat.example.org')
     c.mail.maxMessageSize = 20_000_000
@@ -269,7 +301,7 @@ describe('stacks made of services', () => {
     expect(v23.indexOf('driver = dict')).toBeGreaterThan(v23.indexOf('/etc/dovecot/users'))
     expect(v23).toContain('imap_capability = +XCHATMAIL')
     expect(fileAt(s12.resources, '/etc/dovecot/accounts-dict.conf.ext')!.content).toContain(
-      'uri = proxy:/run/chatmail-accounts/dict.socket:accounts',
+      'uri = proxy:/run/chatmail-accounts/dovecot/dict.socket:accounts',
     )
     expect(fileAt(s12.resources, '/etc/dovecot/chatmail-accounts.lua')).toBeUndefined()
     expect(v24.match(/^(passdb|userdb) \w+/gm)).toEqual([
@@ -283,7 +315,7 @@ describe('stacks made of services', () => {
     expect(v24.match(/lua_file = \/etc\/dovecot\/chatmail-accounts\.lua/g)).toHaveLength(2)
     expect(v24).toMatch(/imap_capability \{\s+XCHATMAIL = yes\s/)
     const lua = fileAt(s13.resources, '/etc/dovecot/chatmail-accounts.lua')!.content
-    expect(lua).toContain('local SOCKET = "/run/chatmail-accounts/dict.socket"')
+    expect(lua).toContain('local SOCKET = "/run/chatmail-accounts/dovecot/dict.socket"')
     expect(fileAt(s13.resources, '/etc/dovecot/accounts-dict.conf.ext')).toBeUndefined()
     const pkgs = (s: typeof s12) => s.resources.flatMap((r) => (r.kind === 'package' ? [r.name] : []))
     expect(pkgs(s13)).toEqual(expect.arrayContaining(['dovecot-auth-lua', 'lua-socket', 'lua-cjson']))

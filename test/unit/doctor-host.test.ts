@@ -1,5 +1,9 @@
 /** The host checks' parsing of the facts script's output, and their thresholds. */
-import { describe, expect, it } from 'vitest'
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { copyFileSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   HOST_CLOCK_FAIL_MS,
   HOST_CLOCK_WARN_MS,
@@ -7,7 +11,10 @@ import {
   judgeDisks,
   judgeMemory,
 } from '../../src/doctor/checks/host.js'
-import { parseHostFacts } from '../../src/doctor/host-probe.js'
+import { HOST_UNITS, HostProbe, parseHostFacts } from '../../src/doctor/host-probe.js'
+
+/** The script's hex of a name or path (od -tx1); names from /proc/PID/comm end in a newline. */
+const hex = (text: string) => Buffer.from(text).toString('hex')
 
 const OUTPUT = `@clock
 1767225605000000000
@@ -18,14 +25,19 @@ nginx not-found inactive
 @failed
 coturn.service
 @listening
-udp   UNCONN 0      0            0.0.0.0:3478       0.0.0.0:*    users:(("turnserver",pid=42,fd=7))
-tcp   LISTEN 0      100          0.0.0.0:993        0.0.0.0:*    users:(("dovecot",pid=7,fd=30))
-tcp   LISTEN 0      100          0.0.0.0:465        0.0.0.0:*    users:(("smtpd",pid=9,fd=6),("master",pid=8,fd=20))
+udp 0.0.0.0:3478 101
+tcp 0.0.0.0:993 102
+tcp 0.0.0.0:465 103
+@sockets
+42 101
+7 102
+9 103
+8 103
 @pids
-42 coturn.service
-7 dovecot.service
-8 postfix@-.service
-9 postfix@-.service
+42 ${hex('coturn.service')} ${hex('turnserver\n')}
+7 ${hex('dovecot.service')} ${hex('dovecot\n')}
+8 ${hex('postfix@-.service')} ${hex('master\n')}
+9 ${hex('postfix@-.service')} ${hex('smtpd\n')}
 @disk
 /dev/sda1 10000000 9600000 400000 96% /
 /dev/sda1 10000000 9600000 400000 96% /
@@ -34,7 +46,7 @@ tmpfs 4096 4096 0 100% /home/vmail
 MemTotal:        2000000 kB
 MemAvailable:     150000 kB
 @stale
-turnserver (42): /usr/bin/turnserver
+42 ${hex('turnserver\n')} ${hex('/usr/bin/turnserver')}
 @deploy
 2026-11-30T06:00:00.000Z by=root domain=x result=ok changed=3
 @iroh
@@ -81,5 +93,56 @@ describe('parseHostFacts', () => {
       detail: expect.stringMatching(/60\.0 s ahead/),
     })
     expect(judgeClock(-90_000).detail).toMatch(/90\.0 s behind/)
+  })
+})
+
+// Any user names their processes (/proc/PID/comm, 15 bytes, newlines allowed) and their binaries'
+// paths; ss -p and /proc print both raw. The probe's script runs here, under sh, as over SSH.
+describe('the host probe on this machine: host-chosen names cannot forge its report (issue 23 item 10b)', () => {
+  const COMM = 'n\n@units\nfake' // a listener's name: a section header and a unit
+  const BINARY = 'sl\n@failed\nx' // a deleted binary's name (and so its process's)
+  let dir: string
+  let listener: ChildProcess
+  let sleeper: ChildProcess
+  let port: number
+  const local = {
+    exec: (command: string) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile('sh', ['-c', command], { maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
+          resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout, stderr }),
+        )
+      }),
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'host-probe-'))
+    listener = spawn(
+      process.execPath,
+      [
+        '-e',
+        `require('fs').writeFileSync('/proc/self/comm', ${JSON.stringify(COMM)});` +
+          "const s = require('net').createServer().listen(0, '127.0.0.1', () => console.log(s.address().port))",
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    )
+    port = await new Promise<number>((resolve) => listener.stdout?.once('data', (d) => resolve(Number(String(d)))))
+    const binary = join(dir, BINARY)
+    copyFileSync('/bin/sleep', binary)
+    sleeper = spawn(binary, ['600'], { stdio: 'ignore' })
+    await new Promise((resolve) => sleeper.once('spawn', resolve))
+    unlinkSync(binary)
+  })
+  afterAll(() => {
+    listener?.kill()
+    sleeper?.kill()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('a listener named with a newline and "@units": its name as it is, the units section untouched', async () => {
+    const f = await new HostProbe('local', async () => local).facts()
+    expect(Object.keys(f.units).sort()).toEqual([...HOST_UNITS].sort())
+    expect(f.listening.find((l) => l.port === port)).toMatchObject({ proto: 'tcp', programs: [COMM] })
+    expect(f.failed).not.toContain('x')
+    expect(f.stale).toContain(`${BINARY} (${sleeper.pid}): ${join(dir, BINARY)}`)
   })
 })

@@ -184,6 +184,49 @@ describe('milter session', () => {
     }
   })
 
+  it('boundary="zz(1)" (issue #23): cleartext delimited by the quoted boundary around PGP/MIME delimited by the boundary without "(1)" is refused', () => {
+    const a = 'alice@example.org'
+    const text = pgpMimeMessage({ from: a, to: 'b@x.org' }).toString('latin1')
+    const b = /boundary="([^"]+)"/.exec(text)?.[1] as string
+    const sep = text.indexOf('\r\n\r\n') + 4
+    // The old reading of "b(1)" was "b " (the parentheses taken for a comment).
+    const inner = text.slice(sep).replaceAll(`--${b}`, `--${b} `)
+    const forged = `${text.slice(0, sep).replace(`boundary="${b}"`, `boundary="${b}(1)"`)}--${b}(1)\r\nContent-Type: text/plain\r\n\r\nin the clear\r\n${inner}--${b}(1)--\r\n`
+    for (const login of [a, undefined]) {
+      const answers = converse(session(), [
+        optneg(),
+        connect('192.0.2.1'),
+        ...messageFrames(Buffer.from(forged, 'latin1'), a, ['b@x.org'], login),
+      ])
+      const last = answers[answers.length - 1] as Frame
+      expect(last.cmd).toBe('y')
+      expect(cstrings(last.data)[0]).toMatch(/^523 5\.7\.1 .*the first part is text\/plain/)
+    }
+  })
+
+  it('a delivery report passes from MAIL FROM:<> only', () => {
+    const raw = Buffer.from(
+      readFileSync(join(import.meta.dirname, '..', 'fixtures', 'mail', 'mailer-daemon.eml'), 'latin1').replace(
+        /\r?\n/g,
+        '\r\n',
+      ),
+      'latin1',
+    )
+    const bounce = converse(session(), [
+      optneg(),
+      connect('192.0.2.1'),
+      ...messageFrames(raw, '', ['alice@example.org']),
+    ])
+    expect(bounce[bounce.length - 1]?.cmd).toBe('a')
+    const sender = 'mailer-daemon@mx.example.net'
+    const forged = converse(session(), [
+      optneg(),
+      connect('192.0.2.1'),
+      ...messageFrames(raw, sender, ['alice@example.org']),
+    ])
+    expect(cstrings((forged[forged.length - 1] as Frame).data)[0]).toMatch(/^523 5\.7\.1 .*multipart\/report is not/)
+  })
+
   it('abort forgets the message; quit ends the session; an oversized frame is an error', () => {
     const s = session()
     expect(converse(s, [frame(CMD.abort)])).toEqual([])

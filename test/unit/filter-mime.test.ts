@@ -185,6 +185,71 @@ describe('cleartext exceptions', () => {
     const noAuto = raw.toString('latin1').replace(/^Auto-Submitted:.*\r\n/m, '')
     expect(checkMessage(Buffer.from(noAuto), inc('', [A]))).toMatchObject({ accept: false, code: '523' })
   })
+  it('a delivery report passes only from the null sender (MAIL FROM:<>), as one: report-type delivery-status, a message/delivery-status part', () => {
+    const raw = fixture('mailer-daemon.eml').toString('latin1')
+    const bounce = (text: string, mailFrom = '') => checkMessage(Buffer.from(text, 'latin1'), inc(mailFrom, [A]))
+    expect(bounce(raw)).toEqual({ accept: true, kind: 'bounce' })
+    // Cleartext that calls itself a report, from a sender that is not the null sender.
+    expect(bounce(raw, 'mailer-daemon@mx.example.net')).toMatchObject({ accept: false, code: '523' })
+    expect(bounce(raw, 'spammer@example.com')).toMatchObject({ accept: false, code: '523' })
+    // The returned message or its header as a third part; the parts as postfix and exim write them.
+    const returned = (type: string) =>
+      raw.replace('--rb1--', `--rb1\r\nContent-Type: ${type}\r\n\r\nFrom: <${A}>\r\nSubject: hi\r\n\r\nhi\r\n--rb1--`)
+    expect(bounce(returned('message/rfc822'))).toEqual({ accept: true, kind: 'bounce' })
+    expect(bounce(returned('text/rfc822-headers'))).toEqual({ accept: true, kind: 'bounce' })
+    expect(bounce(returned('message/global'))).toEqual({ accept: true, kind: 'bounce' })
+    const folded = raw.replace(
+      'multipart/report; report-type=delivery-status; boundary="rb1"',
+      'multipart/report;\r\n\tboundary="rb1"; report-type="Delivery-Status"',
+    )
+    expect(bounce(folded)).toEqual({ accept: true, kind: 'bounce' })
+    const refused: [string, string, RegExp][] = [
+      [
+        'another report type',
+        raw.replace('report-type=delivery-status', 'report-type=disposition-notification'),
+        /multipart\/report is not/,
+      ],
+      ['no report type', raw.replace('report-type=delivery-status; ', ''), /multipart\/report is not/],
+      ['multipart/mixed', raw.replace('multipart/report', 'multipart/mixed'), /multipart\/mixed is not/],
+      [
+        'Auto-Submitted: no',
+        raw.replace('Auto-Submitted: auto-replied', 'Auto-Submitted: no'),
+        /multipart\/report is not/,
+      ],
+      [
+        'From another user',
+        raw.replace('MAILER-DAEMON@mx.example.net', 'postmaster@mx.example.net'),
+        /multipart\/report is not/,
+      ],
+      [
+        'no status part',
+        raw.replace('message/delivery-status', 'text/plain'),
+        /second part of a delivery report is text\/plain/,
+      ],
+      [
+        'only one part',
+        raw.replace(/--rb1\r\nContent-Type: message\/delivery-status[\s\S]*?(?=--rb1--)/, ''),
+        /without its message\/delivery-status/,
+      ],
+      [
+        'a fourth part',
+        returned('message/rfc822').replace('--rb1--', '--rb1\r\nContent-Type: text/plain\r\n\r\nmore\r\n--rb1--'),
+        /more than three parts/,
+      ],
+      ['a third part of text', returned('text/plain'), /third part of a delivery report is text\/plain/],
+      ['no closing delimiter', raw.replace('--rb1--', ''), /incomplete delivery report/],
+      [
+        'a base64 multipart',
+        raw.replace('MIME-Version: 1.0', 'MIME-Version: 1.0\r\nContent-Transfer-Encoding: base64'),
+        /Content-Transfer-Encoding base64/,
+      ],
+    ]
+    for (const [name, text, reason] of refused) {
+      const v = bounce(text)
+      expect(v.accept, name).toBe(false)
+      expect(!v.accept && v.reason, name).toMatch(reason)
+    }
+  })
   it('an Autocrypt Setup Message passes outgoing to oneself only', () => {
     const raw = fixture('autocrypt-setup-message.eml')
     expect(checkMessage(raw, out(A, [A]))).toEqual({ accept: true, kind: 'setup-message' })

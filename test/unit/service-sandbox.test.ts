@@ -69,3 +69,36 @@ describe('nginx', () => {
     for (const s of servers) expect(s).toMatch(/^ {4}server_tokens off;$/m)
   })
 })
+
+describe('chatmail-accounts.service', () => {
+  it('holds one supplementary group, to read the passwd-files dovecot asks first; each group socket is born in a setgid directory of its group', async () => {
+    const f = await files()
+    const unit = serviceSettings(f.get('/etc/systemd/system/chatmail-accounts.service') as string)
+    expect(unit.get('SupplementaryGroups')).toEqual(['dovecot'])
+    const conf0 = f.get('/etc/chatmail/accounts.conf') as string
+    // The files it reads with that group: dovecot.conf's passdbs before it, root:dovecot 0640.
+    expect(/^passwd_files = (.*)$/m.exec(conf0)?.[1]).toBe('/etc/dovecot/doctor.passwd /etc/dovecot/users')
+    const passdbs = [
+      ...(f.get('/etc/dovecot/dovecot.conf') as string).matchAll(
+        /passdb \{\n\s*driver = passwd-file\n\s*args = .* (\S+)\n/g,
+      ),
+    ]
+    expect(passdbs.map((m) => m[1])).toEqual(['/etc/dovecot/doctor.passwd', '/etc/dovecot/users'])
+    expect(unit.get('User')).toEqual(['chatmail-accounts'])
+    const conf = f.get('/etc/chatmail/accounts.conf') as string
+    const setting = (key: string) => new RegExp(`^${key} = (.*)$`, 'm').exec(conf)?.[1]
+    const made = (unit.get('ExecStartPre') ?? []).filter((c) => c.startsWith('+'))
+    const groups = ['dict', 'socketmap', 'http', 'lastlogin'].map((s) => {
+      const socket = setting(`${s}_socket`) as string
+      const group = setting(`${s}_socket_group`) as string
+      // Root (+) makes the directory; chatmail-accounts only binds in it and "chowns" to the group
+      // the socket already has, which the kernel allows its owner without membership.
+      expect(made, s).toContain(
+        `+/usr/bin/install -d -o chatmail-accounts -g ${group} -m 2750 ${socket.slice(0, socket.lastIndexOf('/'))}`,
+      )
+      return group
+    })
+    expect(groups).toEqual(['dovecot', 'postfix', 'www-data', 'vmail'])
+    expect(made).toHaveLength(4)
+  })
+})

@@ -3,6 +3,7 @@ import { type Config, DEFAULT_ACCOUNTS, DEFAULT_EXPIRY } from '../../src/config/
 import { deliveryLines, loginMapLines, ownSenderLines } from '../../src/deploy/mail-routing.js'
 import { dcaccountLink, qrTerminal, signupLink } from '../../src/signup/links.js'
 import { signupPage } from '../../src/signup/page.js'
+import { inviteFailure, parseInvite } from '../../src/signup/remote.js'
 
 function config(domain: string, over: Partial<Config['accounts']> = {}, tls: Config['tls']['mode'] = 'acme'): Config {
   return {
@@ -72,6 +73,42 @@ describe('sign-up page', () => {
     expect(signupLink(config('chat.example.org', {}, 'self-signed'))).toBe('https://chat.example.org/')
     expect(signupLink(config('203.0.113.5'))).toBe('https://203.0.113.5/')
     expect(signupLink(config('203.0.113.5'), 'a b')).toBe('https://203.0.113.5/?i=a%20b')
+  })
+})
+
+describe('chatmail invite: what the server answers reaches the terminal printable (issue 23 item 10a)', () => {
+  const answer = (over: Record<string, unknown>) =>
+    JSON.stringify({
+      ok: true,
+      token: 'tok_en-1234567890abc',
+      uses: 1,
+      expires: 1_800_000_000,
+      registration: 'invite',
+      ...over,
+    })
+
+  it('an invite: its registration with escape sequences, C1 controls and bidi overrides shows them escaped', () => {
+    const invite = parseInvite(answer({ registration: '\u001b]0;owned\u0007open\u009b2J\r\n\u202eclosed' }))
+    expect(invite?.registration).toBe('\\x1b]0;owned\\x07open\\x9b2J\\x0d\\x0a\\u{202e}closed')
+    expect(parseInvite(answer({}))).toEqual({
+      token: 'tok_en-1234567890abc',
+      uses: 1,
+      expires: 1_800_000_000,
+      registration: 'invite',
+    })
+  })
+
+  it('numbers that are no dates or counts are no invite (no RangeError printing a stack)', () => {
+    expect(parseInvite(answer({ expires: 1e300 }))).toBeUndefined()
+    expect(parseInvite(answer({ uses: 1.5 }))).toBeUndefined()
+    expect(parseInvite(answer({ uses: -1 }))).toBeUndefined()
+  })
+
+  it('a refusal: the last line of what the server wrote to stderr, escaped', () => {
+    expect(inviteFailure('noise\nerror: \u001b[2J\u001b[1;1Hall checks ok\u0007\n')).toBe(
+      '\\x1b[2J\\x1b[1;1Hall checks ok\\x07',
+    )
+    expect(inviteFailure('')).toBe('')
   })
 })
 

@@ -108,7 +108,7 @@ describe('deploy: quota, quota-status, last login, the expiry timer', () => {
     expect(v23).toMatch(/^quota_full_tempfail = yes$/m)
     expect(v23.slice(v23.indexOf('plugin {'))).not.toMatch(/^\s+quota_full_tempfail/m)
     expect(v23).toContain('quota_status_overquota = 552 5.2.2 Mailbox is full')
-    expect(v23).toContain('last_login_dict = proxy:/run/chatmail-accounts/lastlogin.socket:lastlogin')
+    expect(v23).toContain('last_login_dict = proxy:/run/chatmail-accounts/vmail/lastlogin.socket:lastlogin')
     expect(v23).toMatch(/mail_plugins = \$mail_plugins imap_quota last_login/)
     expect(v23).toContain('unix_listener /var/spool/postfix/private/quota-status {')
     const v24 = fileAt((await build('13')).resources, '/etc/dovecot/dovecot.conf')
@@ -117,7 +117,7 @@ describe('deploy: quota, quota-status, last login, the expiry timer', () => {
     expect(v24).toContain('quota_storage_grace = 0')
     expect(v24).toContain('quota_full_tempfail = yes')
     expect(v24).toContain('quota_status_overquota = 552 5.2.2 Mailbox is full')
-    expect(v24).toContain('dict_proxy_socket_path = /run/chatmail-accounts/lastlogin.socket')
+    expect(v24).toContain('dict_proxy_socket_path = /run/chatmail-accounts/vmail/lastlogin.socket')
     expect(v24).toContain('last_login_key = last-login/%{user}')
     expect(v24).not.toMatch(/^\s*plugin \{/m)
   })
@@ -135,7 +135,7 @@ describe('deploy: quota, quota-status, last login, the expiry timer', () => {
     expect(parsed.ok).toBe(true)
     if (!parsed.ok) return
     expect(parsed.config.lastloginSocket).toEqual({
-      path: '/run/chatmail-accounts/lastlogin.socket',
+      path: '/run/chatmail-accounts/vmail/lastlogin.socket',
       mode: 0o660,
       group: 'vmail',
     })
@@ -148,8 +148,9 @@ describe('deploy: quota, quota-status, last login, the expiry timer', () => {
       // Its accounts' mailboxes are not orphans (test/integration/expire-orphans.test.ts).
       usersFile: '/etc/dovecot/users',
     })
+    // The mail processes (vmail) reach the socket: it is born with their group in its directory.
     expect(fileAt(spec.resources, '/etc/systemd/system/chatmail-accounts.service')).toMatch(
-      /^SupplementaryGroups=.*\bvmail\b/m,
+      /^ExecStartPre=\+\/usr\/bin\/install -d -o chatmail-accounts -g vmail -m 2750 \/run\/chatmail-accounts\/vmail$/m,
     )
     const unit = fileAt(spec.resources, '/etc/systemd/system/chatmail-expire.service')
     expect(unit).toMatch(

@@ -1,3 +1,4 @@
+import { dirname } from 'node:path'
 import { LARGE_MESSAGE_BYTES } from '../../config/schema.js'
 import { formatDuration } from '../../protocols/duration.js'
 import { addressDomain } from '../../remote/chatmail-accounts/address.js'
@@ -6,7 +7,7 @@ import { ACCOUNTS } from '../../signup/remote.js'
 import { directory, service, user } from '../resources.js'
 import type { ServiceModule } from '../service.js'
 import { doctorAddress, MANAGED_BY, PATHS, remoteProgram, render } from './common.js'
-import { DOVECOT_USERS } from './dovecot.js'
+import { DOCTOR_PASSDB, DOVECOT_USERS } from './dovecot.js'
 
 export const chatmailAccounts: ServiceModule = {
   name: 'chatmail-accounts',
@@ -50,6 +51,8 @@ export const chatmailAccounts: ServiceModule = {
         ...expiryVars,
         expire_exempt: expireExempt,
         users_file: DOVECOT_USERS,
+        // dovecot.conf's passdbs before this service, in its order.
+        passwd_files: `${DOCTOR_PASSDB} ${DOVECOT_USERS}`,
       },
       { mode: '0644' },
     )
@@ -62,6 +65,10 @@ export const chatmailAccounts: ServiceModule = {
         node: '/usr/bin/node',
         program: ACCOUNTS.program,
         config: ACCOUNTS.config,
+        dict_dir: dirname(ACCOUNTS.dictSocket),
+        socketmap_dir: dirname(ACCOUNTS.socketmapSocket),
+        http_dir: dirname(ACCOUNTS.httpSocket),
+        lastlogin_dir: dirname(ACCOUNTS.lastloginSocket),
       },
     )
     const expireVars = {

@@ -5,10 +5,11 @@
 import { randomBytes, randomInt } from 'node:crypto'
 import { isIPv4 } from 'node:net'
 import type { Logger } from '../lib/log.js'
-import { canonical, mailHome, mayCreate, type Parsed, type Rules } from './address.js'
+import { canonical, mailHome, mayCreate, type Parsed, RESERVED_LOCAL_PARTS, type Rules } from './address.js'
 import type { InviteStore } from './invites.js'
 import type { LastLogins } from './lastlogin.js'
 import { type RateLimiter, type Resources, resourceProblem } from './limits.js'
+import type { Ownership } from './owners.js'
 import { hashPassword, verifyPassword } from './password.js'
 import type { AccountStore } from './store.js'
 
@@ -29,6 +30,8 @@ export interface Deps {
   store: AccountStore
   lastLogins: LastLogins
   invites: InviteStore
+  /** Addresses of the passdbs dovecot asks before this service (owners.ts): never ours to create. */
+  owners: { owner(address: string): Ownership }
   /** Replaced on a reload that changes the limit. */
   limiter: RateLimiter
   resources(): Resources
@@ -48,6 +51,8 @@ export type PassdbReply = Record<string, string> | undefined
 export type Signup =
   | { ok: true; email: string; password: string; dcloginUrl?: string }
   | { ok: false; status: number; reason: string }
+
+const UNKNOWN_OWNERS = 'the server cannot create accounts right now: try again later'
 
 const PASSWORD_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'
 const LOCAL_CHARS = 'abcdefghijklmnopqrstuvwxyz0123456789'
@@ -150,6 +155,11 @@ export class Accounts {
   async passdb(login: string, password: string, client: string, service: string): Promise<PassdbReply> {
     const parsed = canonical(login, this.policy.rules.domain)
     if (parsed === undefined) return undefined
+    // Another passdb's address reaches this one only when that passdb refused the password: no
+    // such account here, whatever this service's own file says (an account made by that very
+    // mistake before it was mended included).
+    const owner = this.deps.owners.owner(parsed.address)
+    if (owner === 'theirs') return undefined
     const existing = this.deps.store.get(parsed.address)
     // Verified here (OpenSSL's PBKDF2, in the thread pool, several at once: about 4x faster than
     // dovecot's own), and only here.
@@ -167,6 +177,7 @@ export class Accounts {
     }
     const verdict = mayCreate(login, password, this.policy.rules)
     if (!verdict.ok) return refusal(`cannot create this account: ${verdict.reason}`, service)
+    if (owner === 'unknown') return refusal(UNKNOWN_OWNERS, service)
     const blocked = this.blocked(client)
     if (blocked) {
       this.deps.log('warn', `refused to create ${parsed.address} for ${client || 'unknown'}: ${blocked.reason}`)
@@ -182,6 +193,7 @@ export class Accounts {
   userdb(login: string): Record<string, string> | undefined {
     const parsed = canonical(login, this.policy.rules.domain)
     if (parsed === undefined || !this.deps.store.get(parsed.address)) return undefined
+    if (this.deps.owners.owner(parsed.address) === 'theirs') return undefined
     const home = mailHome(this.policy.mailRoot, parsed, this.policy.rules.domain)
     return login === parsed.address ? { home } : { home, user: parsed.address }
   }
@@ -232,10 +244,15 @@ export class Accounts {
     this.deps.store.forgetExpired(addresses)
   }
 
-  /** Whether mail to this address has a mailbox (postfix's recipient check). */
+  /**
+   * Whether mail to this address has a mailbox (postfix's recipient check): an account here, or
+   * one of another passdb's (dovecot's passwd-file userdb delivers to it). The same bytes dovecot's
+   * LMTP looks up: canonical() folds ASCII case only.
+   */
   exists(address: string): boolean {
     const parsed = canonical(address, this.policy.rules.domain)
-    return parsed !== undefined && this.deps.store.get(parsed.address) !== undefined
+    if (parsed === undefined) return false
+    return this.deps.store.get(parsed.address) !== undefined || this.deps.owners.owner(parsed.address) === 'theirs'
   }
 
   /** POST /new: a fresh address and password, created at once. */
@@ -243,11 +260,33 @@ export class Accounts {
     const mode = this.policy.registration
     if (mode === 'closed') return { ok: false, status: 403, reason: 'registration is closed on this server' }
     const nowMs = this.deps.now()
+    let reserved: string | undefined
     if (mode === 'invite') {
       if (!token) return { ok: false, status: 403, reason: 'new accounts on this server need an invite link' }
-      const check = this.deps.invites.check(token, nowMs)
-      if (!check.ok) return { ok: false, status: 403, reason: check.reason }
+      // Taken now, before any await: concurrent requests with one invite each take their own use.
+      const taken = this.deps.invites.take(token, nowMs)
+      if (!taken.ok) return { ok: false, status: 403, reason: taken.reason }
+      reserved = token
     }
+    try {
+      const made = await this.fresh(client)
+      if (!made.ok) {
+        if (reserved) this.deps.invites.giveBack(reserved, this.deps.now())
+        return made
+      }
+      reserved = undefined
+      const { email, password } = made
+      return this.policy.selfSigned
+        ? { ok: true, email, password, dcloginUrl: dcloginUrl(email, password, this.policy.rules.domain) }
+        : made
+    } catch (err) {
+      if (reserved) this.deps.invites.giveBack(reserved, this.deps.now())
+      throw err
+    }
+  }
+
+  /** A new account with a drawn address and password, when the server may make one now. */
+  private async fresh(client: string): Promise<Signup> {
     const blocked = this.blocked(client)
     if (blocked) return { ok: false, ...blocked }
     const rules = this.policy.rules
@@ -255,8 +294,11 @@ export class Accounts {
     let parsed: Parsed | undefined
     for (let i = 0; i < 10 && parsed === undefined; i++) {
       const candidate = canonical(`${randomText(LOCAL_CHARS, rules.localMaxLength)}@${rules.domain}`, rules.domain)
+      if (candidate === undefined || RESERVED_LOCAL_PARTS.has(candidate.local)) continue
+      const owner = this.deps.owners.owner(candidate.address)
+      if (owner === 'unknown') return { ok: false, status: 503, reason: UNKNOWN_OWNERS }
       if (
-        candidate &&
+        owner === 'ours' &&
         !this.deps.store.get(candidate.address) &&
         !this.deps.store.isExpiring(candidate.address) &&
         !this.pending.has(candidate.address)
@@ -265,11 +307,7 @@ export class Accounts {
     }
     if (parsed === undefined) return { ok: false, status: 503, reason: 'could not find a free address: try again' }
     await this.create(parsed, password, DRAWN_PASSWORD_ROUNDS)
-    if (mode === 'invite' && token) this.deps.invites.use(token, nowMs)
-    const email = parsed.address
-    return this.policy.selfSigned
-      ? { ok: true, email, password, dcloginUrl: dcloginUrl(email, password, rules.domain) }
-      : { ok: true, email, password }
+    return { ok: true, email: parsed.address, password }
   }
 }
 

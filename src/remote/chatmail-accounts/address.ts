@@ -19,6 +19,64 @@ export interface Rules {
 /** Characters of a local part we create (what chatmail relays allow). */
 const LOCAL_PART = /^[a-z0-9._-]+$/
 
+/**
+ * Local parts nobody may create: the role addresses of RFC 2142 and the CA/Browser Forum's
+ * Baseline Requirements (3.2.2.4.4: the addresses a CA may mail to prove control of a domain),
+ * the mail system's own (RFC 5321 postmaster, mailer-daemon, root), and names of this server's
+ * parts. Whoever holds one of these could receive a certificate approval, abuse reports or
+ * bounces meant for the operator.
+ */
+export const RESERVED_LOCAL_PARTS: ReadonlySet<string> = new Set([
+  // RFC 2142
+  'info',
+  'marketing',
+  'sales',
+  'support',
+  'abuse',
+  'noc',
+  'security',
+  'postmaster',
+  'hostmaster',
+  'usenet',
+  'news',
+  'webmaster',
+  'www',
+  'uucp',
+  'ftp',
+  // CA/B Forum Baseline Requirements 3.2.2.4.4
+  'admin',
+  'administrator',
+  // the mail system and the host
+  'mailer-daemon',
+  'root',
+  'nobody',
+  'noreply',
+  'no-reply',
+  'daemon',
+  'vmail',
+  'dmarc',
+  'mta-sts',
+  'autoconfig',
+  'doctor',
+])
+
+/**
+ * A local part that is one safe name of a directory and a dot-atom (RFC 5322 3.2.3): no dot at
+ * either end, no two dots in a row. `.` and `..` would name the mail root itself or its parent.
+ */
+function dotAtom(local: string): boolean {
+  return !local.startsWith('.') && !local.endsWith('.') && !local.includes('..')
+}
+
+/**
+ * ASCII-only lower case, as dovecot's `%Lu` / `%{user | lower}` and postfix fold: JavaScript's
+ * `toLowerCase` also folds other scripts (the Kelvin sign U+212A becomes `k`), so a lookup would
+ * find an account that dovecot's own lookup of the same bytes never does.
+ */
+function asciiLower(text: string): string {
+  return text.replace(/[A-Z]+/g, (m) => m.toLowerCase())
+}
+
 /** The domain as it appears in addresses: `[IP]` for an IP-only server. */
 export function addressDomain(domain: string): string {
   return isIPv4(domain) ? `[${domain}]` : domain.toLowerCase()
@@ -37,12 +95,15 @@ export interface Parsed {
 export function canonical(input: string, domain: string): Parsed | undefined {
   const at = input.lastIndexOf('@')
   if (at <= 0) return undefined
-  const local = input.slice(0, at).toLowerCase()
-  const dom = input.slice(at + 1).toLowerCase()
+  // Only printable ASCII: a byte beyond it is no address of ours (none is created with one), and
+  // must not fold onto one that is.
+  if (!/^[\x21-\x7e]+$/.test(input)) return undefined
+  const local = asciiLower(input.slice(0, at))
+  const dom = asciiLower(input.slice(at + 1))
   const ours = addressDomain(domain)
   const ip = isIPv4(domain)
   if (dom !== ours && !(ip && dom === domain)) return undefined
-  if (/[\s"\\<>@\x00-\x1f\x7f]/.test(local)) return undefined
+  if (/["\\<>@/]/.test(local) || local === '.' || local === '..') return undefined
   return { local, address: `${local}@${ours}` }
 }
 
@@ -62,6 +123,12 @@ export function mayCreate(input: string, password: string, rules: Rules): Verdic
   }
   if (!LOCAL_PART.test(parsed.local)) {
     return { ok: false, reason: 'the part before @ may only hold a-z, 0-9, dot, dash and underscore' }
+  }
+  if (!dotAtom(parsed.local)) {
+    return { ok: false, reason: 'the part before @ may not start or end with a dot, or hold two in a row' }
+  }
+  if (RESERVED_LOCAL_PARTS.has(parsed.local)) {
+    return { ok: false, reason: `${parsed.local}@ is reserved on this server` }
   }
   if ([...password].length < rules.passwordMinLength) {
     return { ok: false, reason: `the password must be at least ${rules.passwordMinLength} characters` }

@@ -9,7 +9,7 @@ import type { Logger } from '../lib/log.js'
 import type { Expired } from './accounts.js'
 import { addressDomain } from './address.js'
 import type { ServiceConfig } from './config.js'
-import { expireMessages } from './expire.js'
+import { expireMessages, mailboxToDelete } from './expire.js'
 import { sweepOrphans } from './orphans.js'
 
 /** An orphan mailbox modified within this many seconds stays (orphans.ts). */
@@ -75,17 +75,21 @@ export async function expire(config: ServiceConfig, log: Logger): Promise<void> 
     log('error', `inactive accounts were not expired: ${answer.reason}`)
     failed = true
   }
-  const root = `${config.mailRoot}/`
   const deleted: string[] = []
   for (const e of answer.expired ?? []) {
-    if (!e.home.startsWith(root) || e.home.includes('/../')) {
-      log('error', `not deleting ${e.home}: outside ${config.mailRoot}`)
+    const target = mailboxToDelete(config.mailRoot, config.rules.domain, e.address, e.home)
+    if ('gone' in target) {
+      deleted.push(e.address)
+      continue
+    }
+    if (!target.ok) {
+      log('error', target.reason)
       failed = true
       continue
     }
     doveadm(['kick', e.address])
     try {
-      rmSync(e.home, { recursive: true, force: true })
+      rmSync(target.path, { recursive: true, force: true })
       deleted.push(e.address)
     } catch (err) {
       log('error', `cannot delete the mailbox ${e.home} of ${e.address}: ${(err as Error).message}`)

@@ -21,6 +21,8 @@ export interface ServiceConfig extends Policy {
   lastloginSocket: SocketSpec | undefined
   expiry: Expiry
   dataDir: string
+  /** The passwd-files dovecot asks before this service: their addresses are never created here (owners.ts). */
+  passwdFiles: string[]
   diskPath: string
   rateMax: number
   rateWindowSeconds: number
@@ -61,6 +63,7 @@ const KNOWN_KEYS = [
   'delete_inactive_after',
   'expire_exempt',
   'users_file',
+  'passwd_files',
   'registration',
   'username_min_length',
   'username_max_length',
@@ -151,6 +154,10 @@ export function parseConfig(text: string): ConfigResult {
       usersFile: v.get('users_file') ? path(v, 'users_file', errors) : undefined,
     },
     dataDir,
+    passwdFiles: (v.get('passwd_files') ?? '')
+      .split(/\s+/)
+      .filter((p) => p !== '')
+      .map((p) => parsePath('passwd_files', p, errors)),
     diskPath: v.get('disk_path') ? path(v, 'disk_path', errors) : dataDir,
     rateMax: parseCount('max_creations_per_client', v.get('max_creations_per_client'), 20, errors),
     rateWindowSeconds: window.ok ? window.seconds : 3600,

@@ -7,7 +7,7 @@
  * doctor's) are left alone. Dovecot notices the missing files at its next sync; the caller resyncs
  * the mailboxes that changed, so the quota counts them at once.
  */
-import { type Dirent, lstatSync, readdirSync, unlinkSync } from 'node:fs'
+import { type Dirent, lstatSync, readdirSync, realpathSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 
 export interface MessageExpiry {
@@ -75,4 +75,43 @@ export function expireMessages(domainDir: string, rule: MessageExpiry, exemptLoc
     if (n > 0) deleted.set(e.name, n)
   }
   return { deleted, errors }
+}
+
+/**
+ * Whether the expiry, as root, may delete `home` as the mailbox of `address`: only when it is
+ * exactly one directory named after the address's local part right below the domain's directory,
+ * `<mail root>/<domain>/<local>`, compared as real paths (no `.` or `..` name, no symlink, nothing
+ * that resolves elsewhere). Whatever the service or a damaged file says, nothing else is ever
+ * removed recursively. `{ gone: true }`: there is nothing to delete.
+ */
+export function mailboxToDelete(
+  mailRoot: string,
+  domain: string,
+  address: string,
+  home: string,
+): { ok: true; path: string } | { ok: false; reason: string } | { gone: true } {
+  const at = address.lastIndexOf('@')
+  const local = address.slice(0, at)
+  const refuse = (why: string) => ({ ok: false as const, reason: `not deleting ${home} for ${address}: ${why}` })
+  if (at <= 0 || local === '.' || local === '..' || local.includes('/') || local.includes('\0')) {
+    return refuse('its local part is not one directory name')
+  }
+  const domainDir = join(mailRoot, domain.toLowerCase())
+  if (home !== `${domainDir}/${local}`) return refuse(`it is not ${domainDir}/${local}`)
+  let realDomainDir: string
+  try {
+    realDomainDir = realpathSync(domainDir)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { gone: true }
+    return refuse(`cannot resolve ${domainDir}: ${(err as Error).message}`)
+  }
+  try {
+    const st = lstatSync(home)
+    if (!st.isDirectory()) return refuse('it is not a directory')
+    if (realpathSync(home) !== join(realDomainDir, local)) return refuse(`it resolves outside ${domainDir}`)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { gone: true }
+    return refuse((err as Error).message)
+  }
+  return { ok: true, path: home }
 }

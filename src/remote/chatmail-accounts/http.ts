@@ -4,7 +4,8 @@
  * do and Delta Chat core's `dcaccount:` handling expects; a refusal is `{"reason"}` with a 4xx/5xx
  * status, which core shows the user. The client address is nginx's X-Real-IP. With `dclogin_url`
  * comes `dclogin_qr_svg`, that link's QR code, which the sign-up page shows (a phone scans it from
- * a computer's screen, as on a chatmail relay's page).
+ * a computer's screen, as on a chatmail relay's page). A browser's POST from another web site is
+ * refused (crossSiteOrigin).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { qrSvg } from '../../signup/links.js'
@@ -27,6 +28,22 @@ function clientOf(req: IncomingMessage): string {
   return typeof h === 'string' && /^[0-9a-fA-F:.]{2,45}$/.test(h) ? h : 'unknown'
 }
 
+/**
+ * Why a POST comes from another web site, or undefined. Any web page can make its visitors'
+ * browsers POST here (a form, or fetch() without a body type, needs no CORS preflight), so a
+ * browser's POST must come from this server's own page (signup.js on https://HOST/, HOST as nginx
+ * passes it: the domain or the IP). Browsers name the page in Origin (and Sec-Fetch-Site); Delta
+ * Chat core's HTTP client, like curl, sends neither and is let through.
+ */
+function crossSiteOrigin(req: IncomingMessage): string | undefined {
+  const origin = req.headers.origin
+  const site = req.headers['sec-fetch-site']
+  const host = req.headers.host?.toLowerCase()
+  if (origin !== undefined && (!host || origin.toLowerCase() !== `https://${host}`)) return origin
+  if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return `a ${site} page`
+  return undefined
+}
+
 export function createSignupServer(accounts: Accounts, log: Logger): Server {
   const server = createServer((req, res) => {
     req.resume()
@@ -40,6 +57,12 @@ export function createSignupServer(accounts: Accounts, log: Logger): Server {
       return
     }
     const client = clientOf(req)
+    const foreign = crossSiteOrigin(req)
+    if (foreign !== undefined) {
+      log('info', `sign-up refused for ${client}: a POST from ${foreign.slice(0, 100)}`)
+      send(res, 403, { reason: 'accounts are made by Delta Chat or this server’s own page, not by other web sites' })
+      return
+    }
     accounts
       .signup(client, url.searchParams.get('i') ?? undefined)
       .then((r) => {

@@ -1,12 +1,15 @@
 /**
  * Invite tokens for `registration = invite`: each may create `uses` accounts until it expires.
- * Kept in `<dir>/invites.json` (server data), rewritten atomically (temp file + rename) on every
- * change; expired tokens are dropped when it is written (used-up ones stay until they expire, so
- * that a second use is told "used up").
+ * Kept in `<dir>/invites.json` (server data), rewritten durably (temp file, fsync, rename, fsync of
+ * the directory) on every change; expired tokens are dropped when it is written (used-up ones stay
+ * until they expire, so that a second use is told "used up"). A file that cannot be read as a list
+ * of invites is moved aside (`invites.json.damaged-<unix time>`) and reported, and the service runs
+ * without those invites instead of failing every login.
  */
 import { randomBytes } from 'node:crypto'
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import type { Logger } from '../lib/log.js'
+import { readServerData, writeFileAtomic } from './store.js'
 
 export const INVITES_FILE = 'invites.json'
 const TOKEN = /^[A-Za-z0-9_-]{16,64}$/
@@ -25,12 +28,10 @@ export class InviteStore {
   private readonly path: string
   private invites = new Map<string, Invite>()
 
-  constructor(dir: string) {
+  constructor(dir: string, log: Logger = () => {}) {
     this.path = join(dir, INVITES_FILE)
-    if (existsSync(this.path)) {
-      const list = JSON.parse(readFileSync(this.path, 'utf8')) as Invite[]
-      for (const i of list) if (TOKEN.test(i.token)) this.invites.set(i.token, i)
-    }
+    const list = readServerData(this.path, parseInvites, log)
+    for (const i of list ?? []) this.invites.set(i.token, i)
   }
 
   create(uses: number, ttlSeconds: number, nowMs: number): Invite {
@@ -50,11 +51,28 @@ export class InviteStore {
     return { ok: true, invite }
   }
 
-  /** Uses a token once (after check() and the account's creation). */
-  use(token: string, nowMs: number): void {
+  /**
+   * Checks a token and takes one use of it at once, written before this returns: two requests with
+   * a single-use invite never both get it. `giveBack` returns the use when no account came of it.
+   */
+  take(token: string, nowMs: number): Redeem {
+    const checked = this.check(token, nowMs)
+    if (!checked.ok) return checked
+    checked.invite.uses -= 1
+    try {
+      this.save(nowMs)
+    } catch (err) {
+      checked.invite.uses += 1
+      throw err
+    }
+    return checked
+  }
+
+  /** Returns a use taken by `take` whose account was not made. */
+  giveBack(token: string, nowMs: number): void {
     const invite = this.invites.get(token)
     if (invite === undefined) return
-    invite.uses -= 1
+    invite.uses += 1
     this.save(nowMs)
   }
 
@@ -65,8 +83,35 @@ export class InviteStore {
   private save(nowMs: number): void {
     const live = [...this.invites.values()].filter((i) => i.expires * 1000 > nowMs)
     this.invites = new Map(live.map((i) => [i.token, i]))
-    const tmp = `${this.path}.tmp`
-    writeFileSync(tmp, `${JSON.stringify(live, null, 1)}\n`, { mode: 0o600 })
-    renameSync(tmp, this.path)
+    writeFileAtomic(this.path, `${JSON.stringify(live, null, 1)}\n`)
   }
+}
+
+const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0
+
+/** invites.json: a list of invites, each with a valid token and whole numbers; else why not. */
+export function parseInvites(text: string): Invite[] | { reason: string } {
+  let data: unknown
+  try {
+    data = JSON.parse(text)
+  } catch (err) {
+    return { reason: `not JSON (${(err as Error).message})` }
+  }
+  if (!Array.isArray(data)) return { reason: 'not a list' }
+  const out: Invite[] = []
+  for (const [n, i] of data.entries()) {
+    const v = i as Partial<Invite> | null
+    if (
+      typeof v !== 'object' ||
+      v === null ||
+      typeof v.token !== 'string' ||
+      !TOKEN.test(v.token) ||
+      !isCount(v.uses) ||
+      !isCount(v.expires) ||
+      !isCount(v.created)
+    )
+      return { reason: `entry ${n + 1} is not an invite` }
+    out.push({ token: v.token, uses: v.uses, expires: v.expires, created: v.created })
+  }
+  return out
 }

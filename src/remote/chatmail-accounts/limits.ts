@@ -3,6 +3,40 @@
  * of disk or memory. Pure but for `hostResources` (statfs and /proc/meminfo).
  */
 import { readFileSync, statfsSync } from 'node:fs'
+import { isIPv4, isIPv6 } from 'node:net'
+
+/** The eight 16-bit groups of an IPv6 address (valid input), with an embedded IPv4 tail converted. */
+function ipv6Groups(ip: string): number[] {
+  let text = ip.toLowerCase().replace(/%.*$/, '')
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text)
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number]
+    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
+  }
+  const [head, tail] = text.split('::') as [string, string | undefined]
+  const h = head === '' ? [] : head.split(':')
+  const t = tail === undefined || tail === '' ? [] : tail.split(':')
+  const zeros = tail === undefined ? [] : new Array<string>(8 - h.length - t.length).fill('0')
+  return [...h, ...zeros, ...t].map((g) => Number.parseInt(g, 16))
+}
+
+/**
+ * What the creation limit counts as one client: an IPv4 address, or the /64 of an IPv6 address.
+ * Every IPv6 client owns at least a /64 (RFC 6177, and what providers hand out): counted one address
+ * at a time, one client would have 2^64 of them. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`,
+ * what a dual-stack socket reports) is its IPv4 address.
+ */
+export function clientKey(client: string): string {
+  if (isIPv4(client) || !isIPv6(client)) return client
+  const g = ipv6Groups(client)
+  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) {
+    return [g[6] as number, g[7] as number].flatMap((x) => [x >> 8, x & 0xff]).join('.')
+  }
+  return `${g
+    .slice(0, 4)
+    .map((x) => x.toString(16))
+    .join(':')}::/64`
+}
 
 /** At most `max` creations per client address in any `windowMs` (a sliding log per address). */
 export class RateLimiter {
@@ -13,6 +47,11 @@ export class RateLimiter {
    * event behind one NAT address) no longer costs a copy of all its times per creation.
    */
   private readonly hits = new Map<string, { times: number[]; head: number }>()
+
+  /** How many clients are tracked now (at most `maxClients`). */
+  get size(): number {
+    return this.hits.size
+  }
 
   constructor(
     private readonly max: number,
@@ -28,8 +67,9 @@ export class RateLimiter {
    */
   take(client: string, nowMs: number): boolean {
     if (this.max === 0) return false
+    const key = clientKey(client)
     const cutoff = nowMs - this.windowMs
-    const entry = this.hits.get(client) ?? { times: [], head: 0 }
+    const entry = this.hits.get(key) ?? { times: [], head: 0 }
     const { times } = entry
     while (entry.head < times.length && (times[entry.head] as number) <= cutoff) entry.head++
     if (entry.head > 64 && entry.head * 2 > times.length) {
@@ -37,12 +77,12 @@ export class RateLimiter {
       entry.head = 0
     }
     if (entry.times.length - entry.head >= this.max) {
-      this.hits.set(client, entry)
+      this.hits.set(key, entry)
       return false
     }
     entry.times.push(nowMs)
-    this.hits.delete(client)
-    this.hits.set(client, entry)
+    this.hits.delete(key)
+    this.hits.set(key, entry)
     if (this.hits.size > this.maxClients) this.hits.delete(this.hits.keys().next().value as string)
     return true
   }

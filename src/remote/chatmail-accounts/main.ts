@@ -25,6 +25,7 @@ import { createSignupServer } from './http.js'
 import { InviteStore } from './invites.js'
 import { LastLogins, lastLoginUser } from './lastlogin.js'
 import { cachedResources, hostResources, RateLimiter } from './limits.js'
+import { PasswdOwners } from './owners.js'
 import { createSocketmapServer } from './socketmap.js'
 import { AccountStore } from './store.js'
 
@@ -43,21 +44,28 @@ class Service {
     private config: ServiceConfig,
     private readonly log: Logger,
   ) {
-    this.store = new AccountStore(config.dataDir, (lines) =>
-      log('warn', `accounts file: skipped unreadable lines ${lines.slice(0, 10).join(', ')}`),
-    )
-    this.invites = new InviteStore(config.dataDir)
+    this.store = new AccountStore(config.dataDir, log)
+    this.invites = new InviteStore(config.dataDir, log)
     this.lastLogins = new LastLogins(config.dataDir, (m) => log('error', m))
     this.deps = {
       store: this.store,
       lastLogins: this.lastLogins,
       invites: this.invites,
+      owners: this.owners(config.passwdFiles),
       limiter: new RateLimiter(config.rateMax, config.rateWindowSeconds * 1000),
       resources: cachedResources(() => hostResources(this.config.diskPath)),
       log,
       now: Date.now,
     }
     this.accounts = new Accounts(config, this.deps)
+  }
+
+  private owners(files: string[]): PasswdOwners {
+    return new PasswdOwners(
+      files,
+      () => this.config.rules.domain,
+      (m) => this.log('error', m),
+    )
   }
 
   /** One dict line: hello and transactions need no reply; lookups of passdb and userdb keys. */
@@ -187,6 +195,9 @@ class Service {
     this.config = { ...next, dataDir: before.dataDir }
     if (this.config.rateMax !== before.rateMax || this.config.rateWindowSeconds !== before.rateWindowSeconds) {
       this.deps.limiter = new RateLimiter(this.config.rateMax, this.config.rateWindowSeconds * 1000)
+    }
+    if (this.config.passwdFiles.join(' ') !== before.passwdFiles.join(' ')) {
+      this.deps.owners = this.owners(this.config.passwdFiles)
     }
     this.accounts.policy = this.config
     this.log('info', `reloaded; ${describeConfig(this.config)}`)

@@ -14,6 +14,7 @@
  */
 import {
   closeSync,
+  copyFileSync,
   existsSync,
   fdatasync,
   fstatSync,
@@ -23,7 +24,8 @@ import {
   renameSync,
   writeSync,
 } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import type { Logger } from '../lib/log.js'
 
 export const ACCOUNTS_FILE = 'accounts'
 export const EXPIRING_FILE = 'expiring'
@@ -56,11 +58,41 @@ export function parseAccounts(text: string): LoadResult {
   return { accounts, skipped }
 }
 
+/** The expiring list: one address a line; anything else is skipped. */
+export function parseExpiring(text: string): { addresses: string[]; skipped: number[] } {
+  const addresses: string[] = []
+  const skipped: number[] = []
+  text.split('\n').forEach((line, i) => {
+    if (line === '') return
+    if (/^[^\s@]+@[^\s@]+$/.test(line)) addresses.push(line)
+    else skipped.push(i + 1)
+  })
+  return { addresses, skipped }
+}
+
+/**
+ * Lines of a server-data file that could not be read (a torn last line after a power loss, a hand
+ * edit) are skipped; the next rewrite would leave them out, so the file as it was is kept beside
+ * it (`<file>.damaged-<mtime>`, once per version) and the log says where.
+ */
+function keepDamaged(path: string, skipped: number[], log: Logger): void {
+  if (skipped.length === 0) return
+  const copy = damagedCopy(path)
+  if (!existsSync(copy)) copyFileSync(path, copy)
+  log(
+    'warn',
+    `${path}: skipped unreadable lines ${skipped.slice(0, 10).join(', ')}; the file as it was is kept in ${copy}`,
+  )
+}
+
 export function formatAccount(a: Account): string {
   return `${a.address}\t${a.hash}\t${a.created}\n`
 }
 
-/** Replaces `path` with `text`: a temp file, fsync, rename; throws (leaving `path` as it was) when it cannot. */
+/**
+ * Replaces `path` with `text` durably: a temp file, fsync, rename, fsync of the directory (the
+ * rename itself survives a power loss); throws (leaving `path` as it was) when it cannot.
+ */
 export function writeFileAtomic(path: string, text: string): void {
   const tmp = `${path}.new`
   const fd = openSync(tmp, 'w', 0o600)
@@ -71,6 +103,61 @@ export function writeFileAtomic(path: string, text: string): void {
     closeSync(fd)
   }
   renameSync(tmp, path)
+  syncDirectory(dirname(path))
+}
+
+function syncDirectory(dir: string): void {
+  const fd = openSync(dir, 'r')
+  try {
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Where a damaged server-data file is kept: beside it, named by its modification time (one copy per version). */
+function damagedCopy(path: string): string {
+  return `${path}.damaged-${Math.floor(fstatMtime(path) / 1000)}`
+}
+
+function fstatMtime(path: string): number {
+  const fd = openSync(path, 'r')
+  try {
+    return fstatSync(fd).mtimeMs
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/**
+ * A server-data file read defensively: undefined when missing; parsed when `parse` takes it;
+ * otherwise it is moved aside (`<file>.damaged-<mtime>`), the log says so and what to do, and the
+ * service goes on as if it were missing: a damaged file must not stop every login.
+ */
+export function readServerData<T>(
+  path: string,
+  parse: (text: string) => T | { reason: string },
+  log: Logger,
+): T | undefined {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+  const parsed = parse(text)
+  if (typeof parsed === 'object' && parsed !== null && 'reason' in parsed) {
+    const aside = damagedCopy(path)
+    renameSync(path, aside)
+    syncDirectory(dirname(path))
+    log(
+      'error',
+      `${path} is damaged (${parsed.reason}): moved to ${aside}, going on without it; look into it and restore what it held`,
+    )
+    return undefined
+  }
+  return parsed as T
 }
 
 export class AccountStore {
@@ -80,19 +167,15 @@ export class AccountStore {
   private fd: number
   private syncTimer: NodeJS.Timeout | undefined
 
-  constructor(dir: string, onSkipped: (lines: number[]) => void = () => {}) {
+  constructor(dir: string, log: Logger = () => {}) {
     this.path = join(dir, ACCOUNTS_FILE)
     const loaded = existsSync(this.path) ? parseAccounts(readFileSync(this.path, 'utf8')) : undefined
     this.accounts = loaded?.accounts ?? new Map()
-    if (loaded && loaded.skipped.length > 0) onSkipped(loaded.skipped)
+    if (loaded) keepDamaged(this.path, loaded.skipped, log)
     const journal = join(dir, EXPIRING_FILE)
-    this.expiring = new Set(
-      existsSync(journal)
-        ? readFileSync(journal, 'utf8')
-            .split('\n')
-            .filter((l) => l.includes('@'))
-        : [],
-    )
+    const expiring = existsSync(journal) ? parseExpiring(readFileSync(journal, 'utf8')) : undefined
+    this.expiring = new Set(expiring?.addresses ?? [])
+    if (expiring) keepDamaged(journal, expiring.skipped, log)
     this.fd = openSync(this.path, 'a', 0o600)
     // A torn last line (no newline) must not swallow the next account.
     const size = fstatSync(this.fd).size

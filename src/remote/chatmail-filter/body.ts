@@ -1,20 +1,25 @@
 /**
- * The body of a multipart/encrypted message (or of a cleartext Secure-Join request), checked as
- * it streams past: the two PGP/MIME parts, the armor, and the OpenPGP packets inside it. Memory
- * stays at one line (at most 998 characters) whatever the message's size. Pure, no I/O.
+ * The body of a multipart/encrypted message (or of a cleartext Secure-Join request or delivery
+ * report), checked as it streams past: the two PGP/MIME parts, the armor, and the OpenPGP packets
+ * inside it. Memory stays at one line (at most 998 characters) whatever the message's size. Pure,
+ * no I/O.
+ *
+ * Lines end at LF (a CR before it is dropped). A CR anywhere else is refused: some parsers
+ * (Python's `email`) end a line there, and could find a boundary the filter did not see.
  */
-import { type ContentType, parseContentType } from './headers.js'
+import { regularLines } from './armor-lines.js'
 import { PacketScanner } from './openpgp.js'
+import { partFields, reportPartProblem } from './part-headers.js'
 import { type Direction, malformed, refuse, type Verdict } from './verdict.js'
-
-const B64 = new Uint8Array(256)
-for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/') B64[c.charCodeAt(0)] = 1
 
 const MAX_LINE = 998 // RFC 5322 line length, without CRLF
 const MAX_PART_HEADER = 16 * 1024
 const MAX_SMALL_BODY = 1024 // the Version part, a Secure-Join text
 
-export type Mode = 'encrypted' | 'securejoin'
+export type Mode = 'encrypted' | 'securejoin' | 'report'
+
+/** The encodings a part the filter reads may have: its text is read as it is. */
+const IDENTITY = new Set(['7bit', '8bit', 'binary'])
 
 type BodyState =
   | 'preamble'
@@ -26,6 +31,7 @@ type BodyState =
   | 'armor-crc'
   | 'armor-after'
   | 'after-part' // securejoin: its one part ended, expecting the close delimiter only
+  | 'skip-body' // report: a part's body, not read
   | 'done'
 
 export class BodyCheck {
@@ -105,6 +111,7 @@ export class BodyCheck {
     }
     if (this.state !== 'done') {
       if (this.mode === 'securejoin') return refuse('an incomplete Secure-Join message')
+      if (this.mode === 'report') return refuse('an incomplete delivery report')
       return this.part === 0
         ? malformed('no MIME part found (boundary missing)')
         : refuse('the encrypted message ends before its closing boundary')
@@ -135,13 +142,12 @@ export class BodyCheck {
         // A run of whole lines inside a packet body, skipped by arithmetic: the first and the
         // last line of the run must sit where regular lines would.
         const k = Math.min(Math.floor(skippable / bytes), Math.floor((len - pos) / stride))
-        const last = pos + (k - 1) * stride
-        if (!this.regularLine(buf, pos, L, cr) || !this.regularLine(buf, last, L, cr)) break
+        if (!regularLines(buf, pos, k, L, cr)) break
         this.scanner.skip(k * bytes)
-        pos = last + stride
+        pos += k * stride
         continue
       }
-      if (!this.regularLine(buf, pos, L, cr)) break
+      if (!regularLines(buf, pos, 1, L, cr)) break
       this.scanner.feed(Buffer.from(buf.toString('latin1', pos, pos + L), 'base64'))
       if (this.scanner.error) {
         this.fail(refuse(this.scanner.error))
@@ -152,14 +158,10 @@ export class BodyCheck {
     return pos
   }
 
-  private regularLine(buf: Buffer, p: number, L: number, cr: boolean): boolean {
-    if (cr ? buf[p + L] !== 13 || buf[p + L + 1] !== 10 : buf[p + L] !== 10) return false
-    return B64[buf[p] as number] === 1 && B64[buf[p + L - 1] as number] === 1
-  }
-
   /** One line, [start, nl) of buf, nl at its LF (or the end); the CR before the LF is dropped. */
   private line(buf: Buffer, start: number, nl: number): void {
     const end = nl > start && buf[nl - 1] === 13 ? nl - 1 : nl
+    if (buf.subarray(start, end).indexOf(13) >= 0) return void this.fail(malformed('a CR that does not end a line'))
     const d = this.delimiter
     const isDelimiter =
       end - start >= d.length &&
@@ -210,6 +212,7 @@ export class BodyCheck {
       case 'armor-after':
         if (end > start) this.fail(refuse('text after -----END PGP MESSAGE-----'))
         return
+      case 'skip-body':
       case 'done':
         return
     }
@@ -253,23 +256,14 @@ export class BodyCheck {
       return
     }
     // End of the part's headers.
-    let ct: ContentType | undefined
-    let cte = ''
-    for (const h of this.headerLines) {
-      const colon = h.indexOf(':')
-      if (colon < 0) return void this.fail(malformed('a MIME part header line without a colon'))
-      const name = h.slice(0, colon).trim().toLowerCase()
-      const value = h.slice(colon + 1).trim()
-      if (name === 'content-type') {
-        if (ct) return void this.fail(malformed('a MIME part with two Content-Type headers'))
-        ct = parseContentType(value) ?? { mime: 'invalid', params: new Map() }
-      } else if (name === 'content-transfer-encoding') cte = value.toLowerCase()
-    }
+    const fields = partFields(this.headerLines)
+    if ('accept' in fields) return void this.fail(fields)
+    const { mime, cte } = fields
     this.headerLines = []
     this.headerBytes = 0
-    const mime = ct?.mime ?? 'text/plain'
+    if (this.mode === 'report') return void this.reportPart(mime, cte)
     if (mime.startsWith('multipart/')) return void this.fail(refuse('a nested multipart part'))
-    if (cte !== '' && cte !== '7bit' && cte !== '8bit' && cte !== 'binary')
+    if (cte !== undefined && !IDENTITY.has(cte))
       return void this.fail(refuse(`a part with Content-Transfer-Encoding ${cte}`))
     if (this.mode === 'securejoin') {
       if (mime !== 'text/plain') return void this.fail(refuse('not a Secure-Join request'))
@@ -289,6 +283,13 @@ export class BodyCheck {
     this.state = 'armor-begin'
   }
 
+  /** A part of a delivery report: the human-readable one (any), the status, the returned message. */
+  private reportPart(mime: string, cte: string | undefined): void {
+    const problem = reportPartProblem(this.part, mime, cte)
+    if (problem) return void this.fail(problem)
+    this.state = 'skip-body'
+  }
+
   private delimiterLine(close: boolean): void {
     const s = this.state
     if (s === 'preamble') {
@@ -298,6 +299,18 @@ export class BodyCheck {
       return
     }
     if (s === 'part-headers') return void this.fail(malformed('a MIME part without a body'))
+    if (this.mode === 'report') {
+      if (s !== 'skip-body') return void this.fail(malformed('an unexpected MIME boundary'))
+      if (close) {
+        if (this.part < 2) return void this.fail(refuse('a delivery report without its message/delivery-status part'))
+        this.state = 'done'
+        return
+      }
+      if (this.part === 3) return void this.fail(refuse('more than three parts in a delivery report'))
+      this.part++
+      this.state = 'part-headers'
+      return
+    }
     if (this.mode === 'securejoin') {
       if (s === 'small-body') {
         const t = this.small.trim().toLowerCase()

@@ -10,12 +10,23 @@
  * listed with `Kind` below and in the README.
  */
 import { BodyCheck } from './body.js'
-import { headerAddress, parseContentType, unfold } from './headers.js'
+import { headerAddress, parseContentType, parseEncoding, unfold } from './headers.js'
 import { type Envelope, forged, type Kind, malformed, refuse, type Verdict } from './verdict.js'
 
 export type { Direction, Envelope, Kind, Verdict } from './verdict.js'
 
-const SINGLE = new Set(['from', 'content-type', 'subject', 'secure-join', 'auto-submitted'])
+const SINGLE = new Set([
+  'from',
+  'content-type',
+  'content-transfer-encoding',
+  'subject',
+  'secure-join',
+  'auto-submitted',
+])
+/** Header fields that must not appear twice (parsers differ on which one counts). */
+const ONCE = new Set(['from', 'content-type', 'content-transfer-encoding'])
+/** The encodings a multipart entity may have (RFC 2045 6.4): its body is read as it is. */
+const IDENTITY = new Set(['7bit', '8bit', 'binary'])
 
 export class MessageCheck {
   private readonly headers = new Map<string, string>()
@@ -26,12 +37,17 @@ export class MessageCheck {
 
   constructor(private readonly env: Envelope) {}
 
-  /** One top-level header field (value as postfix hands it over: unfolded or folded). */
+  /** One top-level header field (value as postfix hands it over: unfolded or folded; kept so). */
   header(name: string, value: string): void {
     const n = name.trim().toLowerCase()
     if (!SINGLE.has(n)) return
     if (this.headers.has(n)) this.duplicate.add(n)
-    else this.headers.set(n, unfold(value))
+    else this.headers.set(n, value.trim())
+  }
+
+  /** An unstructured header's value, unfolded (or '' when absent). */
+  private text(name: string): string {
+    return unfold(this.headers.get(name) ?? '')
   }
 
   /** Bytes held between chunks (see BodyCheck.buffered). */
@@ -63,7 +79,7 @@ export class MessageCheck {
 
   private decideHeaders(): Verdict | undefined {
     const env = this.env
-    for (const n of this.duplicate) if (n === 'from' || n === 'content-type') return malformed(`two ${n} headers`)
+    for (const n of this.duplicate) if (ONCE.has(n)) return malformed(`two ${n} headers`)
     const fromHeader = this.headers.get('from')
     const from = fromHeader === undefined ? undefined : headerAddress(fromHeader)
     if (!from) return malformed(`no valid From header${fromHeader ? ` (${fromHeader.slice(0, 80)})` : ''}`)
@@ -77,8 +93,12 @@ export class MessageCheck {
     const ctValue = this.headers.get('content-type')
     const ct =
       ctValue === undefined ? { mime: 'text/plain', params: new Map<string, string>() } : parseContentType(ctValue)
-    if (!ct) return malformed(`an invalid Content-Type (${(ctValue ?? '').slice(0, 80)})`)
+    if (!ct) return malformed(`an invalid Content-Type (${unfold(ctValue ?? '').slice(0, 80)})`)
     const boundary = ct.params.get('boundary')
+    const cteValue = this.headers.get('content-transfer-encoding')
+    const cte = cteValue === undefined ? '7bit' : parseEncoding(cteValue)
+    if (ct.mime.startsWith('multipart/') && (cte === undefined || !IDENTITY.has(cte)))
+      return malformed(`a multipart with Content-Transfer-Encoding ${unfold(cteValue ?? '').slice(0, 40)}`)
     if (ct.mime === 'multipart/encrypted') {
       if (!boundary) return malformed('multipart without a boundary')
       this.body = new BodyCheck('encrypted', boundary, env.direction)
@@ -86,24 +106,45 @@ export class MessageCheck {
       return undefined
     }
     // Cleartext: only the exceptions.
-    const sj = this.headers.get('secure-join')
+    const sj = this.text('secure-join')
     if ((sj === 'vc-request' || sj === 'vg-request') && ct.mime.startsWith('multipart/') && boundary) {
       this.body = new BodyCheck('securejoin', boundary, env.direction)
       this.kindAtEnd = 'securejoin'
       return undefined
     }
     if (env.direction === 'incoming') {
-      const auto = this.headers.get('auto-submitted') ?? ''
-      if (auto !== '' && from.startsWith('mailer-daemon@') && ct.mime === 'multipart/report')
-        return { accept: true, kind: 'bounce' }
+      if (this.isDeliveryReport(from, ct.mime, ct.params.get('report-type')) && boundary) {
+        this.body = new BodyCheck('report', boundary, env.direction)
+        this.kindAtEnd = 'bounce'
+        return undefined
+      }
     } else if (
       env.rcpts.length === 1 &&
       (env.rcpts[0] as string).toLowerCase() === from &&
-      this.headers.get('subject') === 'Autocrypt Setup Message' &&
+      this.text('subject') === 'Autocrypt Setup Message' &&
       ct.mime === 'multipart/mixed'
     )
       return { accept: true, kind: 'setup-message' }
     return refuse(`${ct.mime} is not multipart/encrypted`)
+  }
+
+  /**
+   * Does the header say this is a delivery status notification (RFC 3464, RFC 3461 6: sent with
+   * the null reverse-path, MAIL FROM:<>) from a mailer-daemon? What chatmail's filtermail lets
+   * through (Auto-Submitted, From mailer-daemon@, multipart/report), narrowed to what a bounce
+   * is: the empty envelope sender, Auto-Submitted other than "no" (RFC 3834 5), report-type
+   * delivery-status. The body is then held to a report's parts (BodyCheck 'report').
+   */
+  private isDeliveryReport(from: string, mime: string, reportType: string | undefined): boolean {
+    const auto = parseEncoding(this.headers.get('auto-submitted') ?? '')
+    return (
+      this.env.mailFrom === '' &&
+      auto !== undefined &&
+      auto !== 'no' &&
+      from.startsWith('mailer-daemon@') &&
+      mime === 'multipart/report' &&
+      reportType?.toLowerCase() === 'delivery-status'
+    )
   }
 }
 

@@ -16,7 +16,7 @@ export interface Envelope {
 export type Kind =
   | 'encrypted' // PGP/MIME, structurally valid
   | 'securejoin' // the cleartext first step of a Secure-Join handshake (vc-request / vg-request)
-  | 'bounce' // incoming: a delivery report from a mailer-daemon
+  | 'bounce' // incoming: a delivery status notification from a mailer-daemon, sent from MAIL FROM:<>
   | 'setup-message' // outgoing: an Autocrypt Setup Message to oneself
 
 export type Verdict =

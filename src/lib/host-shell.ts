@@ -1,12 +1,12 @@
 /**
  * Shell that runs on the host lives in `templates/shell/*.sh` (linted by shellcheck in
- * `npm run lint`); the builders in facts.ts and apply.ts load it from there.
+ * `npm run lint`); the deploy's facts and apply scripts and the doctor's host probe load it from here.
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-/** templates/shell/, found upwards from this module (src/deploy/ or dist/chunks/). */
+/** templates/shell/, found upwards from this module (src/lib/ or dist/chunks/). */
 function shellDir(): string {
   let dir = dirname(fileURLToPath(import.meta.url))
   for (let i = 0; i < 5; i++) {
