@@ -206,6 +206,9 @@ export function templateAuthChain(o: {
         .replaceAll('{{doctor_passdb}}', o.doctor)
         .replaceAll('{{users_passdb}}', o.users)
         .replaceAll('{{accounts_dict}}', join(o.dir, 'accounts-dict.conf.ext'))
+        // The deploy renders the server's domain (the bare IP on an IP-only server); on a domain
+        // server that is the login's domain, %d.
+        .replaceAll('{{mail_domain}}', '%d')
         .replace('uid=vmail gid=vmail home=/home/vmail/mail/', `home=${o.mailRoot}/`),
     ),
   ].join('\n')

@@ -14,6 +14,7 @@ import {
 import { buildStack } from '../../src/deploy/service.js'
 import { MANAGED_BY, obsoleteManagedFiles, PATHS, ssha512 } from '../../src/deploy/services/common.js'
 import { stackFor } from '../../src/deploy/stacks/index.js'
+import { canonical, mailHome } from '../../src/remote/chatmail-accounts/address.js'
 import { BOOKWORM, buildTestStack, testStackContext } from '../helpers/stack.js'
 
 const config = (domain: string, extra: Partial<Parameters<typeof buildConfig>[0]> = {}) =>
@@ -201,7 +202,14 @@ describe('stacks made of services', () => {
   it('keeps accounts as server data and the doctor account in its own managed file', async () => {
     const spec = await stack()
     const users = fileAt(spec.resources, '/etc/dovecot/users')!
-    expect(users).toMatchObject({ data: true, content: '', group: 'dovecot', mode: '0640' })
+    expect(users).toMatchObject({ data: true, group: 'dovecot', mode: '0640' })
+    // Created with a comment on its lines' format, and nothing else (dovecot skips # lines).
+    expect(users.content.split('\n').filter((l) => l !== '' && !l.startsWith('#'))).toEqual([])
+    expect(users.content).toContain('#   ADDRESS:{SHA512-CRYPT}HASH::\n')
+    expect(users.content).toContain('e.g. admin@chat.example.org\n')
+    expect(users.content).toContain('/home/vmail/mail/chat.example.org/LOCAL')
+    // Server data, not managed: no MANAGED_BY line (which would make it removable as a stale managed file).
+    expect(users.content).not.toContain(MANAGED_BY)
     const doctor = fileAt(spec.resources, '/etc/dovecot/doctor.passwd')!
     expect(doctor.data).toBeUndefined()
     expect(doctor.secret).toBe(true)
@@ -215,9 +223,25 @@ describe('stacks made of services', () => {
     expect(fileAt(spec.resources, '/etc/dovecot/doctor.passwd')!.content).toMatch(
       /^doctor@\[203\.0\.113\.5\]:\{SSHA512\}/,
     )
+    expect(fileAt(spec.resources, '/etc/dovecot/users')!.content).toContain('e.g. admin@[203.0.113.5]\n')
     expect(fileAt(spec.resources, '/etc/postfix/main.cf')!.content).toMatch(
       /^local_recipient_maps = inline:\{ \{doctor@\[203\.0\.113\.5\]=ok\} \}, /m,
     )
+  })
+  it("on an IP-only server the passwd-file accounts' mailboxes are beside chatmail-accounts' (the bare IP), on 2.3 and 2.4", async () => {
+    const build = (release: string) => buildTestStack(config('203.0.113.5'), { host: { ...BOOKWORM, release } })
+    const v23 = fileAt((await build('12')).resources, '/etc/dovecot/dovecot.conf')!.content
+    const v24 = fileAt((await build('13')).resources, '/etc/dovecot/dovecot.conf')!.content
+    // Where chatmail-accounts puts an account's mailbox (its userdb answer, its expiry).
+    const home = mailHome('/home/vmail/mail', canonical('LOCAL@[203.0.113.5]', '203.0.113.5')!, '203.0.113.5')
+    expect(home).toBe('/home/vmail/mail/203.0.113.5/local')
+    const accountsHome = home.replace(/local$/, 'LOCAL')
+    expect(v23.match(/home=\S+/g)).toEqual(Array(2).fill(`home=${accountsHome.replace('LOCAL', '%n')}`))
+    expect(v23).toContain(`mail_home = ${accountsHome.replace('LOCAL', '%n')}\n`)
+    const v24home = accountsHome.replace('LOCAL', '%{user | username}')
+    expect(v24.match(/^\s+home = .*$/gm)?.map((l) => l.trim())).toEqual(Array(2).fill(`home = ${v24home}`))
+    expect(v24).toContain(`mail_home = ${v24home}\n`)
+    for (const v of [v23, v24]) expect(v).not.toMatch(/mail\/(%d|%\{user \| domain\}|\[)/)
   })
   it("renders a release's own template when templates/<dir>/debian-<release>/ has one", async () => {
     const templates = mkdtempSync(join(tmpdir(), 'chatmail-templates-'))

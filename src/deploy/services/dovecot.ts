@@ -1,7 +1,7 @@
 /**
  * dovecot: IMAP (with METADATA through chatmail-metadata), LMTP delivery from postfix, SASL for
  * postfix. Accounts: the doctor's in its own managed file; the server's accounts in
- * /etc/dovecot/users, server data that a deploy creates empty once and never rewrites.
+ * /etc/dovecot/users, server data that a deploy creates once (a comment on its lines) and never rewrites.
  *
  * Debian 12 ships dovecot 2.3, Debian 13 dovecot 2.4, whose configuration grammar is new: the
  * same server is rendered from templates/dovecot/dovecot.conf (2.3) or templates/dovecot/2.4/,
@@ -9,6 +9,7 @@
  */
 
 import { type Config, sizeBytes } from '../../config/schema.js'
+import { addressDomain } from '../../remote/chatmail-accounts/address.js'
 import { ACCOUNTS } from '../../signup/remote.js'
 import { shellQuote as q } from '../../ssh/quote.js'
 import { command, dataFile, directory, file, pkg, service, user } from '../resources.js'
@@ -76,7 +77,14 @@ export const dovecot: ServiceModule = {
         secret: true,
       },
     )
-    const users = dataFile(DOVECOT_USERS, '', passdb)
+    // Created once with a comment on the lines it takes (server data: an existing file keeps what it has).
+    const mailDomain = c.domain.toLowerCase()
+    const usersHeader = await render(ctx, DOVECOT_USERS, 'dovecot/users', {
+      domain: c.domain,
+      example_address: `admin@${addressDomain(c.domain)}`,
+      mail_domain: mailDomain,
+    })
+    const users = dataFile(DOVECOT_USERS, usersHeader.content, passdb)
     const version = dovecotMajor(ctx.host.release, ctx.host.packages.get('dovecot-core'))
     const v24 = version === '2.4'
     // chatmail-accounts answers passdb and userdb lookups on its dict socket: dovecot 2.3 asks it
@@ -100,6 +108,8 @@ export const dovecot: ServiceModule = {
         metadata_socket: PATHS.metadataSocket,
         doctor_passdb: DOCTOR_PASSDB,
         users_passdb: DOVECOT_USERS,
+        // The passwd-file accounts' mailboxes where chatmail-accounts puts its accounts' (the bare IP).
+        mail_domain: mailDomain,
         ...(v24 ? { accounts_lua: ACCOUNTS_LUA } : { accounts_dict: ACCOUNTS.dovecotDict }),
         server_admin_line: c.mail.admin
           ? `mail_server_admin = mailto:${c.mail.admin}`
