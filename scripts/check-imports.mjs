@@ -56,8 +56,7 @@ export const ALLOWED = [
   // deploy host runs the doctor after the deploy.
   'deploy/host.ts -> doctor/model.ts',
   'deploy/host.ts -> doctor/index.ts',
-  // MTA-STS and DKIM facts of the server; the template renderer.
-  'dns/zone-input.ts -> deploy/federation.ts',
+  // The template renderer.
   'signup/page.ts -> deploy/template.ts',
 ]
 

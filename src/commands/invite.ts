@@ -51,7 +51,8 @@ Exit codes: 0 created, 1 the server refused, 2 usage error, 3 could not run (con
     }
     const { resolveDeployTarget } = await import('../deploy/host.js')
     const { describeTarget, SshSession, shellQuote: q, terminalPassphrase } = await import('../ssh/index.js')
-    const { ACCOUNTS, inviteFailure, parseInvite } = await import('../signup/remote.js')
+    const { ACCOUNTS } = await import('../server/paths.js')
+    const { inviteFailure, parseInvite } = await import('../signup/remote.js')
     const target = await resolveDeployTarget(loaded, {
       ...(args.destination ? { destination: args.destination } : {}),
       ...(flags.identity ? { identity: flags.identity } : {}),

@@ -7,6 +7,7 @@
 import type { NameServer } from '../dns/query.js'
 import type { ZoneInput } from '../dns/zone.js'
 import type { TurnMetadata } from '../protocols/metadata-values.js'
+import type { ServerDescription } from '../server/services.js'
 import type { HostProbe } from './host-probe.js'
 import type { RunState } from './run-state.js'
 import type { TlsEndpoint } from './tls-ports.js'
@@ -70,6 +71,11 @@ export interface DoctorOptions {
   tlsPorts?: Partial<Record<TlsEndpoint, number>>
   /** The host over SSH (--ssh, or deploy host's connection): enables the host checks. */
   host?: HostProbe
+  /**
+   * What runs on the host (units, ports, disks), from the config for this domain (default ports
+   * without one): what the host checks expect.
+   */
+  server?: ServerDescription
   timeoutMs: number
   /** The zone the dns group expects (from chatmail.toml for the domain; else what any chatmail relay publishes). */
   dnsZone?: ZoneInput
