@@ -56,8 +56,6 @@ export const ALLOWED = [
   // deploy host runs the doctor after the deploy.
   'deploy/host.ts -> doctor/model.ts',
   'deploy/host.ts -> doctor/index.ts',
-  // The template renderer.
-  'signup/page.ts -> deploy/template.ts',
 ]
 
 function walk(dir) {

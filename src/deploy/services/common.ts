@@ -6,11 +6,11 @@ import type { Config } from '../../config/schema.js'
 import { cannotRun } from '../../lib/errors.js'
 import { addressDomain } from '../../remote/chatmail-accounts/address.js'
 import { PATHS } from '../../server/paths.js'
+import type { TemplateVars } from '../../server/template.js'
 import { shellQuote as q } from '../../ssh/quote.js'
 import type { BinaryResource, CommandResource, FileResource } from '../resources.js'
 import { command, file, templateFile } from '../resources.js'
 import type { StackContext } from '../service.js'
-import type { TemplateVars } from '../template.js'
 
 export const MANAGED_BY = 'Managed by `chatmail deploy host`: local changes are overwritten on the next deploy.'
 

@@ -1,7 +1,8 @@
 /** coturn: TURN over UDP and TCP, and over TLS, with the REST-API shared secret. */
+
+import { templateLines } from '../../server/template.js'
 import { pkg, service } from '../resources.js'
 import { portClaims, type ServiceModule } from '../service.js'
-import { templateLines } from '../template.js'
 import { baseVars, render } from './common.js'
 import { certificateChanges } from './tls.js'
 

@@ -6,10 +6,10 @@
 
 import { certificateNamesFor, mtaStsEnabled, mtaStsHost, mtaStsPolicy } from '../../server/federation.js'
 import { ACCOUNTS, PATHS } from '../../server/paths.js'
+import { templateLines } from '../../server/template.js'
 import { signupPage } from '../../signup/page.js'
 import { type DirectoryResource, directory, type FileResource, file, pkg, service } from '../resources.js'
 import { portClaims, type ServiceModule, type StackContext } from '../service.js'
-import { templateLines } from '../template.js'
 import { baseVars, render } from './common.js'
 
 const MTA_STS_ROOT = '/var/www/mta-sts'

@@ -8,10 +8,10 @@
  */
 
 import { DKIM, dkimEnabled } from '../../server/federation.js'
+import { loadTemplate } from '../../server/template.js'
 import { shellQuote as q } from '../../ssh/quote.js'
 import { command, dataFile, directory, pkg, service } from '../resources.js'
 import type { ServiceModule } from '../service.js'
-import { loadTemplate } from '../template.js'
 import { MANAGED_BY, render } from './common.js'
 
 /** Makes the key once; the private part is the opendkim user's alone (0600 in a 0700 directory). */
