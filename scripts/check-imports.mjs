@@ -48,11 +48,6 @@ export const LAYERS = [
 export const ALLOWED = [
   // The doctor's options, its run state and the IMAP/TURN work shared between checks (type imports).
   'cycle: doctor/imap-session.ts, doctor/model.ts, doctor/run-state.ts, doctor/select.ts, doctor/turn-prefetch.ts',
-  // Mail address rules shared by the config, the deploy and chatmail-accounts.
-  'config/render.ts -> remote/chatmail-accounts/address.ts',
-  'config/values.ts -> remote/chatmail-accounts/address.ts',
-  'deploy/services/chatmail-accounts.ts -> remote/chatmail-accounts/address.ts',
-  'deploy/services/common.ts -> remote/chatmail-accounts/address.ts',
   // deploy host runs the doctor after the deploy.
   'deploy/host.ts -> doctor/model.ts',
   'deploy/host.ts -> doctor/index.ts',

@@ -1,7 +1,7 @@
 import { dirname } from 'node:path'
 import { LARGE_MESSAGE_BYTES } from '../../config/schema.js'
+import { addressDomain } from '../../protocols/address.js'
 import { formatDuration } from '../../protocols/duration.js'
-import { addressDomain } from '../../remote/chatmail-accounts/address.js'
 import { ACCOUNTS, DOCTOR_PASSDB, DOVECOT_USERS, PATHS } from '../../server/paths.js'
 import { needsDclogin } from '../../signup/links.js'
 import { directory, service, user } from '../resources.js'
