@@ -46,8 +46,6 @@ export const LAYERS = [
  * list only shrinks.
  */
 export const ALLOWED = [
-  // The doctor's options, its run state and the IMAP/TURN work shared between checks (type imports).
-  'cycle: doctor/imap-session.ts, doctor/model.ts, doctor/run-state.ts, doctor/select.ts, doctor/turn-prefetch.ts',
   // deploy host runs the doctor after the deploy.
   'deploy/host.ts -> doctor/model.ts',
   'deploy/host.ts -> doctor/index.ts',
