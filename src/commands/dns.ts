@@ -173,7 +173,7 @@ answered, SSH failed, unreadable file).`
     command: string,
     what: string,
   ): Promise<string> {
-    const { resolveDeployTarget } = await import('../deploy/host.js')
+    const { resolveDeployTarget } = await import('../app/deploy-host.js')
     const { describeTarget, SshSession, terminalPassphrase } = await import('../ssh/index.js')
     const target = await resolveDeployTarget(loaded, {
       ...(flags.ssh ? { destination: flags.ssh } : {}),

@@ -49,9 +49,10 @@ Exit codes: 0 created, 1 the server refused, 2 usage error, 3 could not run (con
         'set accounts.registration = "invite" (or "open") and deploy',
       )
     }
-    const { resolveDeployTarget } = await import('../deploy/host.js')
+    const { resolveDeployTarget } = await import('../app/deploy-host.js')
     const { describeTarget, SshSession, shellQuote: q, terminalPassphrase } = await import('../ssh/index.js')
-    const { ACCOUNTS, inviteFailure, parseInvite } = await import('../signup/remote.js')
+    const { ACCOUNTS } = await import('../server/paths.js')
+    const { inviteFailure, parseInvite } = await import('../signup/remote.js')
     const target = await resolveDeployTarget(loaded, {
       ...(args.destination ? { destination: args.destination } : {}),
       ...(flags.identity ? { identity: flags.identity } : {}),

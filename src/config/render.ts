@@ -4,8 +4,8 @@ import { open, rename, stat, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { stringify } from 'smol-toml'
 import { ChatmailError, ExitCode } from '../lib/errors.js'
+import { addressDomain } from '../protocols/address.js'
 import { formatDuration } from '../protocols/duration.js'
-import { addressDomain } from '../remote/chatmail-accounts/address.js'
 import { type Config, defaultRelayUrl, LETSENCRYPT_DIRECTORY } from './schema.js'
 
 /** A fresh TURN secret: 32 random bytes, base64url (43 characters, safe in any config file). */

@@ -7,7 +7,7 @@
  * connects anywhere.
  */
 import { isIP, isIPv4 } from 'node:net'
-import { addressDomain, canonical } from '../remote/chatmail-accounts/address.js'
+import { addressDomain, canonical } from '../protocols/address.js'
 import { checkDomain } from './domain.js'
 
 export type ValueCheck = (value: string) => string | undefined

@@ -1,4 +1,5 @@
 import { hostShell } from '../lib/host-shell.js'
+import { BACKUP_ROOT, uploadPath } from '../server/paths.js'
 import { shellQuote as q } from '../ssh/quote.js'
 import type { Plan, PlanItem } from './plan.js'
 import type { BinaryResource, FileResource, ServiceResource } from './resources.js'
@@ -16,11 +17,6 @@ import type { BinaryResource, FileResource, ServiceResource } from './resources.
 
 /** Marks the policy-rc.d the apply script writes, so a leftover of a killed run is recognised. */
 export const POLICY_MARK = 'chatmail deploy'
-
-export const BACKUP_ROOT = '/var/lib/chatmail-deploy/backup'
-
-/** Where a local binary is uploaded before the apply script runs (one per sha256). */
-export const uploadPath = (sha: string): string => `/var/lib/chatmail-deploy/upload/${sha}`
 
 /** The apply script's settings and helpers (templates/shell/apply-lib.sh): the same for every plan. */
 export const applyHead = (): string => `BACKUP_ROOT=${BACKUP_ROOT}\n${hostShell('apply-lib.sh')}`

@@ -1,17 +1,8 @@
 import { hostname, userInfo } from 'node:os'
 import type { ClientChannel } from 'ssh2'
 import { ChatmailError, cannotRun, ExitCode } from '../lib/errors.js'
+import { APPLY_LOCK, AUDIT_LOG, LOCK_FILE, OWNER_FILE } from '../server/paths.js'
 import { collect, type SshSession } from '../ssh/index.js'
-
-export const LOCK_FILE = '/run/lock/chatmail-deploy.lock'
-export const OWNER_FILE = '/run/lock/chatmail-deploy.owner'
-export const AUDIT_LOG = '/var/log/chatmail-deploy.log'
-/**
- * Held by the apply script while it runs. A deploy killed mid-apply leaves its script running on
- * the host (an SSH exec has no terminal to hang up); the next deploy waits for it before reading
- * facts, so it plans from what that script finished.
- */
-export const APPLY_LOCK = '/run/lock/chatmail-deploy.apply'
 
 /**
  * The host lock: one long-lived channel runs a shell that holds `flock` on LOCK_FILE for as long

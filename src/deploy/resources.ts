@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { loadTemplate, type TemplateVars } from './template.js'
+import { loadTemplate, type TemplateVars } from '../server/template.js'
 
 /**
  * The resource model. A stack (src/deploy/stacks/) is a set of services (src/deploy/services/),

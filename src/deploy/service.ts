@@ -6,6 +6,7 @@
  * stack into the engine's `DeploySpec`.
  */
 import type { Config } from '../config/schema.js'
+import { describeServer, portsOf } from '../server/services.js'
 import type { Facts } from './facts.js'
 import type {
   BinaryResource,
@@ -112,4 +113,7 @@ export async function buildStack(def: StackDefinition, ctx: StackContext): Promi
 }
 
 export const tcp = (port: number, owners: string[]): PortClaim => ({ port, proto: 'tcp', owners })
+/** The ports the server description (src/server/services.ts) says `unit` listens on, as claims. */
+export const portClaims = (config: Config, unit: string): PortClaim[] =>
+  portsOf(describeServer(config), unit).map((p) => ({ port: p.port, proto: p.proto, owners: [...p.programs] }))
 export const udp = (port: number, owners: string[]): PortClaim => ({ port, proto: 'udp', owners })

@@ -4,24 +4,18 @@
  * the selector and the private key's path on the host. The private key never leaves the host: the
  * command derives the public key there and prints only that.
  */
+import { DKIM } from '../server/federation.js'
 import { shellQuote } from '../ssh/quote.js'
-import { DEFAULT_DKIM_SELECTOR, type DkimPublicKey } from './zone.js'
-
-export const DKIM_KEY = {
-  /** The record lives at SELECTOR._domainkey.DOMAIN (cmdeploy's selector, so a taken-over server keeps its record). */
-  selector: DEFAULT_DKIM_SELECTOR,
-  /** The private key on the host (PEM), readable by root and opendkim only. */
-  privateKey: `/etc/dkimkeys/${DEFAULT_DKIM_SELECTOR}.private`,
-} as const
+import type { DkimPublicKey } from './zone.js'
 
 /** A shell command (run as root on the host) printing the public key as base64 DER, or nothing (exit 1) without a key. */
-export function dkimPublicKeyCommand(path: string = DKIM_KEY.privateKey): string {
+export function dkimPublicKeyCommand(path: string = DKIM.privateKey): string {
   const p = shellQuote(path)
   return `test -s ${p} || exit 1; openssl pkey -in ${p} -pubout -outform DER | base64 -w0`
 }
 
 /** The command's output as a key; undefined when it is not base64 of a plausible DER key. */
-export function parseDkimPublicKey(stdout: string, selector: string = DKIM_KEY.selector): DkimPublicKey | undefined {
+export function parseDkimPublicKey(stdout: string, selector: string = DKIM.selector): DkimPublicKey | undefined {
   const b64 = stdout.trim()
   if (!/^[A-Za-z0-9+/]{40,}={0,2}$/.test(b64)) return undefined
   const der = Buffer.from(b64, 'base64')

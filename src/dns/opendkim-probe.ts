@@ -5,8 +5,9 @@
  * runs it over SSH once the authoritative servers serve the right key: if the host still cannot
  * find it, its opendkim cannot look up other servers' keys either and refuses all arriving mail.
  */
+
+import { DKIM } from '../server/federation.js'
 import { shellQuote } from '../ssh/quote.js'
-import { DKIM_KEY } from './dkim-key.js'
 
 export interface OpendkimProbe {
   status: 'ok' | 'fail' | 'skipped'
@@ -18,12 +19,12 @@ const NO_OPENDKIM = 'chatmail: no opendkim'
 
 /** A shell command (as root on the host): opendkim-testkey for DOMAIN's published key, or a marker without opendkim. */
 export function opendkimProbeCommand(domain: string): string {
-  return `if [ -r /etc/opendkim.conf ] && command -v opendkim-testkey >/dev/null 2>&1; then opendkim-testkey -x /etc/opendkim.conf -d ${shellQuote(domain)} -s ${DKIM_KEY.selector} -vvv 2>&1; else echo '${NO_OPENDKIM}'; fi`
+  return `if [ -r ${DKIM.config} ] && command -v opendkim-testkey >/dev/null 2>&1; then opendkim-testkey -x ${DKIM.config} -d ${shellQuote(domain)} -s ${DKIM.selector} -vvv 2>&1; else echo '${NO_OPENDKIM}'; fi`
 }
 
 /** opendkim-testkey's output (-vvv) as a verdict. */
 export function parseOpendkimProbe(stdout: string, domain: string): OpendkimProbe {
-  const record = `${DKIM_KEY.selector}._domainkey.${domain}`
+  const record = `${DKIM.selector}._domainkey.${domain}`
   if (stdout.includes(NO_OPENDKIM)) return { status: 'skipped', detail: 'opendkim is not on the host (deploy first)' }
   if (/^opendkim-testkey: key OK$/m.test(stdout))
     return {
@@ -33,7 +34,7 @@ export function parseOpendkimProbe(stdout: string, domain: string): OpendkimProb
   if (/keys do not match/.test(stdout))
     return {
       status: 'fail',
-      detail: `the host's opendkim finds ${record}, but it is not the key the host signs with (${DKIM_KEY.privateKey})`,
+      detail: `the host's opendkim finds ${record}, but it is not the key the host signs with (${DKIM.privateKey})`,
     }
   const last =
     stdout

@@ -1,8 +1,7 @@
 /** The zone's inputs from chatmail.toml (or, without one, what any chatmail relay publishes). Light: no DNS code. */
 import { isIP } from 'node:net'
 import type { Config } from '../config/schema.js'
-import { mtaStsEnabled, mtaStsIdFor } from '../deploy/federation.js'
-import { DKIM_KEY } from './dkim-key.js'
+import { DKIM, mtaStsEnabled, mtaStsIdFor } from '../server/federation.js'
 import { caaIssuerFor, type DkimPublicKey, type ZoneInput } from './zone.js'
 
 export interface ZoneSources {
@@ -23,7 +22,7 @@ export function zoneInputFor(domain: string, config: Config | undefined, s: Zone
     ipv4: addresses.filter((a) => isIP(a) === 4),
     ipv6: addresses.filter((a) => isIP(a) === 6),
     ...(s.dkim ? { dkim: s.dkim } : {}),
-    dkimSelector: DKIM_KEY.selector,
+    dkimSelector: DKIM.selector,
     mtaSts: tls ? tls.mode !== 'self-signed' : true,
     // The id of the policy the deploy serves (a hash of it: it changes exactly when the policy does).
     ...(s.mtaStsId

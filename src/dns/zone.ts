@@ -59,9 +59,6 @@ export interface ZoneInput {
 }
 
 export const DEFAULT_TTL = 3600
-/** cmdeploy's selector: a server taken over from cmdeploy keeps its published DKIM record valid. */
-export const DEFAULT_DKIM_SELECTOR = 'opendkim'
-
 export const SPF_VALUE = 'v=spf1 a ~all'
 export const DMARC_VALUE = 'v=DMARC1; p=reject; adkim=s; aspf=s'
 

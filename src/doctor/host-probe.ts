@@ -1,4 +1,5 @@
 import { hostShell } from '../lib/host-shell.js'
+import type { ServerDescription } from '../server/services.js'
 
 /**
  * Host facts for the host checks, gathered over ONE SSH connection with ONE read-only script
@@ -11,20 +12,6 @@ export interface HostExec {
   exec(command: string): Promise<{ code: number; stdout: string; stderr: string }>
 }
 
-/** The units of the dovecot profile, in report order. */
-export const HOST_UNITS = [
-  'dovecot',
-  'postfix',
-  'coturn',
-  'nginx',
-  'iroh-relay',
-  'chatmail-metadata',
-  'chatmail-filter',
-] as const
-
-/** The paths whose file systems must not fill up: the system, mail, logs. */
-export const HOST_DISK_PATHS = ['/', '/home/vmail', '/var/log'] as const
-
 export interface HostFacts {
   /** unit → [LoadState, ActiveState], e.g. ['loaded', 'active'] or ['not-found', 'inactive']. */
   units: Record<string, [string, string]>
@@ -32,21 +19,21 @@ export interface HostFacts {
   failed: string[]
   /** Listening sockets: proto (tcp/udp), port, owning programs and the systemd units they run in. */
   listening: { proto: string; port: number; programs: string[]; units: string[] }[]
-  /** Mounts of HOST_DISK_PATHS: mount point, size and available KiB, used percent. */
+  /** Mounts of the description's diskPaths: mount point, size and available KiB, used percent. */
   disks: { mount: string; sizeKb: number; availKb: number; usedPct: number }[]
   mem: { totalKb: number; availKb: number }
   /** The host's clock minus ours, ms (ours taken as the script starts: off by at most one round trip). */
   clockSkewMs: number
   /** Processes running a deleted (replaced) binary or library: "comm (pid): path". */
   stale: string[]
-  /** Last line of /var/log/chatmail-deploy.log with result=ok, or undefined. */
+  /** Last line of the deploy's audit log (AUDIT_LOG) with result=ok, or undefined. */
   lastDeploy?: string
   iroh?: { version: string; sha256: string }
 }
 
 /** The read-only script (templates/shell/host-probe.sh), with the units and paths it asks about. */
-function hostProbeScript(): string {
-  return `HOST_UNITS='${HOST_UNITS.join(' ')}'\nHOST_DISK_PATHS='${HOST_DISK_PATHS.join(' ')}'\n${hostShell('host-probe.sh')}`
+function hostProbeScript(server: ServerDescription): string {
+  return `HOST_UNITS='${server.units.join(' ')}'\nHOST_DISK_PATHS='${server.diskPaths.join(' ')}'\n${hostShell('host-probe.sh')}`
 }
 
 function sections(stdout: string): Map<string, string[]> {
@@ -144,11 +131,12 @@ export class HostProbe {
     private readonly connect: () => Promise<HostExec>,
   ) {}
 
-  facts(): Promise<HostFacts> {
+  /** The facts of the units and paths of `server` (what the config deploys: src/server/services.ts). */
+  facts(server: ServerDescription): Promise<HostFacts> {
     this.gathered ??= (async () => {
       const shell = await this.connect()
       const before = Date.now()
-      const r = await shell.exec(hostProbeScript())
+      const r = await shell.exec(hostProbeScript(server))
       if (!r.stdout.includes('@clock')) {
         throw new Error(`the read-only facts script failed (exit ${r.code}): ${r.stderr.trim().slice(0, 200)}`)
       }

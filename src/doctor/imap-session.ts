@@ -6,8 +6,8 @@
 import { isIP } from 'node:net'
 import { ImapFlow } from 'imapflow'
 import { READ_LIMITS } from '../lib/read-limits.js'
+import type { DoctorOptions } from './doctor-options.js'
 import { getMetadata, type MetadataValues } from './imap-metadata.js'
-import type { DoctorOptions } from './model.js'
 import { trustingOptions, usesStarttls } from './tls-probe.js'
 
 export interface ImapSession {

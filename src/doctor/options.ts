@@ -13,6 +13,7 @@ import { zoneInputFor } from '../dns/zone-input.js'
 import { cannotRun, describeFsError, usageError } from '../lib/errors.js'
 import { parseIrohRelayUrl } from '../protocols/metadata-values.js'
 import { DEFAULT_PORTS } from '../protocols/ports.js'
+import { defaultServerConfig, describeServer } from '../server/services.js'
 import type { DoctorOptions } from './model.js'
 
 export const DEFAULT_CONFIG = 'chatmail.toml'
@@ -183,6 +184,7 @@ export function doctorOptions(target: DoctorTarget, config?: Config): DoctorOpti
     imapPort: target.imapPort ?? config?.imap.port ?? DEFAULT_PORTS.imap,
     insecure: target.insecure,
     timeoutMs: target.timeoutMs,
+    server: describeServer(config ?? defaultServerConfig(target.domain)),
     ...(user ? { user } : {}),
     ...(password ? { password } : {}),
     ...(turnSecret ? { turnSecret } : {}),

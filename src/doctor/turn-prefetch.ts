@@ -7,7 +7,7 @@
  */
 import { isIP } from 'node:net'
 import { beginAllocation, type PendingAllocation, type TurnTransport } from '../turn/client.js'
-import type { DoctorOptions } from './model.js'
+import type { DoctorOptions } from './doctor-options.js'
 
 const key = (transport: TurnTransport, host: string, port: number) => `${transport} ${host}:${port}`
 

@@ -1,6 +1,6 @@
 /** The web page at https://DOMAIN/ with the sign-up QR code, rendered at deploy time. */
 import type { Config } from '../config/schema.js'
-import { loadTemplate, type TemplateLines, templateLines } from '../deploy/template.js'
+import { loadTemplate, type TemplateLines, templateLines } from '../server/template.js'
 import { dcaccountLink, needsDclogin, qrSvg } from './links.js'
 
 /** A rendered fragment as a multi-line template value. */

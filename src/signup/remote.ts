@@ -1,21 +1,5 @@
 import { printable } from '../lib/printable.js'
 
-/** Where chatmail-accounts lives on the host (the deploy installs it there; `chatmail invite` runs it). */
-export const ACCOUNTS = {
-  program: '/usr/local/lib/chatmail/chatmail-accounts.js',
-  config: '/etc/chatmail/accounts.conf',
-  dataDir: '/var/lib/chatmail-accounts',
-  runDir: '/run/chatmail-accounts',
-  // Each socket a service connects to lives in a directory named after that service's group, in
-  // which it is born with the group (chatmail-accounts.service; issue 23 item 10e).
-  dictSocket: '/run/chatmail-accounts/dovecot/dict.socket',
-  socketmapSocket: '/run/chatmail-accounts/postfix/socketmap.socket',
-  httpSocket: '/run/chatmail-accounts/www-data/http.socket',
-  controlSocket: '/run/chatmail-accounts/control.socket',
-  lastloginSocket: '/run/chatmail-accounts/vmail/lastlogin.socket',
-  dovecotDict: '/etc/dovecot/accounts-dict.conf.ext',
-} as const
-
 export interface Invite {
   token: string
   uses: number

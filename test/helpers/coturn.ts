@@ -18,7 +18,6 @@ import { createServer, connect as tcpConnect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { renderTemplate, TEMPLATES_DIR } from '../../src/deploy/template.js'
 import {
   Attr,
   attr,
@@ -31,6 +30,7 @@ import {
   messageType,
   newTransactionId,
 } from '../../src/protocols/stun.js'
+import { renderTemplate, TEMPLATES_DIR } from '../../src/server/template.js'
 
 const run = promisify(execFile)
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
+import type { DeployHostResult } from '../../src/app/deploy-host.js'
+import { declined, deploySummary, deployText, isLive, needsYes } from '../../src/app/deploy-render.js'
 import { emptyFacts } from '../../src/deploy/facts.js'
-import type { DeployHostResult } from '../../src/deploy/host.js'
 import { computePlan } from '../../src/deploy/plan.js'
-import { declined, deploySummary, deployText, isLive, needsYes } from '../../src/deploy/render.js'
 import { file, service } from '../../src/deploy/resources.js'
 
 const conf = file('/etc/x.conf', 'a\n')

@@ -12,9 +12,10 @@ import {
   type Resource,
 } from '../../src/deploy/resources.js'
 import { buildStack } from '../../src/deploy/service.js'
-import { MANAGED_BY, obsoleteManagedFiles, PATHS, ssha512 } from '../../src/deploy/services/common.js'
+import { MANAGED_BY, obsoleteManagedFiles, ssha512 } from '../../src/deploy/services/common.js'
 import { stackFor } from '../../src/deploy/stacks/index.js'
-import { canonical, mailHome } from '../../src/remote/chatmail-accounts/address.js'
+import { canonical, mailHome } from '../../src/protocols/address.js'
+import { PATHS } from '../../src/server/paths.js'
 import { BOOKWORM, buildTestStack, testStackContext } from '../helpers/stack.js'
 
 const config = (domain: string, extra: Partial<Parameters<typeof buildConfig>[0]> = {}) =>

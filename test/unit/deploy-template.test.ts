@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
 import { templateFile } from '../../src/deploy/resources.js'
-import { loadTemplate, renderTemplate } from '../../src/deploy/template.js'
+import { loadTemplate, renderTemplate } from '../../src/server/template.js'
 
 describe('templates', () => {
   test('replaces {{name}} placeholders, with or without inner spaces', () => {

@@ -4,14 +4,20 @@ import { copyFileSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { parseConfigText } from '../../src/config/load.js'
+import type { Config } from '../../src/config/schema.js'
 import {
   HOST_CLOCK_FAIL_MS,
   HOST_CLOCK_WARN_MS,
+  hostChecks,
   judgeClock,
   judgeDisks,
   judgeMemory,
 } from '../../src/doctor/checks/host.js'
-import { HOST_UNITS, HostProbe, parseHostFacts } from '../../src/doctor/host-probe.js'
+import { HostProbe, parseHostFacts } from '../../src/doctor/host-probe.js'
+import type { CheckContext, CheckDef } from '../../src/doctor/model.js'
+import { doctorOptions } from '../../src/doctor/options.js'
+import { defaultServerConfig, describeServer } from '../../src/server/services.js'
 
 /** The script's hex of a name or path (od -tx1); names from /proc/PID/comm end in a newline. */
 const hex = (text: string) => Buffer.from(text).toString('hex')
@@ -139,10 +145,77 @@ describe('the host probe on this machine: host-chosen names cannot forge its rep
   })
 
   it('a listener named with a newline and "@units": its name as it is, the units section untouched', async () => {
-    const f = await new HostProbe('local', async () => local).facts()
-    expect(Object.keys(f.units).sort()).toEqual([...HOST_UNITS].sort())
+    const server = describeServer(defaultServerConfig('chat.example.org'))
+    const f = await new HostProbe('local', async () => local).facts(server)
+    expect(Object.keys(f.units).sort()).toEqual([...server.units].sort())
     expect(f.listening.find((l) => l.port === port)).toMatchObject({ proto: 'tcp', programs: [COMM] })
     expect(f.failed).not.toContain('x')
     expect(f.stale).toContain(`${BINARY} (${sleeper.pid}): ${join(dir, BINARY)}`)
+  })
+})
+
+// The host checks expect what the server description (src/server/services.ts) says runs on a host
+// of this config: the configured ports, and every unit the stack installs (issue 24, the drift bugs).
+describe('host.units and host.ports expect what the config deploys', () => {
+  const config = (extra = '', domain = 'chat.example.org') =>
+    parseConfigText(`domain = "${domain}"\n[turn]\nsecret = "0123456789abcdef0123"\n${extra}`, 'cm.toml')
+  const facts = (units: string, listening: [string, number, string, string][]) => {
+    const lines = listening.map(([proto, port], i) => `${proto} 0.0.0.0:${port} ${100 + i}`)
+    const sockets = listening.map((_, i) => `${10 + i} ${100 + i}`)
+    const pids = listening.map(([, , unit, comm], i) => `${10 + i} ${hex(`${unit}.service`)} ${hex(`${comm}\n`)}`)
+    return `@clock\n1767225600000000000\n@units\n${units}\n@failed\n@listening\n${lines.join('\n')}\n@sockets\n${sockets.join('\n')}\n@pids\n${pids.join('\n')}\n`
+  }
+  async function run(id: string, cfg: Config, output: string) {
+    const sent: string[] = []
+    const probe = new HostProbe('root@host', async () => ({
+      exec: async (command: string) => {
+        sent.push(command)
+        return { code: 0, stdout: output, stderr: '' }
+      },
+    }))
+    const options = { ...doctorOptions({ domain: cfg.domain, insecure: false, timeoutMs: 5000 }, cfg), host: probe }
+    const check = hostChecks.find((c) => c.id === id) as CheckDef
+    const ctx = { options, findings: {}, signal: new AbortController().signal, timeoutMs: 5000 } as CheckContext
+    return { outcome: await check.run(ctx), script: sent.join('\n') }
+  }
+  const running = (...units: string[]) => units.map((u) => `${u} loaded active`).join('\n')
+
+  it('host.ports: the configured TURN, TURN-over-TLS, iroh-relay and IMAP ports, not the default ones', async () => {
+    const cfg = config('port = 3479\ntls_port = 5350\n[iroh]\nport = 3341\n[imap]\nport = 994\n')
+    const listening: [string, number, string, string][] = [
+      ['tcp', 143, 'dovecot', 'dovecot'],
+      ['tcp', 994, 'dovecot', 'imap-login'],
+      ['udp', 3479, 'coturn', 'turnserver'],
+      ['tcp', 3479, 'coturn', 'turnserver'],
+      ['tcp', 5350, 'coturn', 'turnserver'],
+      ['tcp', 3341, 'iroh-relay', 'iroh-relay'],
+    ]
+    const ok = await run('host.ports', cfg, facts(running('dovecot', 'coturn', 'iroh-relay'), listening))
+    expect(ok.outcome).toMatchObject({ status: 'ok', detail: '6 ports held by their programs' })
+    // The same host with coturn on the default ports: the configured ones are not held.
+    const moved = listening.map(([p, port, u, c]): [string, number, string, string] => [
+      p,
+      port === 3479 ? 3478 : port,
+      u,
+      c,
+    ])
+    const bad = await run('host.ports', cfg, facts(running('dovecot', 'coturn', 'iroh-relay'), moved))
+    expect(bad.outcome.status).toBe('fail')
+    expect(bad.outcome.detail).toBe('nothing listens on tcp 3479 (coturn); nothing listens on udp 3479 (coturn)')
+  })
+
+  it('host.units: asks about and judges chatmail-accounts and opendkim too', async () => {
+    const units = `${running('dovecot', 'postfix', 'chatmail-filter')}\nchatmail-accounts loaded inactive\nopendkim loaded failed`
+    const r = await run('host.units', config(), facts(units, []))
+    expect(r.script).toMatch(/^HOST_UNITS='[^']*\bchatmail-accounts\b[^']*\bopendkim\b[^']*'$/m)
+    expect(r.outcome.status).toBe('fail')
+    expect(r.outcome.detail).toBe('chatmail-accounts is inactive; opendkim is failed')
+  })
+
+  it('host.units: an IP-only server runs no opendkim, so it is not asked about', async () => {
+    const r = await run('host.units', config('', '203.0.113.5'), facts(running('dovecot', 'chatmail-accounts'), []))
+    expect(r.script).toMatch(/^HOST_UNITS='[^']*\bchatmail-accounts\b[^']*'$/m)
+    expect(r.script).not.toMatch(/^HOST_UNITS='[^']*\bopendkim\b/m)
+    expect(r.outcome).toMatchObject({ status: 'ok', detail: 'dovecot, chatmail-accounts active; no failed units' })
   })
 })

@@ -130,6 +130,14 @@ password = "pw-from-config"
       deployed: true,
       // The dns group's expected zone (src/dns/zone-input.ts): no addresses or key known here.
       dnsZone: expect.objectContaining({ domain: 'chat.example.org', ipv4: [], mtaSts: true, imapPort: 10143 }),
+      // What the host checks expect on the host: the configured ports (src/server/services.ts).
+      server: expect.objectContaining({
+        ports: expect.arrayContaining([
+          { unit: 'dovecot', proto: 'tcp', port: 10143, programs: ['dovecot', 'imap-login'] },
+          { unit: 'coturn', proto: 'udp', port: 3479, programs: ['turnserver'] },
+          { unit: 'coturn', proto: 'tcp', port: 5350, programs: ['turnserver'] },
+        ]),
+      }),
     })
   })
 

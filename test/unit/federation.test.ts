@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { buildConfig } from '../../src/config/init.js'
+import type { CommandResource, FileResource, Resource, ServiceResource } from '../../src/deploy/resources.js'
+import { buildZone, zoneInputFor } from '../../src/dns/index.js'
 import {
   certificateNamesFor,
   DKIM,
@@ -8,9 +10,7 @@ import {
   mtaStsId,
   mtaStsIdFor,
   mtaStsPolicy,
-} from '../../src/deploy/federation.js'
-import type { CommandResource, FileResource, Resource, ServiceResource } from '../../src/deploy/resources.js'
-import { buildZone, zoneInputFor } from '../../src/dns/index.js'
+} from '../../src/server/federation.js'
 import { buildTestStack } from '../helpers/stack.js'
 
 const config = (domain: string, extra: Partial<Parameters<typeof buildConfig>[0]> = {}) =>

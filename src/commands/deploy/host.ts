@@ -102,11 +102,11 @@ failed, 2 usage error, 3 could not run (config, SSH connection, key refused).`
     }
     // The config first: without one nothing else matters (issue 15).
     const loaded = await loadConfig(flags.config)
-    const render = await import('../../deploy/render.js')
+    const render = await import('../../app/deploy-render.js')
     if (render.needsYes(view, Boolean(process.stdin.isTTY))) {
       throw usageError('no terminal to confirm the plan on', 'pass --yes to apply, or --dry-run to only look')
     }
-    const { deployHost, resolveDeployTarget } = await import('../../deploy/host.js')
+    const { deployHost, resolveDeployTarget } = await import('../../app/deploy-host.js')
     const { describeTarget, SshSession, terminalPassphrase } = await import('../../ssh/index.js')
     const target = await resolveDeployTarget(loaded, {
       ...(args.destination ? { destination: args.destination } : {}),

@@ -1,13 +1,12 @@
 import { dirname } from 'node:path'
 import { LARGE_MESSAGE_BYTES } from '../../config/schema.js'
+import { addressDomain } from '../../protocols/address.js'
 import { formatDuration } from '../../protocols/duration.js'
-import { addressDomain } from '../../remote/chatmail-accounts/address.js'
+import { ACCOUNTS, DOCTOR_PASSDB, DOVECOT_USERS, PATHS } from '../../server/paths.js'
 import { needsDclogin } from '../../signup/links.js'
-import { ACCOUNTS } from '../../signup/remote.js'
 import { directory, service, user } from '../resources.js'
 import type { ServiceModule } from '../service.js'
-import { doctorAddress, MANAGED_BY, PATHS, remoteProgram, render } from './common.js'
-import { DOCTOR_PASSDB, DOVECOT_USERS } from './dovecot.js'
+import { doctorAddress, MANAGED_BY, remoteProgram, render } from './common.js'
 
 export const chatmailAccounts: ServiceModule = {
   name: 'chatmail-accounts',
@@ -32,7 +31,7 @@ export const chatmailAccounts: ServiceModule = {
         managed_by: MANAGED_BY,
         domain: c.domain,
         data_dir: ACCOUNTS.dataDir,
-        mail_root: '/home/vmail/mail',
+        mail_root: PATHS.mailRoot,
         dict_socket: ACCOUNTS.dictSocket,
         socketmap_socket: ACCOUNTS.socketmapSocket,
         http_socket: ACCOUNTS.httpSocket,
@@ -76,7 +75,7 @@ export const chatmailAccounts: ServiceModule = {
       node: '/usr/bin/node',
       program: ACCOUNTS.program,
       config: ACCOUNTS.config,
-      mail_root: '/home/vmail/mail',
+      mail_root: PATHS.mailRoot,
       ...expiryVars,
     }
     const expireUnit = await render(
@@ -93,7 +92,7 @@ export const chatmailAccounts: ServiceModule = {
     )
     return {
       users: [user('chatmail-accounts')],
-      directories: [directory('/etc/chatmail'), directory(PATHS.metadataDir)],
+      directories: [directory(PATHS.configDir), directory(PATHS.metadataDir)],
       files: [programFile, config, unit, expireUnit, expireTimer],
       units: [
         service('chatmail-expire.timer', { restartOn: [expireTimer] }),

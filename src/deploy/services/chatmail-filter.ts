@@ -3,18 +3,10 @@
  * bundled dist/remote/chatmail-filter.js with Debian's nodejs; postfix's smtpd (25, 465, 587)
  * reaches it on a unix socket in its queue directory (see postfix's main.cf, smtpd_milters).
  */
+import { FILTER, PATHS } from '../../server/paths.js'
 import { directory, service, user } from '../resources.js'
 import type { ServiceModule } from '../service.js'
-import { MANAGED_BY, PATHS, remoteProgram, render } from './common.js'
-
-export const FILTER = {
-  program: '/usr/local/lib/chatmail/chatmail-filter.js',
-  config: '/etc/chatmail/filter.conf',
-  socketDir: '/var/spool/postfix/chatmail-filter',
-  socket: '/var/spool/postfix/chatmail-filter/milter.sock',
-  /** The same socket as postfix's smtpd names it (relative to its queue directory, chroot or not). */
-  postfixSocket: 'unix:chatmail-filter/milter.sock',
-} as const
+import { MANAGED_BY, remoteProgram, render } from './common.js'
 
 export const chatmailFilter: ServiceModule = {
   name: 'chatmail-filter',
@@ -49,7 +41,7 @@ export const chatmailFilter: ServiceModule = {
     return {
       users: [user('chatmail-filter')],
       directories: [
-        directory('/etc/chatmail'),
+        directory(PATHS.configDir),
         directory(PATHS.metadataDir),
         directory(FILTER.socketDir, { owner: 'chatmail-filter', group: 'postfix', mode: '0750' }),
       ],

@@ -4,9 +4,10 @@
  * Debian's nodejs.
  */
 import { formatDuration } from '../../protocols/duration.js'
+import { PATHS } from '../../server/paths.js'
 import { directory, file, pkg, service, user } from '../resources.js'
 import type { ServiceModule } from '../service.js'
-import { PATHS, remoteProgram, render } from './common.js'
+import { remoteProgram, render } from './common.js'
 
 export const chatmailMetadata: ServiceModule = {
   name: 'chatmail-metadata',
@@ -54,7 +55,7 @@ export const chatmailMetadata: ServiceModule = {
       // nodejs: Debian's, no npm on the host.
       packages: [pkg('nodejs')],
       users: [user('chatmail-metadata')],
-      directories: [directory('/etc/chatmail'), directory(PATHS.metadataDir)],
+      directories: [directory(PATHS.configDir), directory(PATHS.metadataDir)],
       files: [secret, programFile, config, unit],
       units: [
         service('chatmail-metadata.service', {

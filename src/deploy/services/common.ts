@@ -1,30 +1,18 @@
-/** Pieces the services share: paths, template rendering, the pinned iroh-relay, the doctor account. */
+/** Pieces the services share (the paths they install to are in src/server/paths.ts): template rendering, the pinned iroh-relay, the doctor account. */
 import { createHash, createHmac } from 'node:crypto'
 import { access, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Config } from '../../config/schema.js'
 import { cannotRun } from '../../lib/errors.js'
-import { addressDomain } from '../../remote/chatmail-accounts/address.js'
+import { addressDomain } from '../../protocols/address.js'
+import { PATHS } from '../../server/paths.js'
+import type { TemplateVars } from '../../server/template.js'
 import { shellQuote as q } from '../../ssh/quote.js'
 import type { BinaryResource, CommandResource, FileResource } from '../resources.js'
 import { command, file, templateFile } from '../resources.js'
 import type { StackContext } from '../service.js'
-import type { TemplateVars } from '../template.js'
 
 export const MANAGED_BY = 'Managed by `chatmail deploy host`: local changes are overwritten on the next deploy.'
-
-export const PATHS = {
-  tlsDir: '/etc/chatmail/tls',
-  tlsCert: '/etc/chatmail/tls/fullchain.pem',
-  tlsKey: '/etc/chatmail/tls/privkey.pem',
-  turnSecret: '/etc/chatmail/turn-secret',
-  metadataDir: '/usr/local/lib/chatmail',
-  metadataProgram: '/usr/local/lib/chatmail/chatmail-metadata.js',
-  metadataConfig: '/etc/chatmail/metadata.conf',
-  metadataSocket: '/run/chatmail-metadata/metadata.socket',
-  acmeWebroot: '/var/lib/chatmail/acme',
-  irohRelay: '/usr/local/bin/iroh-relay',
-} as const
 
 /**
  * The template for this host's Debian release: `templates/<dir>/debian-<release>/<file>` when it

@@ -1,7 +1,8 @@
 /** coturn: TURN over UDP and TCP, and over TLS, with the REST-API shared secret. */
+
+import { templateLines } from '../../server/template.js'
 import { pkg, service } from '../resources.js'
-import { type ServiceModule, tcp, udp } from '../service.js'
-import { templateLines } from '../template.js'
+import { portClaims, type ServiceModule } from '../service.js'
 import { baseVars, render } from './common.js'
 import { certificateChanges } from './tls.js'
 
@@ -25,7 +26,6 @@ export const coturn: ServiceModule = {
       },
       { owner: 'root', group: 'turnserver', mode: '0640', secret: true },
     )
-    const owners = ['turnserver']
     return {
       packages: [pkg('coturn')],
       files: [conf],
@@ -36,7 +36,7 @@ export const coturn: ServiceModule = {
           validate: ['turnserver_conf_ok /etc/turnserver.conf'],
         }),
       ],
-      ports: [tcp(c.turn.port, owners), udp(c.turn.port, owners), tcp(c.turn.tlsPort, owners)],
+      ports: portClaims(c, 'coturn'),
     }
   },
 }

@@ -9,27 +9,27 @@
  */
 
 import { type Config, sizeBytes } from '../../config/schema.js'
-import { addressDomain } from '../../remote/chatmail-accounts/address.js'
-import { ACCOUNTS } from '../../signup/remote.js'
+import { addressDomain } from '../../protocols/address.js'
+import {
+  ACCOUNTS,
+  ACCOUNTS_LUA,
+  DOCTOR_PASSDB,
+  DOVECOT_DROPIN,
+  DOVECOT_USERS,
+  INOTIFY_SYSCTL,
+  PATHS,
+  QUOTA_STATUS_SOCKET,
+} from '../../server/paths.js'
 import { shellQuote as q } from '../../ssh/quote.js'
 import { command, dataFile, directory, file, pkg, service, user } from '../resources.js'
-import { type ServiceModule, tcp } from '../service.js'
+import { portClaims, type ServiceModule } from '../service.js'
 import { dovecotMajor } from '../versions.js'
-import { baseVars, doctorAddress, MANAGED_BY, obsoleteManagedFiles, PATHS, render, ssha512 } from './common.js'
+import { baseVars, doctorAddress, MANAGED_BY, obsoleteManagedFiles, render, ssha512 } from './common.js'
 import { certificateChanges } from './tls.js'
 
-export const DOVECOT_USERS = '/etc/dovecot/users'
-export const DOCTOR_PASSDB = '/etc/dovecot/doctor.passwd'
-/** dovecot 2.4's passdb/userdb script for chatmail-accounts. */
-export const ACCOUNTS_LUA = '/etc/dovecot/chatmail-accounts.lua'
-
-/** postfix asks dovecot's quota-status here (check_policy_service unix:private/quota-status). */
-export const QUOTA_STATUS_SOCKET = '/var/spool/postfix/private/quota-status'
-/** dovecot.service's limits for many devices (templates/dovecot/dovecot.service.conf). */
-export const DOVECOT_DROPIN = '/etc/systemd/system/dovecot.service.d/chatmail.conf'
+/** dovecot.service's limits for many devices (templates/dovecot/dovecot.service.conf, at DOVECOT_DROPIN). */
 export const DOVECOT_UNIT_LIMITS = { max_open_files: 65536, max_tasks: 16384 } as const
 /** The vmail user's inotify limits for IDLE push and hibernation (templates/dovecot/inotify-sysctl.conf). */
-export const INOTIFY_SYSCTL = '/etc/sysctl.d/60-chatmail-dovecot.conf'
 export const INOTIFY_LIMITS = { max_user_instances: 65536, max_user_watches: 262144 } as const
 
 /**
@@ -146,8 +146,8 @@ export const dovecot: ServiceModule = {
         pkg('dovecot-lmtpd'),
         ...(v24 ? [pkg('dovecot-auth-lua'), pkg('lua-socket'), pkg('lua-cjson')] : []),
       ],
-      users: [user('vmail', { home: '/home/vmail' })],
-      directories: [directory('/home/vmail/mail', { owner: 'vmail', mode: '0700' })],
+      users: [user('vmail', { home: PATHS.vmailHome })],
+      directories: [directory(PATHS.mailRoot, { owner: 'vmail', mode: '0700' })],
       commands: [moveDoctor, otherRelease, inotifyLimits()],
       files: [doctor, users, conf, accounts, dropin, inotify],
       units: [
@@ -158,7 +158,7 @@ export const dovecot: ServiceModule = {
           validate: ['doveconf -x -n >/dev/null'],
         }),
       ],
-      ports: [tcp(143, ['dovecot', 'imap-login']), tcp(c.imap.port, ['dovecot', 'imap-login'])],
+      ports: portClaims(c, 'dovecot'),
     }
   },
 }

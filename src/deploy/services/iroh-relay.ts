@@ -1,7 +1,8 @@
 /** iroh-relay v0.35 (the release Delta Chat's iroh speaks), pinned by sha256, behind nginx. */
+import { PATHS } from '../../server/paths.js'
 import { binary, service, user } from '../resources.js'
-import { type ServiceModule, tcp } from '../service.js'
-import { irohRelayVariants, MANAGED_BY, PATHS, render } from './common.js'
+import { portClaims, type ServiceModule } from '../service.js'
+import { irohRelayVariants, MANAGED_BY, render } from './common.js'
 
 export const irohRelay: ServiceModule = {
   name: 'iroh-relay',
@@ -26,7 +27,7 @@ export const irohRelay: ServiceModule = {
           validate: [`${PATHS.irohRelay} --help >/dev/null`],
         }),
       ],
-      ports: [tcp(c.iroh.port, ['iroh-relay', 'node'])],
+      ports: portClaims(c, 'iroh-relay'),
     }
   },
 }

@@ -4,13 +4,13 @@
  * and the MTA-STS policy on mta-sts.DOMAIN.
  */
 
+import { certificateNamesFor, mtaStsEnabled, mtaStsHost, mtaStsPolicy } from '../../server/federation.js'
+import { ACCOUNTS, PATHS } from '../../server/paths.js'
+import { templateLines } from '../../server/template.js'
 import { signupPage } from '../../signup/page.js'
-import { ACCOUNTS } from '../../signup/remote.js'
-import { certificateNamesFor, mtaStsEnabled, mtaStsHost, mtaStsPolicy } from '../federation.js'
 import { type DirectoryResource, directory, type FileResource, file, pkg, service } from '../resources.js'
-import { type ServiceModule, type StackContext, tcp } from '../service.js'
-import { templateLines } from '../template.js'
-import { baseVars, PATHS, render } from './common.js'
+import { portClaims, type ServiceModule, type StackContext } from '../service.js'
+import { baseVars, render } from './common.js'
 
 const MTA_STS_ROOT = '/var/www/mta-sts'
 
@@ -70,7 +70,7 @@ export const nginx: ServiceModule = {
         directory('/var/www/chatmail/.well-known'),
         directory('/var/www/chatmail/.well-known/autoconfig'),
         directory('/var/www/chatmail/.well-known/autoconfig/mail'),
-        directory('/var/lib/chatmail'),
+        directory(PATHS.stateDir),
         directory(PATHS.acmeWebroot),
         ...sts.directories,
       ],
@@ -81,7 +81,7 @@ export const nginx: ServiceModule = {
           validate: ['nginx -t -q'],
         }),
       ],
-      ports: [tcp(80, ['nginx']), tcp(443, ['nginx'])],
+      ports: portClaims(c, 'nginx'),
     }
   },
 }

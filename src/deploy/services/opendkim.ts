@@ -6,11 +6,12 @@
  * The key is server data: made by `opendkim-genkey` when /etc/dkimkeys/opendkim.private is
  * absent, never regenerated or read back by a deploy (only its public part, by `chatmail dns`).
  */
+
+import { DKIM, dkimEnabled } from '../../server/federation.js'
+import { loadTemplate } from '../../server/template.js'
 import { shellQuote as q } from '../../ssh/quote.js'
-import { DKIM, dkimEnabled } from '../federation.js'
 import { command, dataFile, directory, pkg, service } from '../resources.js'
 import type { ServiceModule } from '../service.js'
-import { loadTemplate } from '../template.js'
 import { MANAGED_BY, render } from './common.js'
 
 /** Makes the key once; the private part is the opendkim user's alone (0600 in a 0700 directory). */
@@ -41,7 +42,7 @@ export const opendkim: ServiceModule = {
     const c = ctx.config
     if (!dkimEnabled(c)) return {}
     const vars = { managed_by: MANAGED_BY }
-    const conf = await render(ctx, '/etc/opendkim.conf', 'opendkim/opendkim.conf', {
+    const conf = await render(ctx, DKIM.config, 'opendkim/opendkim.conf', {
       managed_by: MANAGED_BY,
       domain: c.domain,
       socket: DKIM.socket,
@@ -67,7 +68,7 @@ export const opendkim: ServiceModule = {
       units: [
         service('opendkim.service', {
           restartOn: [conf, screen, final],
-          validate: ['opendkim -n -x /etc/opendkim.conf'],
+          validate: [`opendkim -n -x ${DKIM.config}`],
         }),
       ],
     }

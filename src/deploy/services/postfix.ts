@@ -1,15 +1,13 @@
 /** postfix: SMTP on 25, submission on 465 and 587 (SASL through dovecot), delivery over LMTP. */
 import { isIP } from 'node:net'
 import type { Config } from '../../config/schema.js'
-import { ACCOUNTS } from '../../signup/remote.js'
-import { DKIM, dkimEnabled } from '../federation.js'
+import { DKIM, dkimEnabled } from '../../server/federation.js'
+import { ACCOUNTS, FILTER, QUOTA_STATUS_SOCKET } from '../../server/paths.js'
+import { type TemplateLines, templateLines } from '../../server/template.js'
 import { deliveryLines, loginMapLines, ownSenderLines } from '../mail-routing.js'
 import { pkg, service } from '../resources.js'
-import { type ServiceModule, tcp } from '../service.js'
-import { type TemplateLines, templateLines } from '../template.js'
-import { FILTER } from './chatmail-filter.js'
+import { portClaims, type ServiceModule } from '../service.js'
 import { baseVars, doctorAddress, MANAGED_BY, render } from './common.js'
-import { QUOTA_STATUS_SOCKET } from './dovecot.js'
 import { certificateChanges } from './tls.js'
 
 /**
@@ -61,7 +59,6 @@ export const postfix: ServiceModule = {
     const headerCleanup = await render(ctx, '/etc/postfix/lmtp_header_cleanup', 'postfix/lmtp_header_cleanup', {
       managed_by: MANAGED_BY,
     })
-    const owners = ['master', 'smtpd']
     return {
       packages: [
         pkg('postfix', [
@@ -78,7 +75,7 @@ export const postfix: ServiceModule = {
           validate: ['postfix check'],
         }),
       ],
-      ports: [tcp(25, owners), tcp(465, owners), tcp(587, owners)],
+      ports: portClaims(c, 'postfix'),
     }
   },
 }

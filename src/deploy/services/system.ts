@@ -1,4 +1,6 @@
 /** What every chatmail host needs besides its services: base packages, chatmail's directories. */
+
+import { PATHS } from '../../server/paths.js'
 import { POLICY_MARK } from '../apply.js'
 import { command, directory, pkg } from '../resources.js'
 import type { ServiceModule } from '../service.js'
@@ -7,7 +9,7 @@ export const system: ServiceModule = {
   name: 'system',
   build: () => ({
     packages: [pkg('openssl'), pkg('ca-certificates'), pkg('curl')],
-    directories: [directory('/etc/chatmail'), directory('/var/lib/chatmail')],
+    directories: [directory(PATHS.configDir), directory(PATHS.stateDir)],
     commands: [
       // A deploy killed during its package install leaves the policy-rc.d that kept daemons from starting.
       command(

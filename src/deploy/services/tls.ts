@@ -5,11 +5,12 @@
  */
 import { isIP } from 'node:net'
 import type { Config } from '../../config/schema.js'
+import { certificateNamesFor } from '../../server/federation.js'
+import { PATHS } from '../../server/paths.js'
 import { shellQuote as q } from '../../ssh/quote.js'
-import { certificateNamesFor } from '../federation.js'
 import { type CommandResource, command, directory, pkg, type Resource, service } from '../resources.js'
 import type { ServiceModule } from '../service.js'
-import { baseVars, PATHS, render } from './common.js'
+import { baseVars, render } from './common.js'
 
 /**
  * Self-signed mode: a certificate for the domain (or IP) made on the host once, kept 10 years, and
@@ -50,7 +51,7 @@ export const tls: ServiceModule = {
   name: 'tls',
   async build(ctx) {
     const c = ctx.config
-    const dirs = [directory('/etc/chatmail'), directory(PATHS.tlsDir)]
+    const dirs = [directory(PATHS.configDir), directory(PATHS.tlsDir)]
     if (c.tls.mode === 'manual') return { directories: dirs }
     if (c.tls.mode === 'self-signed') return { directories: dirs, commands: certificateChanges(c) as CommandResource[] }
     const email = c.tls.acmeEmail ? `--email ${q(c.tls.acmeEmail)}` : '--register-unsafely-without-email'
@@ -63,7 +64,7 @@ export const tls: ServiceModule = {
     )
     return {
       packages: [pkg('certbot')],
-      directories: [...dirs, directory('/var/lib/chatmail'), directory(PATHS.acmeWebroot)],
+      directories: [...dirs, directory(PATHS.stateDir), directory(PATHS.acmeWebroot)],
       commands: [
         ...(certificateChanges(c) as CommandResource[]),
         command(

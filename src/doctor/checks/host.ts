@@ -5,7 +5,9 @@
  * HOST_DISK_FAIL_FREE_KB free; memory warn under HOST_MEM_WARN_PCT available, fail under
  * HOST_MEM_FAIL_PCT; clock warn at HOST_CLOCK_WARN_MS skew, fail at HOST_CLOCK_FAIL_MS.
  */
-import { HOST_UNITS, type HostFacts } from '../host-probe.js'
+import { AUDIT_LOG, DISK_PATHS, PATHS } from '../../server/paths.js'
+import { defaultServerConfig, describeServer, portsOf, type ServerDescription } from '../../server/services.js'
+import type { HostFacts } from '../host-probe.js'
 import { type CheckContext, type CheckDef, type CheckOutcome, fail, ok, skip, warn } from '../model.js'
 
 export const HOST_DISK_WARN_PCT = 85
@@ -16,28 +18,9 @@ export const HOST_MEM_FAIL_PCT = 3
 export const HOST_CLOCK_WARN_MS = 5_000
 export const HOST_CLOCK_FAIL_MS = 60_000
 
-/** The ports each unit must listen on (owned by a process in that unit's cgroup). */
-const PORTS: Record<string, { proto: 'tcp' | 'udp'; port: number }[]> = {
-  dovecot: [
-    { proto: 'tcp', port: 143 },
-    { proto: 'tcp', port: 993 },
-  ],
-  postfix: [
-    { proto: 'tcp', port: 25 },
-    { proto: 'tcp', port: 465 },
-    { proto: 'tcp', port: 587 },
-  ],
-  coturn: [
-    { proto: 'udp', port: 3478 },
-    { proto: 'tcp', port: 3478 },
-    { proto: 'tcp', port: 5349 },
-  ],
-  nginx: [
-    { proto: 'tcp', port: 80 },
-    { proto: 'tcp', port: 443 },
-  ],
-  'iroh-relay': [{ proto: 'tcp', port: 3340 }],
-}
+/** What runs on the host: the units and ports the config deploys (the default ports without a config). */
+const serverOf = (ctx: CheckContext): ServerDescription =>
+  ctx.options.server ?? describeServer(defaultServerConfig(ctx.options.domain))
 
 const NO_SSH = 'no --ssh: the host checks need SSH access to the server'
 
@@ -46,7 +29,7 @@ async function hostFacts(ctx: CheckContext): Promise<HostFacts | CheckOutcome> {
   const probe = ctx.options.host
   if (!probe) return skip(NO_SSH)
   try {
-    return await probe.facts()
+    return await probe.facts(serverOf(ctx))
   } catch (err) {
     const e = err as Error & { hint?: string }
     return fail(
@@ -58,11 +41,11 @@ async function hostFacts(ctx: CheckContext): Promise<HostFacts | CheckOutcome> {
 
 const isOutcome = (v: HostFacts | CheckOutcome): v is CheckOutcome => 'status' in v
 
-const installed = (f: HostFacts) => HOST_UNITS.filter((u) => f.units[u]?.[0] === 'loaded')
+const installed = (f: HostFacts, server: ServerDescription) => server.units.filter((u) => f.units[u]?.[0] === 'loaded')
 
-function judgeUnits(f: HostFacts): CheckOutcome {
-  const units = installed(f)
-  if (units.length === 0) return skip(`none of the chatmail units (${HOST_UNITS.join(', ')}) exists on this host`)
+function judgeUnits(f: HostFacts, server: ServerDescription): CheckOutcome {
+  const units = installed(f, server)
+  if (units.length === 0) return skip(`none of the chatmail units (${server.units.join(', ')}) exists on this host`)
   const down = units.filter((u) => f.units[u]?.[1] !== 'active').map((u) => `${u} is ${f.units[u]?.[1]}`)
   const problems = [
     ...down,
@@ -78,13 +61,13 @@ function judgeUnits(f: HostFacts): CheckOutcome {
   return ok(`${units.join(', ')} active; no failed units`)
 }
 
-function judgePorts(f: HostFacts): CheckOutcome {
-  const units = installed(f)
+function judgePorts(f: HostFacts, server: ServerDescription): CheckOutcome {
+  const units = installed(f, server)
   if (units.length === 0) return skip('no chatmail units on this host, so no ports to expect')
   const wrong: string[] = []
   let checked = 0
   for (const unit of units) {
-    for (const want of PORTS[unit] ?? []) {
+    for (const want of portsOf(server, unit)) {
       checked++
       const held = f.listening.filter((l) => l.proto === want.proto && l.port === want.port)
       const heldBy = [
@@ -107,8 +90,8 @@ function judgePorts(f: HostFacts): CheckOutcome {
 
 const mib = (kb: number) => `${Math.round(kb / 1024)} MiB`
 
-export function judgeDisks(f: Pick<HostFacts, 'disks'>): CheckOutcome {
-  if (f.disks.length === 0) return fail('df printed nothing for /, /home/vmail, /var/log', 'run df -P on the host')
+export function judgeDisks(f: Pick<HostFacts, 'disks'>, paths: readonly string[] = DISK_PATHS): CheckOutcome {
+  if (f.disks.length === 0) return fail(`df printed nothing for ${paths.join(', ')}`, 'run df -P on the host')
   const line = (d: HostFacts['disks'][number]) => `${d.mount} ${d.usedPct}% used, ${mib(d.availKb)} free`
   const full = f.disks.filter((d) => d.usedPct >= HOST_DISK_FAIL_PCT || d.availKb < HOST_DISK_FAIL_FREE_KB)
   const hint =
@@ -151,17 +134,17 @@ function judgeStale(f: HostFacts): CheckOutcome {
   )
 }
 
-function judgeVersion(f: HostFacts, deployed: boolean): CheckOutcome {
+function judgeVersion(f: HostFacts, server: ServerDescription, deployed: boolean): CheckOutcome {
   const iroh = f.iroh ? `iroh-relay ${f.iroh.version} (sha256 ${f.iroh.sha256.slice(0, 12)}…)` : undefined
   const last = f.lastDeploy ? `last deploy ${f.lastDeploy.split(' ')[0]}` : undefined
-  if (!iroh && installed(f).includes('iroh-relay')) {
+  if (!iroh && installed(f, server).includes('iroh-relay')) {
     return fail(
-      '/usr/local/bin/iroh-relay is missing or not executable',
+      `${PATHS.irohRelay} is missing or not executable`,
       'deploy again (chatmail deploy host) to reinstall the pinned iroh-relay',
     )
   }
   if (!last) {
-    const detail = `no successful chatmail deploy recorded in /var/log/chatmail-deploy.log${iroh ? `; ${iroh}` : ''}`
+    const detail = `no successful chatmail deploy recorded in ${AUDIT_LOG}${iroh ? `; ${iroh}` : ''}`
     return deployed
       ? warn(detail, 'run chatmail deploy host: the config says chatmail deployed this server')
       : skip(detail)
@@ -185,11 +168,11 @@ const def = (id: string, title: string, judge: (f: HostFacts, ctx: CheckContext)
 })
 
 export const hostChecks: CheckDef[] = [
-  def('host.units', 'chatmail units active', judgeUnits),
-  def('host.ports', 'ports owned by the right programs', judgePorts),
-  def('host.disk', 'free disk space', judgeDisks),
+  def('host.units', 'chatmail units active', (f, ctx) => judgeUnits(f, serverOf(ctx))),
+  def('host.ports', 'ports owned by the right programs', (f, ctx) => judgePorts(f, serverOf(ctx))),
+  def('host.disk', 'free disk space', (f, ctx) => judgeDisks(f, serverOf(ctx).diskPaths)),
   def('host.memory', 'available memory', judgeMemory),
   def('host.clock', 'host clock', (f) => judgeClock(f.clockSkewMs)),
   def('host.restart-needed', 'no service runs replaced code', judgeStale),
-  def('host.version', 'deployed versions', (f, ctx) => judgeVersion(f, ctx.options.deployed === true)),
+  def('host.version', 'deployed versions', (f, ctx) => judgeVersion(f, serverOf(ctx), ctx.options.deployed === true)),
 ]

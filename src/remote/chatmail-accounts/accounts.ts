@@ -4,8 +4,15 @@
  */
 import { randomBytes, randomInt } from 'node:crypto'
 import { isIPv4 } from 'node:net'
+import {
+  canonical,
+  mailHome,
+  mayCreate,
+  type Parsed,
+  RESERVED_LOCAL_PARTS,
+  type Rules,
+} from '../../protocols/address.js'
 import type { Logger } from '../lib/log.js'
-import { canonical, mailHome, mayCreate, type Parsed, RESERVED_LOCAL_PARTS, type Rules } from './address.js'
 import type { InviteStore } from './invites.js'
 import type { LastLogins } from './lastlogin.js'
 import { type RateLimiter, type Resources, resourceProblem } from './limits.js'

@@ -11,7 +11,7 @@
  * read (other than missing: no such accounts) makes `owned` answer `unknown`: no creation then.
  */
 import { readFileSync, statSync } from 'node:fs'
-import { canonical } from './address.js'
+import { canonical } from '../../protocols/address.js'
 
 export type Ownership = 'ours' | 'theirs' | 'unknown'
 

@@ -1,20 +1,23 @@
 /**
  * `chatmail deploy host` as a library: config → stack → SSH → facts → plan → apply → doctor.
- * The command only parses flags and renders what this returns.
+ * The application module of the command (src/app/): it composes the deploy (src/deploy/) and then
+ * the doctor (src/doctor/), which do not import each other. The command only parses flags and
+ * renders what this returns (deploy-render.ts).
  */
 import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import type { LoadedConfig } from '../config/load.js'
+import { type DeployResult, deploy } from '../deploy/engine.js'
+import type { Plan } from '../deploy/plan.js'
+import type { DeploySpec } from '../deploy/resources.js'
+import { buildStack, type HostInfo } from '../deploy/service.js'
+import { doctorAddress } from '../deploy/services/common.js'
+import { stackFor } from '../deploy/stacks/index.js'
 import type { DoctorReport } from '../doctor/model.js'
 import { cannotRun, usageError } from '../lib/errors.js'
+import { PATHS } from '../server/paths.js'
 import { describeTarget, type ResolvedTarget, resolveTarget, SshSession, type SshTarget } from '../ssh/index.js'
-import { type DeployResult, deploy } from './engine.js'
-import type { Plan } from './plan.js'
-import type { DeploySpec } from './resources.js'
-import { buildStack, type HostInfo } from './service.js'
-import { doctorAddress, PATHS } from './services/common.js'
-import { stackFor } from './stacks/index.js'
 
 /** The package root (dist/ and templates/ live there), found from this module's location. */
 export async function packageRoot(): Promise<string> {

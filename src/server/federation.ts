@@ -4,20 +4,22 @@
  * the TLS certificate must cover. Pure: no I/O.
  *
  * DKIM: the selector and key path are cmdeploy's (selector `opendkim`,
- * /etc/dkimkeys/opendkim.private; src/dns/dkim-key.ts), so a server taken over from cmdeploy keeps
- * its key and its published record. The private key never leaves the host; `chatmail dns` reads
- * the public part with `dkimPublicKeyCommand()` (src/dns/dkim-key.ts, as root over SSH).
+ * /etc/dkimkeys/opendkim.private), so a server taken over from cmdeploy keeps its key and its
+ * published record. The private key never leaves the host; `chatmail dns` reads the public part
+ * with `dkimPublicKeyCommand()` (src/dns/dkim-key.ts, as root over SSH).
  */
 import { createHash } from 'node:crypto'
 import { isIP } from 'node:net'
-import { dirname } from 'node:path'
 import type { Config } from '../config/schema.js'
-import { DKIM_KEY } from '../dns/dkim-key.js'
 
-/** The key (selector, path: src/dns/dkim-key.ts, shared with `chatmail dns`) and opendkim's milter socket. */
+/** The key (selector, path: shared with `chatmail dns`), opendkim's config and its milter socket. */
 export const DKIM = {
-  ...DKIM_KEY,
-  keyDir: dirname(DKIM_KEY.privateKey),
+  /** The record lives at SELECTOR._domainkey.DOMAIN (cmdeploy's selector, so a taken-over server keeps its record). */
+  selector: 'opendkim',
+  /** The private key on the host (PEM), readable by root and opendkim only. */
+  privateKey: '/etc/dkimkeys/opendkim.private',
+  keyDir: '/etc/dkimkeys',
+  config: '/etc/opendkim.conf',
   /** opendkim's milter socket, inside postfix's chroot (/var/spool/postfix). */
   socketDir: '/var/spool/postfix/opendkim',
   socket: '/var/spool/postfix/opendkim/opendkim.sock',

@@ -3,9 +3,9 @@
  * JSON summary and the text lines. The command only parses flags and writes what these return.
  */
 import { createInterface } from 'node:readline/promises'
-import type { DeployHostResult } from './host.js'
-import { formatPlan, type Plan } from './plan.js'
-import { type DeployProgress, plainProgress, ttyProgress } from './progress.js'
+import { formatPlan, type Plan } from '../deploy/plan.js'
+import { type DeployProgress, plainProgress, ttyProgress } from '../deploy/progress.js'
+import type { DeployHostResult } from './deploy-host.js'
 
 export interface DeployView {
   json: boolean
