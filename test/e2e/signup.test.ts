@@ -211,6 +211,20 @@ describe.skipIf(skip).each(SUITES)(
       ])
       expect(unknown.log).toMatch(/< 550 5\.1\.1 .*User unknown/)
       expect(unknown.code).not.toBe(0)
+      // Issue 23: the recipient check folds case as dovecot does, ASCII only. An account with a k,
+      // and the same name with the Kelvin sign (U+212A, which JavaScript lower-cases to k): refused
+      // at RCPT, never accepted and then bounced by dovecot's LMTP.
+      const kelvin = await imapsClient(ip, `kelvin001@${bracket}`, 'kelvin-password')
+      await kelvin.logout()
+      const folded = await smtp([
+        `smtp://${ip}:25`,
+        '--mail-from',
+        'x@example.com',
+        '--mail-rcpt',
+        `\u212Aelvin001@${bracket}`,
+      ])
+      expect(folded.log).toMatch(/> RCPT TO:[^\n]*\n< 55\d /)
+      expect(folded.code).not.toBe(0)
       const spoof = await smtp([
         `smtp://${ip}:25`,
         '--mail-from',
