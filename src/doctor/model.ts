@@ -7,6 +7,7 @@
 import type { NameServer } from '../dns/query.js'
 import type { ZoneInput } from '../dns/zone.js'
 import type { TurnMetadata } from '../protocols/metadata-values.js'
+import type { Cause } from './causes.js'
 import type { HostProbe } from './host-probe.js'
 import type { RunState } from './run-state.js'
 import type { TlsEndpoint } from './tls-ports.js'
@@ -28,6 +29,11 @@ export interface CheckOutcome {
   status: CheckStatus
   detail: string
   hint?: string
+  /**
+   * The root cause of a failure that other checks can share (causes.ts): the first failure of a
+   * cause, in check order, is reported; later ones skip naming it. Not part of the report.
+   */
+  cause?: Cause
 }
 
 export interface DoctorOptions {
