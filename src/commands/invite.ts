@@ -3,11 +3,12 @@ import { loadConfig } from '../config/load.js'
 import { BaseCommand, commonFlags, configFlag, destinationArg } from '../lib/base-command.js'
 import { cannotRun, ExitCode, usageError } from '../lib/errors.js'
 import { note } from '../lib/output.js'
+import { prose } from '../lib/prose.js'
 import { formatDuration, parseDuration } from '../protocols/duration.js'
 
 export default class Invite extends BaseCommand {
-  static override summary = 'Create an invite: a sign-up link (and QR code) that makes new accounts on the server.'
-  static override description = `Asks the server's chatmail-accounts, over SSH, for an invite token that may create
+  static override summary = 'Create an invite: a sign-up link (and QR code) for new accounts on the server.'
+  static override description = prose`Asks the server's chatmail-accounts, over SSH, for an invite token that may create
 --uses accounts until it expires, and prints the sign-up link with its QR code (on a terminal).
 Scanned with Delta Chat, the link creates an account. It works whatever accounts.registration
 says, unless it is "closed"; with registration = "invite" it is the only way to a new account.

@@ -2,16 +2,17 @@ import { Args, Flags } from '@oclif/core'
 import { BaseCommand, commonFlags, configFlag } from '../lib/base-command.js'
 import { ExitCode, usageError } from '../lib/errors.js'
 import { note } from '../lib/output.js'
+import { prose } from '../lib/prose.js'
 import { FORMATS, type Format, mintForCli, verifyForCli } from '../turn/cli.js'
 
 export default class TurnCred extends BaseCommand {
   static override summary = "Print TURN REST credentials minted with the server's secret, or verify one."
-  static override description = `Mints TURN credentials the way chatmail servers hand them to Delta Chat:
+  static override description = prose`Mints TURN credentials the way chatmail servers hand them to Delta Chat:
 username = expiry as Unix seconds, password = base64(HMAC-SHA1(secret, username)).
 The secret comes from the config file, --secret-file or --secret-env; never from the command line.
 
 Formats:
-  line     host:port:username:password, exactly the metadata value Delta Chat parses
+  line     host:port:username:password, the metadata value Delta Chat parses
   json     {"host","port","tlsPort","username","password","expires","ttl"}
   ice      an RTCIceServer object (turn: and turns: URLs) for a WebRTC test page
   uclient  a ready turnutils_uclient command line
