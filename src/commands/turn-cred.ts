@@ -71,7 +71,6 @@ Exit codes: 0 ok, 1 credential invalid (--verify), 2 usage error, 3 no secret or
       max: 65535,
     }),
     format: Flags.string({ char: 'f', description: 'Output format.', options: [...FORMATS], default: 'line' }),
-    json: Flags.boolean({ description: 'Same as --format json.', default: false }),
     'secret-file': Flags.string({
       description: 'Read the secret from this file (first line).',
       helpValue: 'FILE',
@@ -81,22 +80,27 @@ Exit codes: 0 ok, 1 credential invalid (--verify), 2 usage error, 3 no secret or
     verify: Flags.boolean({ description: 'Verify USERNAME PASSWORD instead of minting.', default: false }),
   }
 
-  public async run(): Promise<void> {
+  // The shared --json (BaseCommand): the output in --format json, and errors as the JSON error shape.
+  static override enableJsonFlag = true
+
+  public async run(): Promise<Record<string, unknown> | undefined> {
     const { args, flags } = await this.parse(TurnCred)
+    const json = this.jsonEnabled()
     const source = { secretFile: flags['secret-file'], secretEnv: flags['secret-env'], configPath: flags.config }
     if (flags.verify) {
       if (!args.username) throw usageError('--verify needs USERNAME PASSWORD, or one line host:port:username:password')
       const res = await verifyForCli(source, args.username, args.password, Date.now())
       for (const w of res.warnings) note(`warning: ${w}`)
-      if (flags.json || flags.format === 'json') this.log(JSON.stringify(res.json))
+      process.exitCode = res.ok ? ExitCode.ok : ExitCode.failed
+      if (json) return res.json
+      if (flags.format === 'json') this.log(JSON.stringify(res.json))
       else if (res.ok) this.log(res.message)
       else process.stderr.write(`chatmail: ${res.message}\n`)
-      process.exitCode = res.ok ? ExitCode.ok : ExitCode.failed
-      return
+      return undefined
     }
     if (args.username)
       throw usageError(`unexpected argument ${args.username}`, 'USERNAME PASSWORD are only for --verify')
-    const format: Format = flags.json ? 'json' : (flags.format as Format)
+    const format: Format = json ? 'json' : (flags.format as Format)
     const out = await mintForCli(source, {
       ttl: flags.ttl,
       user: flags.user,
@@ -108,7 +112,9 @@ Exit codes: 0 ok, 1 credential invalid (--verify), 2 usage error, 3 no secret or
       allowLongTtl: flags['allow-long-ttl'],
     })
     for (const w of out.warnings) note(`warning: ${w}`)
+    if (json) return JSON.parse(out.text) as Record<string, unknown>
     this.log(out.text)
     if (process.stderr.isTTY && format === 'line') note(out.summary)
+    return undefined
   }
 }

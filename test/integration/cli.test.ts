@@ -232,7 +232,9 @@ describe('chatmail deploy host (before any connection)', () => {
   it('with --json, the same error envelope as the doctor: {"status":"error","error":{message,hint,exitCode}}', async () => {
     const deploy = await run(['deploy', 'host', '--dry-run', '--json', '-c', 'missing.toml'], { cwd: dir })
     const doctor = await run(['doctor', '--json', '-c', 'missing.toml'], { cwd: dir })
-    for (const r of [deploy, doctor]) {
+    // turn-cred's --json is the shared one too (it used to declare its own, and print errors as text).
+    const turnCred = await run(['turn-cred', '--json', '-c', 'missing.toml'], { cwd: dir })
+    for (const r of [deploy, doctor, turnCred]) {
       expect(r.code).toBe(3)
       const out = JSON.parse(r.stdout)
       expect(Object.keys(out)).toEqual(['status', 'error'])
@@ -240,6 +242,20 @@ describe('chatmail deploy host (before any connection)', () => {
       expect(Object.keys(out.error)).toEqual(['message', 'hint', 'exitCode'])
       expect(out.error).toMatchObject({ message: expect.stringContaining('missing.toml'), exitCode: 3 })
     }
+  })
+  it('turn-cred --json: a usage error in the envelope (exit 2); --verify answers in JSON, exit 1 when invalid', async () => {
+    const usage = await run(['turn-cred', '--json', '--ttl', '0'], { cwd: dir })
+    expect(usage.code).toBe(2)
+    expect(JSON.parse(usage.stdout)).toMatchObject({ status: 'error', error: { exitCode: 2 } })
+    const bad = await run(
+      ['turn-cred', '--json', '--verify', '1000000000', 'x', '--secret-env', 'S', '-c', 'none.toml'],
+      {
+        cwd: dir,
+        env: { S: 'a-secret-for-this-test' },
+      },
+    )
+    expect(bad.code).toBe(1)
+    expect(JSON.parse(bad.stdout)).toMatchObject({ valid: false })
   })
   it('has help with examples', async () => {
     const r = await run(['deploy', 'host', '--help'], { cwd: dir })
