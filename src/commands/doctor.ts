@@ -7,7 +7,7 @@ import { toJUnit } from '../doctor/report/junit.js'
 import { plainProgress, renderText } from '../doctor/report/plain.js'
 import { parseTlsPorts } from '../doctor/tls-ports.js'
 import { BaseCommand, commonFlags, configFlag, domainArg } from '../lib/base-command.js'
-import { describeFsError, ExitCode, usageError } from '../lib/errors.js'
+import { describeWriteError, ExitCode, usageError } from '../lib/errors.js'
 import { colourOn, note } from '../lib/output.js'
 import { prose } from '../lib/prose.js'
 
@@ -313,7 +313,7 @@ async function writePrometheus(path: string, report: DoctorReport, domain: strin
   try {
     await writeAtomically(path, toOpenMetrics(report, domain))
   } catch (err) {
-    throw describeFsError(err, path, 'Prometheus file')
+    throw describeWriteError(err, path, 'Prometheus file')
   }
 }
 
@@ -321,6 +321,6 @@ async function writeJUnit(path: string, report: DoctorReport): Promise<void> {
   try {
     await writeFile(path, toJUnit(report))
   } catch (err) {
-    throw describeFsError(err, path, 'JUnit file')
+    throw describeWriteError(err, path, 'JUnit file')
   }
 }

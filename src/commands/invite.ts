@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 import { loadConfig } from '../config/load.js'
 import { BaseCommand, commonFlags, configFlag, destinationArg } from '../lib/base-command.js'
-import { cannotRun, ExitCode, usageError } from '../lib/errors.js'
+import { usageError } from '../lib/errors.js'
 import { note } from '../lib/output.js'
 import { prose } from '../lib/prose.js'
 import { formatDuration, parseDuration } from '../protocols/duration.js'
@@ -52,7 +52,7 @@ Exit codes: 0 created, 1 the server refused, 2 usage error, 3 could not run (con
     }
     const { resolveDeployTarget } = await import('../deploy/host.js')
     const { describeTarget, SshSession, shellQuote: q, terminalPassphrase } = await import('../ssh/index.js')
-    const { ACCOUNTS, inviteFailure, parseInvite } = await import('../signup/remote.js')
+    const { ACCOUNTS, inviteFromAnswer } = await import('../signup/remote.js')
     const target = await resolveDeployTarget(loaded, {
       ...(args.destination ? { destination: args.destination } : {}),
       ...(flags.identity ? { identity: flags.identity } : {}),
@@ -71,14 +71,7 @@ Exit codes: 0 created, 1 the server refused, 2 usage error, 3 could not run (con
     } finally {
       session.close()
     }
-    const invite = out.code === 0 ? parseInvite(out.stdout) : undefined
-    if (!invite) {
-      const why = inviteFailure(out.stderr)
-      throw cannotRun(
-        `the server did not create an invite${why ? `: ${why}` : ''}`,
-        'is the server deployed with this version (chatmail deploy host)?',
-      )
-    }
+    const invite = inviteFromAnswer(out)
     const { qrTerminal, signupLink } = await import('../signup/links.js')
     const link = signupLink(c, invite.token)
     const expires = new Date(invite.expires * 1000).toISOString().replace('.000Z', 'Z')
@@ -89,7 +82,6 @@ Exit codes: 0 created, 1 the server refused, 2 usage error, 3 could not run (con
     note(
       `chatmail: valid for ${invite.uses} account(s) until ${expires} (${formatDuration(ttl.seconds)}); registration is "${invite.registration}"`,
     )
-    if (out.code !== 0) process.exitCode = ExitCode.failed
     return undefined
   }
 }

@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -242,6 +242,22 @@ describe('chatmail deploy host (before any connection)', () => {
       expect(Object.keys(out.error)).toEqual(['message', 'hint', 'exitCode'])
       expect(out.error).toMatchObject({ message: expect.stringContaining('missing.toml'), exitCode: 3 })
     }
+  })
+  it('doctor: a report file it cannot write is said as a write, not a read (exit 3, one line)', async () => {
+    const empty = join(dir, 'no-config-here')
+    await mkdir(empty, { recursive: true })
+    // --json: no progress lines on stderr, only the error (and the envelope on stdout).
+    const base = ['doctor', '127.0.0.1', '--only', 'imap.tls', '--timeout', '2', '--json']
+    expectOneLineError(
+      await run([...base, '--junit', join(empty, 'no-such-dir', 'doctor.xml')], { cwd: empty }),
+      3,
+      /^chatmail: cannot write JUnit file \S+no-such-dir\/doctor\.xml: its directory does not exist hint: /,
+    )
+    expectOneLineError(
+      await run([...base, '--prometheus', empty], { cwd: empty }),
+      3,
+      /^chatmail: cannot write Prometheus file \S+: it is a directory hint: /,
+    )
   })
   it('turn-cred --json: a usage error in the envelope (exit 2); --verify answers in JSON, exit 1 when invalid', async () => {
     const usage = await run(['turn-cred', '--json', '--ttl', '0'], { cwd: dir })
