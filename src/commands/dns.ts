@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import { checkDomain as checkDomainName } from '../config/domain.js'
 import { loadConfigIfPresent } from '../config/load.js'
 import { BaseCommand, commonFlags, configFlag, domainArg } from '../lib/base-command.js'

@@ -1,5 +1,5 @@
 import { writeFile } from 'node:fs/promises'
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import type { CheckDef, DoctorReport } from '../doctor/model.js'
 import { type DoctorFlags, resolveDoctorOptions } from '../doctor/options.js'
 import { type JsonReport, toJsonReport } from '../doctor/report/json.js'

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
-import { Args, Flags } from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import { type IniImport, importIni } from '../config/ini.js'
 import { initConfig } from '../config/init.js'
 import { PROFILES, TLS_MODES } from '../config/schema.js'

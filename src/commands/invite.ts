@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import { loadConfig } from '../config/load.js'
 import { BaseCommand, commonFlags, configFlag, destinationArg } from '../lib/base-command.js'
 import { usageError } from '../lib/errors.js'

@@ -1,4 +1,5 @@
-import { Args, Flags } from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import { BaseCommand, commonFlags, configFlag } from '../lib/base-command.js'
 import { ExitCode, usageError } from '../lib/errors.js'
 import { note } from '../lib/output.js'

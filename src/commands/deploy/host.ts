@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import { saveDoctorAccount } from '../../config/doctor-account.js'
 import { loadConfig } from '../../config/load.js'
 import type { DoctorReport } from '../../doctor/model.js'
