@@ -7,8 +7,9 @@
  * (its last character is not one of . : ! ?) while the next line of the same paragraph continues
  * it (starts with a lower-case letter, and is not a table row such as "json     {…}"), although
  * the next line's first word would have fitted on it within 80 columns. Section titles (USAGE,
- * COMMANDS) and command lines ("$ chatmail …", as oclif wraps them) are not sentences. A wrapper fills each line before it breaks, so such a break was written
- * by hand and then wrapped again: "DKIM (the\npublic key …".
+ * COMMANDS) and command lines ("$ chatmail …", as oclif wraps them) are not sentences. A wrapper
+ * fills each line before it breaks, so such a break was written by hand and then wrapped again:
+ * "DKIM (the\npublic key …".
  */
 import { readFile } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
