@@ -1,13 +1,18 @@
-// Builds the CLI into dist/: one ESM entry with every command (oclif "explicit" discovery), so
-// start-up reads a handful of files instead of scanning a tree. Heavy libraries used by only
-// some commands stay external and are imported lazily by those commands.
+// Builds the CLI into dist/: the entry (dist/cli.js, oclif's execute) and one ESM file per command
+// (dist/commands/, oclif "pattern" discovery through oclif.manifest.json), with the code they share
+// in dist/chunks/: a run loads only its own command's code. Heavy libraries used by only some
+// commands stay external and are imported lazily by those commands.
 
-import { rm } from 'node:fs/promises'
+import { readdir, rm } from 'node:fs/promises'
 import { build } from 'esbuild'
+
+const commands = (await readdir('src/commands', { recursive: true }))
+  .filter((f) => f.endsWith('.ts'))
+  .map((f) => [`commands/${f.replace(/\.ts$/, '')}`, `src/commands/${f}`])
 
 await rm('dist', { recursive: true, force: true })
 await build({
-  entryPoints: { cli: 'src/cli.ts' },
+  entryPoints: { cli: 'src/cli.ts', ...Object.fromEntries(commands) },
   outdir: 'dist',
   bundle: true,
   splitting: true,

@@ -1,21 +1,7 @@
 /**
- * The CLI's single entry: every command, registered explicitly, so that the whole CLI can be
- * bundled into one file and start without scanning the tree.
+ * The CLI's entry: oclif's execute, and nothing of any command. Each command is its own file in
+ * dist/commands/ (scripts/build.mjs makes one entry per file of src/commands/), found through
+ * oclif.manifest.json, so a run loads only the code of the command it runs (oclif's "pattern"
+ * discovery with a manifest: no scan of the tree at start).
  */
-import DeployHost from './commands/deploy/host.js'
-import Dns from './commands/dns.js'
-import Doctor from './commands/doctor.js'
-import Init from './commands/init.js'
-import Invite from './commands/invite.js'
-import TurnCred from './commands/turn-cred.js'
-
-export { execute } from '@oclif/core'
-
-export const COMMANDS = {
-  'deploy:host': DeployHost,
-  dns: Dns,
-  doctor: Doctor,
-  init: Init,
-  invite: Invite,
-  'turn-cred': TurnCred,
-}
+export { execute } from '@oclif/core/execute'

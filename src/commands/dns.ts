@@ -1,15 +1,17 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import { checkDomain as checkDomainName } from '../config/domain.js'
 import { loadConfigIfPresent } from '../config/load.js'
 import { BaseCommand, commonFlags, configFlag, domainArg } from '../lib/base-command.js'
 import { cannotRun, describeFsError, ExitCode, usageError } from '../lib/errors.js'
 import { note } from '../lib/output.js'
+import { prose } from '../lib/prose.js'
 
 export default class Dns extends BaseCommand {
-  static override summary = 'Print the DNS zone a chatmail server needs, or check it at the authoritative nameservers.'
-  static override description = `Prints every record the server needs, as BIND zone lines: A/AAAA, MX, SPF, DKIM (the
+  static override summary = 'Print the DNS zone a chatmail server needs, or check it at its nameservers.'
+  static override description =
+    prose`Prints every record the server needs, as BIND zone lines: A/AAAA, MX, SPF, DKIM (the
 public key, read from the host over SSH), DMARC, MTA-STS (_mta-sts TXT and the mta-sts name),
 TLS-RPT, SRV for IMAP and submission (RFC 6186) and CAA for the ACME CA in use.
 

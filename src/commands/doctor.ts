@@ -1,5 +1,5 @@
 import { writeFile } from 'node:fs/promises'
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import type { CheckDef, DoctorReport } from '../doctor/model.js'
 import { type DoctorFlags, resolveDoctorOptions } from '../doctor/options.js'
 import { type JsonReport, toJsonReport } from '../doctor/report/json.js'
@@ -7,16 +7,20 @@ import { toJUnit } from '../doctor/report/junit.js'
 import { plainProgress, renderText } from '../doctor/report/plain.js'
 import { parseTlsPorts } from '../doctor/tls-ports.js'
 import { BaseCommand, commonFlags, configFlag, domainArg } from '../lib/base-command.js'
-import { describeFsError, ExitCode, usageError } from '../lib/errors.js'
+import { describeWriteError, ExitCode, usageError } from '../lib/errors.js'
 import { colourOn, note } from '../lib/output.js'
+import { prose } from '../lib/prose.js'
 
 export default class Doctor extends BaseCommand {
-  static override summary = 'Check from the outside that a chatmail server gives Delta Chat everything it needs.'
-  static override description = `Logs in over IMAP, reads the METADATA Delta Chat reads (iroh relay, TURN), checks the
+  static override summary = 'Check from the outside that a chatmail server gives Delta Chat what it needs.'
+  static override description =
+    prose`Logs in over IMAP, reads the METADATA Delta Chat reads (iroh relay, TURN), checks the
 certificate and the TURN credentials, allocates on the TURN server, talks to the iroh relay, and
 proves mail flow: SMTP submission and an OpenPGP-encrypted message to self that must arrive.
 Checks run concurrently, each with its own timeout, and print in a fixed order; every failure
-says what to change.
+says what to change. A root cause (a name that does not resolve, a closed port, a certificate not
+accepted) is said once, by the first check that meets it; the checks that depend on it are skipped
+with "needs CHECK, which failed", and the summary names what to fix first.
 
 Values come from chatmail.toml when it is about DOMAIN; flags override. Without a TURN secret
 (--turn-secret-file or the config) turn.credential.hmac is skipped, not failed.
@@ -59,8 +63,9 @@ status a check has, 0 for the others), chatmail_doctor_check_duration_seconds{do
 chatmail_doctor_status{domain,status}, chatmail_doctor_run_duration_seconds and
 chatmail_doctor_last_run_timestamp_seconds; the file is replaced atomically (mode 0644).
 
-Output: a live tree on a terminal, else one line per finished check on stderr; the report on
-stdout. --json prints only {"status","checks":[{"id","group","title","status","detail","hint","durationMs"}]}.
+Output: a live tree on a terminal, else one line per check, in check order, on stderr; the report
+on stdout. --json prints only the report: {"status", "checks": [{"id", "group", "title", "status",
+"detail", "hint", "durationMs"}]}.
 
 Verdicts: fail when something a Delta Chat client uses is broken, or something this server offers
 (or, with chatmail.toml for DOMAIN, something chatmail deployed) is broken; warn when something
@@ -308,7 +313,7 @@ async function writePrometheus(path: string, report: DoctorReport, domain: strin
   try {
     await writeAtomically(path, toOpenMetrics(report, domain))
   } catch (err) {
-    throw describeFsError(err, path, 'Prometheus file')
+    throw describeWriteError(err, path, 'Prometheus file')
   }
 }
 
@@ -316,6 +321,6 @@ async function writeJUnit(path: string, report: DoctorReport): Promise<void> {
   try {
     await writeFile(path, toJUnit(report))
   } catch (err) {
-    throw describeFsError(err, path, 'JUnit file')
+    throw describeWriteError(err, path, 'JUnit file')
   }
 }

@@ -1,16 +1,18 @@
 import { readFile } from 'node:fs/promises'
-import { Args, Flags } from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import { type IniImport, importIni } from '../config/ini.js'
 import { initConfig } from '../config/init.js'
 import { PROFILES, TLS_MODES } from '../config/schema.js'
 import { BaseCommand, commonFlags, configFlag } from '../lib/base-command.js'
 import { describeFsError, usageError } from '../lib/errors.js'
 import { note } from '../lib/output.js'
+import { prose } from '../lib/prose.js'
 
 export default class Init extends BaseCommand {
   static override summary = 'Write chatmail.toml for a new server, with a fresh TURN secret.'
   static override description =
-    `Writes the config file (mode 0600) that every other command reads: the domain, the stack
+    prose`Writes the config file (mode 0600) that every other command reads: the domain, the stack
 profile, the TLS mode, ports, the iroh relay URL and a fresh random TURN secret (32 bytes).
 Refuses to overwrite an existing file unless --force is given.
 

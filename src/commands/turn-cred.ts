@@ -1,17 +1,19 @@
-import { Args, Flags } from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import { BaseCommand, commonFlags, configFlag } from '../lib/base-command.js'
 import { ExitCode, usageError } from '../lib/errors.js'
 import { note } from '../lib/output.js'
+import { prose } from '../lib/prose.js'
 import { FORMATS, type Format, mintForCli, verifyForCli } from '../turn/cli.js'
 
 export default class TurnCred extends BaseCommand {
   static override summary = "Print TURN REST credentials minted with the server's secret, or verify one."
-  static override description = `Mints TURN credentials the way chatmail servers hand them to Delta Chat:
+  static override description = prose`Mints TURN credentials the way chatmail servers hand them to Delta Chat:
 username = expiry as Unix seconds, password = base64(HMAC-SHA1(secret, username)).
 The secret comes from the config file, --secret-file or --secret-env; never from the command line.
 
 Formats:
-  line     host:port:username:password, exactly the metadata value Delta Chat parses
+  line     host:port:username:password, the metadata value Delta Chat parses
   json     {"host","port","tlsPort","username","password","expires","ttl"}
   ice      an RTCIceServer object (turn: and turns: URLs) for a WebRTC test page
   uclient  a ready turnutils_uclient command line
@@ -70,7 +72,6 @@ Exit codes: 0 ok, 1 credential invalid (--verify), 2 usage error, 3 no secret or
       max: 65535,
     }),
     format: Flags.string({ char: 'f', description: 'Output format.', options: [...FORMATS], default: 'line' }),
-    json: Flags.boolean({ description: 'Same as --format json.', default: false }),
     'secret-file': Flags.string({
       description: 'Read the secret from this file (first line).',
       helpValue: 'FILE',
@@ -80,22 +81,27 @@ Exit codes: 0 ok, 1 credential invalid (--verify), 2 usage error, 3 no secret or
     verify: Flags.boolean({ description: 'Verify USERNAME PASSWORD instead of minting.', default: false }),
   }
 
-  public async run(): Promise<void> {
+  // The shared --json (BaseCommand): the output in --format json, and errors as the JSON error shape.
+  static override enableJsonFlag = true
+
+  public async run(): Promise<Record<string, unknown> | undefined> {
     const { args, flags } = await this.parse(TurnCred)
+    const json = this.jsonEnabled()
     const source = { secretFile: flags['secret-file'], secretEnv: flags['secret-env'], configPath: flags.config }
     if (flags.verify) {
       if (!args.username) throw usageError('--verify needs USERNAME PASSWORD, or one line host:port:username:password')
       const res = await verifyForCli(source, args.username, args.password, Date.now())
       for (const w of res.warnings) note(`warning: ${w}`)
-      if (flags.json || flags.format === 'json') this.log(JSON.stringify(res.json))
+      process.exitCode = res.ok ? ExitCode.ok : ExitCode.failed
+      if (json) return res.json
+      if (flags.format === 'json') this.log(JSON.stringify(res.json))
       else if (res.ok) this.log(res.message)
       else process.stderr.write(`chatmail: ${res.message}\n`)
-      process.exitCode = res.ok ? ExitCode.ok : ExitCode.failed
-      return
+      return undefined
     }
     if (args.username)
       throw usageError(`unexpected argument ${args.username}`, 'USERNAME PASSWORD are only for --verify')
-    const format: Format = flags.json ? 'json' : (flags.format as Format)
+    const format: Format = json ? 'json' : (flags.format as Format)
     const out = await mintForCli(source, {
       ttl: flags.ttl,
       user: flags.user,
@@ -107,7 +113,9 @@ Exit codes: 0 ok, 1 credential invalid (--verify), 2 usage error, 3 no secret or
       allowLongTtl: flags['allow-long-ttl'],
     })
     for (const w of out.warnings) note(`warning: ${w}`)
+    if (json) return JSON.parse(out.text) as Record<string, unknown>
     this.log(out.text)
     if (process.stderr.isTTY && format === 'line') note(out.summary)
+    return undefined
   }
 }

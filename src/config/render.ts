@@ -25,7 +25,7 @@ export function renderConfig(c: Config, note?: string): string {
   if (note) lines.push(`# ${note}`)
   lines.push('')
   kv('domain', c.domain, 'the mail domain; addresses are user@domain')
-  kv('profile', c.profile, 'server stack: dovecot (postfix + dovecot) or madmail')
+  kv('profile', c.profile, 'server stack: dovecot (postfix + dovecot), the only one')
   lines.push('', '[tls]')
   kv('mode', c.tls.mode, 'acme | self-signed | manual')
   opt('acme_email', c.tls.acmeEmail, '"admin@example.org"', 'contact for the ACME account')

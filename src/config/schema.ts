@@ -12,7 +12,8 @@ import { type MailConfig, MailSection, resolveMail } from './mail.js'
 import { port, portClash } from './ports.js'
 import { addressOn, emailAddress, externalIp, hostName, hostPath, serverAddress, urlOf } from './values.js'
 
-export const PROFILES = ['dovecot', 'madmail'] as const
+/** The stacks `chatmail deploy host` can install. (The doctor checks any chatmail server, Madmail too, without one.) */
+export const PROFILES = ['dovecot'] as const
 export const TLS_MODES = ['acme', 'self-signed', 'manual'] as const
 export const LETSENCRYPT_DIRECTORY = 'https://acme-v02.api.letsencrypt.org/directory'
 
@@ -27,7 +28,14 @@ export const MAX_TURN_TTL_SECONDS = 5 * 86400
 export const ConfigSchema = v.strictObject(
   {
     domain,
-    profile: v.optional(v.picklist(PROFILES, `profile must be one of: ${PROFILES.join(', ')}`), 'dovecot'),
+    profile: v.optional(
+      v.picklist(PROFILES, (issue) =>
+        issue.input === 'madmail'
+          ? 'profile "madmail" cannot be deployed by chatmail, which installs the dovecot stack only: set profile = "dovecot" or remove the key (chatmail doctor checks a Madmail server without it)'
+          : `profile must be one of: ${PROFILES.join(', ')}`,
+      ),
+      'dovecot',
+    ),
     tls: v.optional(
       v.strictObject(
         {

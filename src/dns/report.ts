@@ -1,7 +1,11 @@
 /** `chatmail dns --check` as text: one line per record, the zone lines to set under each bad one. */
-import chalk from 'chalk'
+import { Chalk } from 'chalk'
+import { colourOn } from '../lib/output.js'
 import { printable } from '../lib/printable.js'
 import type { ZoneCheck } from './index.js'
+
+/** Colours as everywhere in the CLI: none unless stderr is a colour terminal, or FORCE_COLOR asks. */
+const chalk = colourOn(process.stderr) || process.env.FORCE_COLOR ? new Chalk() : new Chalk({ level: 0 })
 
 const MARK: Record<string, (s: string) => string> = {
   ok: chalk.green,

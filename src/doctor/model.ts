@@ -12,6 +12,14 @@ export type { DoctorOptions } from './doctor-options.js'
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip'
 
+/** A root cause several checks can fail on (causes.ts makes them). */
+export interface Cause {
+  /** Equal for failures with the same root cause. */
+  key: string
+  /** What is wrong, for the dependents' skip detail: "chat.example.org does not resolve". */
+  says: string
+}
+
 export interface CheckResult {
   id: string
   group: string
@@ -27,6 +35,11 @@ export interface CheckOutcome {
   status: CheckStatus
   detail: string
   hint?: string
+  /**
+   * The root cause of a failure that other checks can share (causes.ts): the first failure of a
+   * cause, in check order, is reported; later ones skip naming it. Not part of the report.
+   */
+  cause?: Cause
 }
 
 /** What checks found and later ones read. Each is written once, by the check that owns it. */

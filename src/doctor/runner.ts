@@ -1,9 +1,13 @@
 /**
  * Runs checks concurrently: every check starts at once and waits only for the checks in its
- * `after`; each has its own timeout (an AbortSignal the check passes to its sockets). Results come
- * back in registry order, and `onResult` sees each one as soon as it is known.
+ * `after`; each has its own timeout (an AbortSignal the check passes to its sockets). Results are
+ * settled in registry order, and `onResult` sees each one in that order as soon as it and every
+ * check before it are known. Settling says each root cause once (causes.ts): a failure whose cause
+ * an earlier check already failed on is reported as skipped, naming that check, and a check skipped
+ * for a dependency names the check where the chain of failures and skips began.
  */
 import { performance } from 'node:perf_hooks'
+import type { Cause } from './causes.js'
 import type { CheckContext, CheckDef, CheckOutcome, CheckResult, DoctorOptions, Findings } from './model.js'
 import { RunState } from './run-state.js'
 import { type CheckPlan, planChecks, type Selection } from './select.js'
@@ -34,6 +38,13 @@ export function assertNoCycles(defs: readonly CheckDef[]): void {
     state.set(id, 'done')
   }
   for (const def of defs) visit(def.id, [])
+}
+
+/** A check's result as it came, with its root cause and, when it was skipped for one, the dependency. */
+interface Raw {
+  result: CheckResult
+  cause?: Cause
+  blockedBy?: string
 }
 
 function toResult(def: CheckDef, outcome: CheckOutcome, durationMs: number): CheckResult {
@@ -67,7 +78,7 @@ function crashOutcome(err: unknown): CheckOutcome {
 }
 
 /** Runs one check with its own deadline; a check that ignores its signal is cut off anyway. */
-async function runTimed(def: CheckDef, ctx: Omit<CheckContext, 'signal'>): Promise<CheckResult> {
+async function runTimed(def: CheckDef, ctx: Omit<CheckContext, 'signal'>): Promise<Raw> {
   const controller = new AbortController()
   const started = performance.now()
   let timer: NodeJS.Timeout | undefined
@@ -82,7 +93,8 @@ async function runTimed(def: CheckDef, ctx: Omit<CheckContext, 'signal'>): Promi
       .then(() => def.run({ ...ctx, signal: controller.signal }))
       .catch(crashOutcome)
     const outcome = await Promise.race([work, deadline])
-    return toResult(def, outcome, performance.now() - started)
+    const result = toResult(def, outcome, performance.now() - started)
+    return outcome.cause && outcome.status === 'fail' ? { result, cause: outcome.cause } : { result }
   } finally {
     clearTimeout(timer)
   }
@@ -93,25 +105,58 @@ async function blockedBy(
   def: CheckDef,
   byId: Map<string, CheckDef>,
   plan: CheckPlan,
-  results: Map<string, Promise<CheckResult>>,
+  results: Map<string, Promise<Raw>>,
   findings: Findings,
-): Promise<string | undefined> {
+): Promise<{ detail: string; dep?: string } | undefined> {
   const reasons = await Promise.all(
     (def.after ?? []).map(async (depId) => {
       const dep = byId.get(depId)
-      if (!dep) return `needs ${depId}, which is not a known check`
+      if (!dep) return { detail: `needs ${depId}, which is not a known check` }
       const providedByOverride = dep.provides !== undefined && findings[dep.provides] !== undefined
       // What the dependency would discover is known already: start now, in parallel with it.
       if (providedByOverride) return undefined
       const pending = results.get(depId)
-      if (!pending || !plan.has(depId)) return providedByOverride ? undefined : `needs ${depId}, which was not selected`
-      const r = await pending
-      if (r.status === 'ok' || r.status === 'warn' || providedByOverride) return undefined
-      return `needs ${depId}, which ${r.status === 'fail' ? 'failed' : 'was skipped'}`
+      if (!pending || !plan.has(depId)) return { detail: `needs ${depId}, which was not selected` }
+      const r = (await pending).result
+      if (r.status === 'ok' || r.status === 'warn') return undefined
+      return { detail: `needs ${depId}, which ${r.status === 'fail' ? 'failed' : 'was skipped'}`, dep: depId }
     }),
   )
   return reasons.find((r) => r !== undefined)
 }
+
+/** Settles raw results in registry order: each root cause said once, skips naming where their chain began. */
+class Settler {
+  /** The check that first failed on each cause. */
+  private readonly causes = new Map<string, string>()
+  /** For each settled check that did not pass: the check its failure or skip goes back to. */
+  private readonly roots = new Map<string, CheckResult>()
+
+  settle(raw: Raw): CheckResult {
+    const { result, cause, blockedBy } = raw
+    const first = cause ? this.causes.get(cause.key) : undefined
+    if (cause && !first) this.causes.set(cause.key, result.id)
+    // The check this one's failure or skip goes back to, when it is another one.
+    const via = first ?? blockedBy
+    const root = via ? this.roots.get(via) : undefined
+    let settled = result
+    if (cause && first) settled = skipped(result, `needs ${first}, which failed: ${cause.says}`)
+    else if (root && blockedBy && root.id !== blockedBy) {
+      settled = skipped(result, `needs ${root.id}, which ${root.status === 'fail' ? 'failed' : 'was skipped'}`)
+    }
+    if (settled.status === 'fail' || settled.status === 'skip') this.roots.set(result.id, root ?? settled)
+    return settled
+  }
+}
+
+const skipped = (r: CheckResult, detail: string): CheckResult => ({
+  id: r.id,
+  group: r.group,
+  title: r.title,
+  status: 'skip',
+  detail,
+  durationMs: r.durationMs,
+})
 
 export async function runChecks(
   defs: readonly CheckDef[],
@@ -123,31 +168,41 @@ export async function runChecks(
   const plan = run.plan ?? planChecks(defs, run, findings)
   const state = run.state ?? new RunState()
   const byId = new Map(defs.map((d) => [d.id, d]))
-  const results = new Map<string, Promise<CheckResult>>()
+  const results = new Map<string, Promise<Raw>>()
   const base = {
     options,
     findings,
     state,
     timeoutMs: options.timeoutMs,
-    result: (id: string): Promise<CheckResult> =>
-      results.get(id) ?? Promise.reject(new Error(`check ${id} is not part of this run`)),
+    result: async (id: string): Promise<CheckResult> => {
+      const pending = results.get(id)
+      if (!pending) throw new Error(`check ${id} is not part of this run`)
+      return (await pending).result
+    },
   }
-  const execute = async (def: CheckDef): Promise<CheckResult> => {
+  const execute = async (def: CheckDef): Promise<Raw> => {
     await Promise.resolve() // let every check be registered before any looks another up
-    if (plan.get(def.id) === 'skipped') return toResult(def, { status: 'skip', detail: 'skipped (--skip)' }, 0)
-    const reason = await blockedBy(def, byId, plan, results, findings)
-    if (reason) return toResult(def, { status: 'skip', detail: reason }, 0)
+    if (plan.get(def.id) === 'skipped')
+      return { result: toResult(def, { status: 'skip', detail: 'skipped (--skip)' }, 0) }
+    const blocked = await blockedBy(def, byId, plan, results, findings)
+    if (blocked) {
+      const result = toResult(def, { status: 'skip', detail: blocked.detail }, 0)
+      return blocked.dep ? { result, blockedBy: blocked.dep } : { result }
+    }
     run.onStart?.(def)
     return runTimed(def, base)
   }
   const planned = defs.filter((d) => plan.has(d.id))
-  for (const def of planned) {
-    const pending = execute(def)
-    results.set(def.id, pending)
-    pending.then((r) => run.onResult?.(r))
-  }
+  for (const def of planned) results.set(def.id, execute(def))
   try {
-    return await Promise.all(planned.map((d) => results.get(d.id) as Promise<CheckResult>))
+    const settler = new Settler()
+    const settled: CheckResult[] = []
+    for (const def of planned) {
+      const result = settler.settle(await (results.get(def.id) as Promise<Raw>))
+      run.onResult?.(result)
+      settled.push(result)
+    }
+    return settled
   } finally {
     if (!run.state) await state.close()
   }

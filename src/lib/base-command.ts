@@ -1,6 +1,8 @@
-import { Args, Command, Errors, Flags } from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import { Command } from '@oclif/core/command'
+import * as Errors from '@oclif/core/errors'
+import * as Flags from '@oclif/core/flags'
 import { ChatmailError, ExitCode, oneLine, toJsonError } from './errors.js'
-import { configureColour } from './output.js'
 import { printable } from './printable.js'
 
 /** Flags every command takes. */
@@ -35,7 +37,6 @@ export abstract class BaseCommand extends Command {
 
   public override async init(): Promise<void> {
     await super.init()
-    configureColour()
     this.verbose = this.argv.includes('--verbose') || this.argv.includes('-v')
   }
 

@@ -40,7 +40,7 @@ export function oneLine(text: string): string {
     .join('; ')
 }
 
-/** Node system errors (ENOENT, EACCES, ...) turned into a sentence about the path. */
+/** Node system errors (ENOENT, EACCES, ...) of reading a file turned into a sentence about the path. */
 export function describeFsError(err: unknown, path: string, what = 'file'): ChatmailError {
   const code = (err as NodeJS.ErrnoException | undefined)?.code
   switch (code) {
@@ -53,6 +53,27 @@ export function describeFsError(err: unknown, path: string, what = 'file'): Chat
       return cannotRun(`${what} ${path} is a directory, not a file`)
     default:
       return cannotRun(`cannot read ${what} ${path}: ${(err as Error)?.message ?? String(err)}`)
+  }
+}
+
+/** The same for writing a file (a report the command was asked to write). */
+export function describeWriteError(err: unknown, path: string, what = 'file'): ChatmailError {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code
+  switch (code) {
+    case 'ENOENT':
+    case 'ENOTDIR':
+      return cannotRun(`cannot write ${what} ${path}: its directory does not exist`, 'create it, or name another path')
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return cannotRun(
+        `cannot write ${what} ${path}: not writable by this user`,
+        'check the owner and mode of its directory',
+      )
+    case 'EISDIR':
+      return cannotRun(`cannot write ${what} ${path}: it is a directory`, 'name a file')
+    default:
+      return cannotRun(`cannot write ${what} ${path}: ${(err as Error)?.message ?? String(err)}`)
   }
 }
 

@@ -1,12 +1,6 @@
-import chalk from 'chalk'
-
 /** Colours only on a TTY, never with NO_COLOR (https://no-color.org) or TERM=dumb. */
 export function colourOn(stream: NodeJS.WriteStream): boolean {
   return Boolean(stream.isTTY) && !process.env.NO_COLOR && process.env.TERM !== 'dumb'
-}
-
-export function configureColour(stream: NodeJS.WriteStream = process.stderr): void {
-  if (!colourOn(stream) && !process.env.FORCE_COLOR) chalk.level = 0
 }
 
 /** Progress and notes go to stderr; stdout carries only data. */

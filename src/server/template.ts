@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url'
 import { controlCharacter } from '../config/values.js'
 import { ChatmailError, ExitCode } from '../lib/errors.js'
 
-/** The project's templates/ directory (two levels up from src/deploy and from lib/deploy). */
+/** The project's templates/ directory: two levels up from src/deploy/, and from dist/chunks/ where the build puts this code. */
 export const TEMPLATES_DIR = fileURLToPath(new URL('../../templates/', import.meta.url))
 
 /** A value of several whole lines: each line is checked like any other value, then joined. */

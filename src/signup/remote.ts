@@ -1,3 +1,4 @@
+import { ChatmailError, cannotRun, ExitCode } from '../lib/errors.js'
 import { printable } from '../lib/printable.js'
 
 export interface Invite {
@@ -30,4 +31,36 @@ export function parseInvite(stdout: string): Invite | undefined {
 /** Why the service made no invite: the last line of its stderr, without `error: `, printable. */
 export function inviteFailure(stderr: string): string {
   return printable((stderr.trim().split('\n').pop() ?? '').replace(/^error: /, ''))
+}
+
+/**
+ * The invite of `chatmail-accounts.js invite` on the host, from its exit code and output. Exit 1 is
+ * the service's own refusal ({"ok":false,"reason"}): exit 1 here too; anything else that made no
+ * invite (no service, an old version, SSH) could not run: exit 3.
+ */
+export function inviteFromAnswer(out: { code: number | null; stdout: string; stderr: string }): Invite {
+  const invite = out.code === 0 ? parseInvite(out.stdout) : undefined
+  if (invite) return invite
+  if (out.code === 1) {
+    const why = refusalReason(out.stdout) || inviteFailure(out.stderr)
+    throw new ChatmailError(
+      `the server refused to create an invite${why ? `: ${why}` : ''}`,
+      ExitCode.failed,
+      "see the service's log: journalctl -u chatmail-accounts",
+    )
+  }
+  const why = inviteFailure(out.stderr)
+  throw cannotRun(
+    `the server did not create an invite${why ? `: ${why}` : ''}`,
+    'is the server deployed with this version (chatmail deploy host)?',
+  )
+}
+
+function refusalReason(stdout: string): string {
+  try {
+    const j = JSON.parse(stdout) as { reason?: unknown }
+    return typeof j.reason === 'string' ? printable(j.reason) : ''
+  } catch {
+    return ''
+  }
 }

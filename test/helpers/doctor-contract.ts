@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
-/** The doctor's check ids, in the contract order (DESIGN.md "How doctor works"; `chatmail doctor --help`). */
+/** The doctor's check ids, in the contract order (src/doctor/registry.ts; `chatmail doctor --help`). */
 export const CHECK_IDS = [
   'imap.tls',
   'imap.login',

@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -232,7 +232,9 @@ describe('chatmail deploy host (before any connection)', () => {
   it('with --json, the same error envelope as the doctor: {"status":"error","error":{message,hint,exitCode}}', async () => {
     const deploy = await run(['deploy', 'host', '--dry-run', '--json', '-c', 'missing.toml'], { cwd: dir })
     const doctor = await run(['doctor', '--json', '-c', 'missing.toml'], { cwd: dir })
-    for (const r of [deploy, doctor]) {
+    // turn-cred's --json is the shared one too (it used to declare its own, and print errors as text).
+    const turnCred = await run(['turn-cred', '--json', '-c', 'missing.toml'], { cwd: dir })
+    for (const r of [deploy, doctor, turnCred]) {
       expect(r.code).toBe(3)
       const out = JSON.parse(r.stdout)
       expect(Object.keys(out)).toEqual(['status', 'error'])
@@ -240,6 +242,36 @@ describe('chatmail deploy host (before any connection)', () => {
       expect(Object.keys(out.error)).toEqual(['message', 'hint', 'exitCode'])
       expect(out.error).toMatchObject({ message: expect.stringContaining('missing.toml'), exitCode: 3 })
     }
+  })
+  it('doctor: a report file it cannot write is said as a write, not a read (exit 3, one line)', async () => {
+    const empty = join(dir, 'no-config-here')
+    await mkdir(empty, { recursive: true })
+    // --json: no progress lines on stderr, only the error (and the envelope on stdout).
+    const base = ['doctor', '127.0.0.1', '--only', 'imap.tls', '--timeout', '2', '--json']
+    expectOneLineError(
+      await run([...base, '--junit', join(empty, 'no-such-dir', 'doctor.xml')], { cwd: empty }),
+      3,
+      /^chatmail: cannot write JUnit file \S+no-such-dir\/doctor\.xml: its directory does not exist hint: /,
+    )
+    expectOneLineError(
+      await run([...base, '--prometheus', empty], { cwd: empty }),
+      3,
+      /^chatmail: cannot write Prometheus file \S+: it is a directory hint: /,
+    )
+  })
+  it('turn-cred --json: a usage error in the envelope (exit 2); --verify answers in JSON, exit 1 when invalid', async () => {
+    const usage = await run(['turn-cred', '--json', '--ttl', '0'], { cwd: dir })
+    expect(usage.code).toBe(2)
+    expect(JSON.parse(usage.stdout)).toMatchObject({ status: 'error', error: { exitCode: 2 } })
+    const bad = await run(
+      ['turn-cred', '--json', '--verify', '1000000000', 'x', '--secret-env', 'S', '-c', 'none.toml'],
+      {
+        cwd: dir,
+        env: { S: 'a-secret-for-this-test' },
+      },
+    )
+    expect(bad.code).toBe(1)
+    expect(JSON.parse(bad.stdout)).toMatchObject({ valid: false })
   })
   it('has help with examples', async () => {
     const r = await run(['deploy', 'host', '--help'], { cwd: dir })

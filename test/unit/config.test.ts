@@ -86,6 +86,14 @@ describe('config file', () => {
       expect(message, value).not.toMatch(/98765432123|hunter2/)
     }
   })
+  it('refuses profile = "madmail" at load, saying what to set: deploy host cannot install it', () => {
+    const text =
+      'domain = "chat.example.org"\nprofile = "madmail"\n[turn]\nsecret = "0123456789abcdef0123456789abcdef0123456789a"\n'
+    expect(() => parseConfigText(text, 'c.toml')).toThrow(
+      /^c\.toml: profile "madmail" cannot be deployed by chatmail, which installs the dovecot stack only: set profile = "dovecot"/,
+    )
+    expect(parseConfigText(text.replace('madmail', 'dovecot'), 'c.toml').profile).toBe('dovecot')
+  })
   it('refuses chatmail-turn public secret', () => {
     expect(() => parseConfigText('domain = "chat.example.org"\n[turn]\nsecret = "north"\n', 'c')).toThrow(/turn.secret/)
   })
@@ -93,7 +101,7 @@ describe('config file', () => {
     const c = buildConfig({ path: 'x', force: false, domain: 'chat.example.org', profile: 'dovecot' })
     expect(c.turn.secret).toMatch(/^[A-Za-z0-9_-]{43}$/)
     expect(parseConfigText(renderConfig(c), 'x')).toEqual(c)
-    const ip = buildConfig({ path: 'x', force: false, domain: '203.0.113.5', profile: 'madmail' })
+    const ip = buildConfig({ path: 'x', force: false, domain: '203.0.113.5', profile: 'dovecot' })
     expect(ip.tls.mode).toBe('self-signed')
     expect(ip.iroh.relayUrl).toBe('http://203.0.113.5:3340')
     expect(parseConfigText(renderConfig(ip), 'x')).toEqual(ip)

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { buildConfig } from '../../src/config/init.js'
+import type { Config } from '../../src/config/schema.js'
 import {
   type CommandResource,
   checkSpec,
@@ -422,7 +423,10 @@ describe('stacks made of services', () => {
     expect(sh(obsoleteManagedFiles('t', 'test', [theirs, gone]).unless)).toBe(0)
   })
   it('refuses a profile without a stack, and two services declaring one resource differently', async () => {
-    expect(() => stackFor('madmail')).toThrow(/profile madmail cannot be deployed yet; only dovecot is implemented/)
+    // The config refuses such a profile at load already (test/unit/config.test.ts); the registry still guards.
+    expect(() => stackFor('madmail' as Config['profile'])).toThrow(
+      /profile madmail cannot be deployed yet; only dovecot is implemented/,
+    )
     const a = { name: 'a', build: () => ({ directories: [directory('/srv/x')] }) }
     const b = { name: 'b', build: () => ({ directories: [directory('/srv/x', { mode: '0700' })] }) }
     const c = { name: 'c', build: () => ({ directories: [directory('/srv/x')] }) }

@@ -121,8 +121,9 @@ describe('server text in text output (issue 9 item 12)', () => {
     const text = renderText({ status: 'fail', checks: [result] }, { colour: false })
     expect(text).not.toMatch(CONTROL)
     expect(text).toContain('\\x1b]0;owned\\x07')
-    // Only the report's own lines: the check, its fix, the blank line and the verdict.
-    expect(text.trimEnd().split('\n')).toHaveLength(4)
+    // Only the report's own lines: the check, its fix, the blank line, the verdict and what to do first.
+    expect(text.trimEnd().split('\n')).toHaveLength(5)
+    expect(text.trimEnd().split('\n')[4]).not.toMatch(CONTROL)
   })
 
   it('the live tree on a terminal carries none either', () => {

@@ -12,7 +12,7 @@ function def(id: string, run: CheckDef['run'], extra: Partial<CheckDef> = {}): C
 }
 
 describe('runChecks', () => {
-  it('starts independent checks together and reports in registry order', async () => {
+  it('starts independent checks together and reports in registry order, onResult too', async () => {
     const started: string[] = []
     const finished: string[] = []
     const slow = def('a.slow', async () => {
@@ -27,7 +27,8 @@ describe('runChecks', () => {
     const results = await runChecks([slow, fast], options, { onResult: (r) => finished.push(r.id) })
     expect(results.map((r) => r.id)).toEqual(['a.slow', 'b.fast'])
     expect(started).toEqual(['a.slow', 'b.fast'])
-    expect(finished).toEqual(['b.fast', 'a.slow'])
+    // b.fast finished first, but is reported after a.slow: lines follow the check order.
+    expect(finished).toEqual(['a.slow', 'b.fast'])
   })
 
   it('runs a check after its dependency, with the findings it wrote', async () => {
@@ -48,6 +49,43 @@ describe('runChecks', () => {
     const results = await runChecks([broken, skipped, needsBroken, needsSkipped], options)
     expect(results[2]).toMatchObject({ status: 'skip', detail: 'needs a.broken, which failed' })
     expect(results[3]).toMatchObject({ status: 'skip', detail: 'needs a.skipped, which was skipped' })
+  })
+
+  it('says a root cause once: later failures with the same cause skip naming the first, in check order', async () => {
+    const cause = { key: 'unresolved x', says: 'x does not resolve' }
+    // The later check fails first in time; the first in check order still owns the cause.
+    const first = def('a.first', async () => {
+      await sleep(30)
+      return { ...fail('no address for x', 'publish an A record'), cause }
+    })
+    const second = def('b.second', async () => ({ ...fail('cannot reach x', 'start nginx'), cause }))
+    const other = def('c.other', async () => ({
+      ...fail('nothing on x:1', 'open it'),
+      cause: { key: 'closed x:1', says: 'x:1 closed' },
+    }))
+    const dependent = def('d.dependent', async () => ok('ran'), { after: ['b.second'] })
+    const seen: string[] = []
+    const results = await runChecks([first, second, other, dependent], options, { onResult: (r) => seen.push(r.id) })
+    expect(seen).toEqual(['a.first', 'b.second', 'c.other', 'd.dependent'])
+    expect(results[0]).toMatchObject({ status: 'fail', hint: 'publish an A record' })
+    expect(results[1]).toMatchObject({ status: 'skip', detail: 'needs a.first, which failed: x does not resolve' })
+    expect(results[1]?.hint).toBeUndefined()
+    expect(results[2]).toMatchObject({ status: 'fail', hint: 'open it' })
+    // A dependent of a check that skipped for a root cause names the root cause check.
+    expect(results[3]).toMatchObject({ status: 'skip', detail: 'needs a.first, which failed' })
+    expect(Object.keys(results[1] ?? {})).not.toContain('cause')
+  })
+
+  it('a check skipped for a chain of skipped dependencies names where the chain began', async () => {
+    const login = def('a.login', async () => skip('no account'))
+    const capability = def('a.capability', async () => ok('ran'), { after: ['a.login'] })
+    const turn = def('b.turn', async () => ok('ran'), { after: ['a.capability'] })
+    const results = await runChecks([login, capability, turn], options)
+    expect(results.map((r) => r.detail)).toEqual([
+      'no account',
+      'needs a.login, which was skipped',
+      'needs a.login, which was skipped',
+    ])
   })
 
   it('still runs a dependent when an override already supplied the fact the dependency provides', async () => {

@@ -3,7 +3,7 @@ import { type Config, DEFAULT_ACCOUNTS, DEFAULT_EXPIRY } from '../../src/config/
 import { deliveryLines, loginMapLines, ownSenderLines } from '../../src/deploy/mail-routing.js'
 import { dcaccountLink, qrTerminal, signupLink } from '../../src/signup/links.js'
 import { signupPage } from '../../src/signup/page.js'
-import { inviteFailure, parseInvite } from '../../src/signup/remote.js'
+import { inviteFailure, inviteFromAnswer, parseInvite } from '../../src/signup/remote.js'
 
 function config(domain: string, over: Partial<Config['accounts']> = {}, tls: Config['tls']['mode'] = 'acme'): Config {
   return {
@@ -102,6 +102,28 @@ describe('chatmail invite: what the server answers reaches the terminal printabl
     expect(parseInvite(answer({ expires: 1e300 }))).toBeUndefined()
     expect(parseInvite(answer({ uses: 1.5 }))).toBeUndefined()
     expect(parseInvite(answer({ uses: -1 }))).toBeUndefined()
+  })
+
+  it('exit codes: the service refusing (its exit 1) is exit 1 with its reason; no answer at all is exit 3', () => {
+    expect(inviteFromAnswer({ code: 0, stdout: answer({}), stderr: '' }).token).toBe('tok_en-1234567890abc')
+    const refused = { code: 1, stdout: '{"ok":false,"reason":"registration is closed"}\n', stderr: '' }
+    expect(() => inviteFromAnswer(refused)).toThrow(
+      expect.objectContaining({
+        exitCode: 1,
+        message: 'the server refused to create an invite: registration is closed',
+      }),
+    )
+    const missing = { code: 127, stdout: '', stderr: 'node: cannot open chatmail-accounts.js\n' }
+    expect(() => inviteFromAnswer(missing)).toThrow(
+      expect.objectContaining({
+        exitCode: 3,
+        message: expect.stringMatching(/^the server did not create an invite: node/),
+      }),
+    )
+    // Exit 0 with an answer that is no invite: not a refusal the service made, so exit 3.
+    expect(() => inviteFromAnswer({ code: 0, stdout: 'garbage', stderr: '' })).toThrow(
+      expect.objectContaining({ exitCode: 3 }),
+    )
   })
 
   it('a refusal: the last line of what the server wrote to stderr, escaped', () => {

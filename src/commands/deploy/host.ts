@@ -1,15 +1,16 @@
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import { saveDoctorAccount } from '../../config/doctor-account.js'
 import { loadConfig } from '../../config/load.js'
 import type { DoctorReport } from '../../doctor/model.js'
 import { BaseCommand, commonFlags, configFlag, destinationArg } from '../../lib/base-command.js'
 import { ExitCode, usageError } from '../../lib/errors.js'
 import { colourOn, note } from '../../lib/output.js'
+import { prose } from '../../lib/prose.js'
 
 export default class DeployHost extends BaseCommand {
   static override summary = 'Install and configure the whole chatmail stack on a Debian host over SSH.'
   static override description =
-    `Takes a fresh Debian 12 or 13 host to a working chatmail server, over one SSH connection:
+    prose`Takes a fresh Debian 12 or 13 host to a working chatmail server, over one SSH connection:
 postfix, dovecot with IMAP METADATA, chatmail-metadata (fresh TURN credentials per lookup),
 coturn with TLS, iroh-relay v0.35 behind nginx, TLS certificates and systemd units.
 

@@ -2,6 +2,7 @@
 
 import { ReadLimitError } from '../../lib/read-limits.js'
 import { classifySocketError } from '../../lib/socket-errors.js'
+import { badCertificate, connectionCause, unresolvedHint, withCause } from '../causes.js'
 import { oversizedAnswer } from '../imap-session.js'
 import { type CheckContext, type CheckDef, type CheckOutcome, fail, ok, skip, warn } from '../model.js'
 import { type CertificateReport, probeImapTls, usesStarttls } from '../tls-probe.js'
@@ -17,7 +18,7 @@ const IMAP_TIMEOUT_HINT =
 function connectHint(err: unknown, host: string): string {
   switch (classifySocketError(err).failure) {
     case 'unresolved':
-      return `${host} does not resolve: check its DNS A/AAAA records, or pass --imap-host`
+      return unresolvedHint(host, '--imap-host')
     case 'refused':
       return 'nothing listens on that port: start dovecot (systemctl status dovecot) or check --imap-port'
     default:
@@ -91,10 +92,15 @@ async function tlsCheck(ctx: CheckContext): Promise<CheckOutcome> {
   const { imapHost, imapPort, ca, insecure } = ctx.options
   try {
     const cert = await probeImapTls(imapHost, imapPort, { starttls: usesStarttls(ctx.options), ca, signal: ctx.signal })
-    return judgeCertificate(cert, imapHost, insecure, Date.now())
+    return withCause(judgeCertificate(cert, imapHost, insecure, Date.now()), badCertificate(imapHost, imapPort))
   } catch (err) {
-    const hint = err instanceof ReadLimitError ? OVERSIZED_HINT : connectHint(err, imapHost)
-    return fail(`no TLS connection to ${imapHost}:${imapPort}: ${(err as Error).message}`, hint)
+    if (err instanceof ReadLimitError) {
+      return fail(`no TLS connection to ${imapHost}:${imapPort}: ${(err as Error).message}`, OVERSIZED_HINT)
+    }
+    return withCause(
+      fail(`no TLS connection to ${imapHost}:${imapPort}: ${(err as Error).message}`, connectHint(err, imapHost)),
+      connectionCause(err, imapHost, imapPort),
+    )
   }
 }
 
@@ -102,6 +108,10 @@ const OVERSIZED_HINT =
   'this is not how dovecot answers: check that --imap-host/--imap-port point at the chatmail server, and what listens there'
 
 function loginFailure(err: unknown, ctx: CheckContext): CheckOutcome {
+  return withCause(loginOutcome(err, ctx), connectionCause(err, ctx.options.imapHost, ctx.options.imapPort))
+}
+
+function loginOutcome(err: unknown, ctx: CheckContext): CheckOutcome {
   const e = err as Error & { authenticationFailed?: boolean; code?: string; responseText?: string }
   const where = `${ctx.options.imapHost}:${ctx.options.imapPort}`
   if (e.authenticationFailed) {

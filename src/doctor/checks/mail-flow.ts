@@ -8,6 +8,8 @@ import { randomBytes } from 'node:crypto'
 import { isIP } from 'node:net'
 import { ImapFlow } from 'imapflow'
 import type SMTPConnection from 'nodemailer/lib/smtp-connection'
+import { classifySocketError } from '../../lib/socket-errors.js'
+import { connectionCause, noSubmission, withCause } from '../causes.js'
 import { imapClientOptions } from '../imap-session.js'
 import { type CheckContext, type CheckOutcome, fail, ok, skip } from '../model.js'
 import { trustingOptions } from '../tls-probe.js'
@@ -95,11 +97,20 @@ export function smtpFailure(ctx: CheckContext, err: unknown): CheckOutcome {
       'postfix must serve the same certificate as dovecot (smtpd_tls_cert_file)',
     )
   }
-  return fail(
-    `no SMTP submission at ${where} on ${submissionPorts(ctx)
-      .map((p) => p.port)
-      .join(' or ')}: ${e.response ?? e.message}`,
-    'postfix must listen on 465 (smtps) and/or 587 (submission) with SASL auth: check master.cf and systemctl status postfix',
+  const ports = submissionPorts(ctx).map((p) => p.port)
+  const failure = classifySocketError(err).failure
+  const closed = failure === 'refused' || failure === 'timeout' || failure === 'unreachable'
+  return withCause(
+    fail(
+      `no SMTP submission at ${where} on ${ports.join(' or ')}: ${e.response ?? e.message}`,
+      'postfix must listen on 465 (smtps) and/or 587 (submission) with SASL auth: check master.cf and systemctl status postfix',
+    ),
+    closed
+      ? noSubmission(
+          ctx.options.imapHost,
+          [...ports].sort((x, y) => x - y),
+        )
+      : connectionCause(err, ctx.options.imapHost, ports[0] ?? 465),
   )
 }
 

@@ -11,6 +11,7 @@ import { isIP } from 'node:net'
 import { ImapFlow } from 'imapflow'
 import { classifySocketError } from '../../lib/socket-errors.js'
 import { type AutoconfigServer, parseAutoconfig } from '../../protocols/autoconfig.js'
+import { connectionCause, unresolvedHint, withCause } from '../causes.js'
 import { imapClientOptions } from '../imap-session.js'
 import { type CheckContext, type CheckDef, type CheckOutcome, fail, ok, skip, warn } from '../model.js'
 import { trustingOptions } from '../tls-probe.js'
@@ -81,6 +82,14 @@ function noHttps(ctx: CheckContext, err: unknown): string | undefined {
 const httpsHint = (ctx: CheckContext) =>
   `nginx must answer HTTPS on ${ctx.options.imapHost}:${httpsPort(ctx)} with a certificate Delta Chat trusts (pass --ca FILE for a private CA)`
 
+/** No HTTPS answer at all: a name that does not resolve, a closed port or a certificate (each a root cause). */
+function httpsFailure(ctx: CheckContext, detail: string, err: unknown): CheckOutcome {
+  const { imapHost } = ctx.options
+  const unresolved = classifySocketError(err).failure === 'unresolved'
+  const hint = unresolved ? unresolvedHint(imapHost, '--imap-host') : httpsHint(ctx)
+  return withCause(fail(detail, hint), connectionCause(err, imapHost, httpsPort(ctx)))
+}
+
 // ---------------------------------------------------------------- imap.xchatmail
 
 async function xchatmailCheck(ctx: CheckContext): Promise<CheckOutcome> {
@@ -145,7 +154,7 @@ async function autoconfigCheck(ctx: CheckContext): Promise<CheckOutcome> {
         `serve the Thunderbird autoconfig XML at https://${ctx.options.domain}${AUTOCONFIG_PATH}`,
       )
     }
-    return fail(`cannot fetch ${url}: ${(err as Error).message}`, httpsHint(ctx))
+    return httpsFailure(ctx, `cannot fetch ${url}: ${(err as Error).message}`, err)
   }
   const missing = `${url} answered ${answer.status}: Delta Chat probes autoconfig./autodiscover. names and guesses ports (slower, and a DNS timeout on each miss)`
   const serveHint = `serve the Thunderbird autoconfig XML at ${AUTOCONFIG_PATH} (chatmail deploy host does)`
@@ -181,7 +190,7 @@ async function signupCheck(ctx: CheckContext): Promise<CheckOutcome> {
       const none = noHttps(ctx, err)
       // Sign-up is optional: a server may hand out accounts some other way.
       if (none && !ctx.options.deployed) return skip(`${none}: the server offers no sign-up at ${url}`)
-      return fail(`cannot reach ${url}: ${(err as Error).message}`, httpsHint(ctx))
+      return httpsFailure(ctx, `cannot reach ${url}: ${(err as Error).message}`, err)
     }
     const location = String(answer.headers.location ?? '')
     // Ours answers 405 to a GET (POST only); a redirect to dcaccount: is a sign-up too.
@@ -200,7 +209,7 @@ async function signupCheck(ctx: CheckContext): Promise<CheckOutcome> {
   try {
     answer = await httpsToServer(ctx, 'POST', '/new')
   } catch (err) {
-    return fail(`cannot reach ${url}: ${(err as Error).message}`, httpsHint(ctx))
+    return httpsFailure(ctx, `cannot reach ${url}: ${(err as Error).message}`, err)
   }
   let body: { email?: unknown; password?: unknown; reason?: unknown } = {}
   try {

@@ -4,6 +4,15 @@
  * name, a trusted chain, days left (warn under CERT_WARN_DAYS). An endpoint where nothing
  * listens is skipped with the reason, unless Delta Chat needs it or our config deployed it.
  */
+import {
+  badCertificate,
+  closedPort,
+  connectionCause,
+  noSubmission,
+  unresolvedHint,
+  unresolvedName,
+  withCause,
+} from '../causes.js'
 import { type CheckContext, type CheckDef, type CheckOutcome, fail, skip } from '../model.js'
 import { describeUnreachable, type Reachability, tcpReachable } from '../reachability.js'
 import { probeSmtpStarttls } from '../smtp-starttls.js'
@@ -60,6 +69,28 @@ async function absent(
   reach: Exclude<Reachability, 'open'>,
 ): Promise<CheckOutcome> {
   const def = ENDPOINTS[name]
+  // A name that does not resolve is a DNS problem, whatever the server offers.
+  if (reach === 'unresolved') {
+    const flag = name === 'imap' ? '--imap-host' : name === 'turns' && ctx.options.expectedTurn ? undefined : 'DOMAIN'
+    return withCause(
+      fail(
+        `${where.host} does not resolve: Delta Chat cannot reach ${def.what} there`,
+        unresolvedHint(where.host, flag),
+      ),
+      unresolvedName(where.host),
+    )
+  }
+  const outcome = await closedEndpoint(ctx, name, where, reach)
+  return withCause(outcome, outcome.cause ?? closedPort(where.host, where.port))
+}
+
+async function closedEndpoint(
+  ctx: CheckContext,
+  name: TlsEndpoint,
+  where: { host: string; port: number },
+  reach: 'refused' | 'silent',
+): Promise<CheckOutcome> {
+  const def = ENDPOINTS[name]
   const nothing = describeUnreachable(reach, `${where.host}:${where.port}`)
   const startHint = `start ${def.service} and open TCP ${where.port} in the firewall (systemctl status ${def.service})`
   if (ctx.options.deployed) {
@@ -80,9 +111,17 @@ async function absent(
       if ((await tcpReachable(alt.host, alt.port, { timeoutMs, signal: ctx.signal })) === 'open') {
         return skip(`${nothing}: not offered; Delta Chat sends mail over port ${alt.port} (${other})`)
       }
-      return fail(
-        `${nothing}, nor on port ${alt.port}: Delta Chat cannot send mail`,
-        `offer SMTP submission on 465 (implicit TLS) or 587 (STARTTLS): ${startHint}`,
+      // One cause for both submission checks (and mail.submission): said once, by the first.
+      const cause = noSubmission(
+        where.host,
+        [where.port, alt.port].sort((x, y) => x - y),
+      )
+      return withCause(
+        fail(
+          `${nothing}, nor on port ${alt.port}: Delta Chat cannot send mail`,
+          `offer SMTP submission on 465 (implicit TLS) or 587 (STARTTLS): ${startHint}`,
+        ),
+        cause,
       )
     }
     case 'https':
@@ -110,11 +149,17 @@ function endpointCheck(name: TlsEndpoint): CheckDef['run'] {
     try {
       const cert = await probe(ctx, name, where.host, where.port)
       const outcome = judgeCertificate(cert, where.host, ctx.options.insecure, Date.now(), service)
-      return { ...outcome, detail: `${where.host}:${where.port}: ${outcome.detail}` }
+      return withCause(
+        { ...outcome, detail: `${where.host}:${where.port}: ${outcome.detail}` },
+        badCertificate(where.host, where.port),
+      )
     } catch (err) {
-      return fail(
-        `${where.host}:${where.port} accepts connections but no TLS session came up: ${(err as Error).message}`,
-        `configure TLS for ${def.what} in ${def.service} on port ${where.port} (certificate and key) and reload it`,
+      return withCause(
+        fail(
+          `${where.host}:${where.port} accepts connections but no TLS session came up: ${(err as Error).message}`,
+          `configure TLS for ${def.what} in ${def.service} on port ${where.port} (certificate and key) and reload it`,
+        ),
+        connectionCause(err, where.host, where.port),
       )
     }
   }

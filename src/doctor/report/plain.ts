@@ -44,7 +44,23 @@ export function summarize(report: DoctorReport): string {
   return `${count('ok')} ok, ${count('warn')} warn, ${count('fail')} failed, ${count('skip')} skipped`
 }
 
-/** The whole report, in registry order, with the fix under each failure and warning. */
+/**
+ * What to do first: the first failure in check order (the checks are ordered so that a root cause
+ * comes before what depends on it), else the first warning; undefined when there is nothing to fix.
+ */
+export function firstFix(report: DoctorReport): string | undefined {
+  const first =
+    report.checks.find((c) => c.status === 'fail') ?? report.checks.find((c) => c.status === 'warn' && c.hint)
+  if (!first?.hint) return undefined
+  const others = report.checks.filter((c) => c !== first && c.status === first.status).length
+  const then =
+    others > 0
+      ? ` (then the ${others} other ${first.status === 'fail' ? 'failure' : 'warning'}${others > 1 ? 's' : ''} above)`
+      : ''
+  return `first: ${printable(first.id)}: ${printable(first.hint)}${then}`
+}
+
+/** The whole report, in registry order, with the fix under each failure and warning, and what to do first. */
 export function renderText(report: DoctorReport, style: TextStyle): string {
   const lines = report.checks.flatMap((r) => {
     const hint = formatHintLine(r, style)
@@ -54,6 +70,8 @@ export function renderText(report: DoctorReport, style: TextStyle): string {
   const verdict =
     report.status === 'fail' ? chalk.red.bold('FAILED') : paint(chalk, report.status, report.status.toUpperCase())
   lines.push('', `chatmail doctor: ${verdict}: ${summarize(report)}`)
+  const first = firstFix(report)
+  if (first) lines.push(first)
   return `${lines.join('\n')}\n`
 }
 

@@ -1,6 +1,6 @@
 /**
  * The service's config file: `key = value` lines, `#` starts a comment line, blank lines ignored.
- * Documented in templates/chatmail-metadata.conf. Parsing is pure; errors name the line.
+ * Documented in templates/chatmail-metadata/chatmail-metadata.conf. Parsing is pure; errors name the line.
  */
 import { formatDuration, parseDuration } from '../../protocols/duration.js'
 import { isBareIpv6, parseIrohRelayUrl } from '../../protocols/metadata-values.js'
