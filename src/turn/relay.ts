@@ -36,7 +36,7 @@ export interface Relay {
   permit(peer: TransportAddress): Promise<void>
   /** Sends a datagram to the peer through the relay (a Send indication; nothing answers it). */
   send(peer: TransportAddress, data: Buffer): void
-  /** The first datagram (already received or still to come) that `match` accepts. */
+  /** Takes the first datagram (already received or still to come) that `match` accepts. */
   receive(match: (d: RelayedDatagram) => boolean): Promise<RelayedDatagram>
   /** Releases the allocation (best effort) and closes the connection. */
   close(): Promise<void>
@@ -111,9 +111,10 @@ class OpenRelay implements Relay {
     const waiter: Waiter = { check: () => false, stop: () => {} }
     const found = new Promise<RelayedDatagram>((done, fail) => {
       waiter.check = () => {
-        const hit = this.received.find(match)
-        if (hit) done(hit)
-        return hit !== undefined
+        const at = this.received.findIndex(match)
+        if (at < 0) return false
+        done(this.received.splice(at, 1)[0] as RelayedDatagram)
+        return true
       }
       waiter.stop = fail
     })

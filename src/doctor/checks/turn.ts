@@ -11,7 +11,8 @@ import { turnsFromTurn } from '../overrides.js'
 import { describeUnreachable, type Reachability, tcpReachable } from '../reachability.js'
 import { judgeTurnValue, sameEndpoint } from './metadata.js'
 
-const NO_CREDENTIALS = 'discovery found no TURN credentials (metadata.turn), so there is nothing to allocate with'
+export const NO_CREDENTIALS =
+  'discovery found no TURN credentials (metadata.turn), so there is nothing to allocate with'
 
 const SECRET_MISMATCH =
   "the server's static-auth-secret differs from the secret that minted the credentials (chatmail-metadata config / turn.secret): make them the same and restart coturn"
@@ -44,7 +45,7 @@ function target(ctx: CheckContext, transport: TurnTransport): TurnMetadata | und
 }
 
 /** Slightly under the check's own timeout, so the report says what did not answer. */
-const allocationTimeout = (ctx: CheckContext) => Math.max(ctx.timeoutMs - 250, Math.ceil(ctx.timeoutMs * 0.9))
+export const allocationTimeout = (ctx: CheckContext) => Math.max(ctx.timeoutMs - 250, Math.ceil(ctx.timeoutMs * 0.9))
 
 async function tryAllocate(
   ctx: CheckContext,
