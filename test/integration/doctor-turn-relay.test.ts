@@ -13,9 +13,10 @@ import { type Coturn, startCoturn } from '../helpers/coturn.js'
 
 const check = turnRelayChecks.find((c) => c.id === 'turn.relay')!
 
-function context(findings: Findings, timeoutMs = 5000): CheckContext {
+function context(findings: Findings, timeoutMs = 5000, tls?: Coturn): CheckContext {
+  const tlsOptions = tls ? { ca: tls.caPem, turnTlsPort: tls.tlsPort } : {}
   return {
-    options: { domain: 'localhost', imapHost: 'localhost', imapPort: 993, insecure: false, timeoutMs },
+    options: { domain: 'localhost', imapHost: 'localhost', imapPort: 993, insecure: false, timeoutMs, ...tlsOptions },
     findings,
     state: new RunState(),
     signal: AbortSignal.timeout(timeoutMs),
@@ -30,23 +31,38 @@ const findingsFor = (host: string, port: number, secret: string): Findings => ({
 
 describe('turn.relay', () => {
   let deployed: Coturn
+  let udpOnly: Coturn
   let denying: Coturn
   beforeAll(async () => {
-    ;[deployed, denying] = await Promise.all([startCoturn({ udpOnly: true }), startCoturn({ ownAddresses: [] })])
+    ;[deployed, udpOnly, denying] = await Promise.all([
+      startCoturn({ certName: '127.0.0.1' }),
+      startCoturn({ udpOnly: true }),
+      startCoturn({ ownAddresses: [] }),
+    ])
   }, 60_000)
   afterAll(async () => {
-    await Promise.all([deployed?.stop(), denying?.stop()])
+    await Promise.all([deployed?.stop(), udpOnly?.stop(), denying?.stop()])
   })
 
   it('is a stable id in the turn group, after metadata.turn', () => {
     expect(turnRelayChecks.map((c) => [c.id, c.group, c.after])).toEqual([['turn.relay', 'turn', ['metadata.turn']]])
   })
 
-  it('ok on the coturn the deploy installs: a datagram each way, round trip in the detail', async () => {
-    const out = await check.run(context(findingsFor(deployed.host, deployed.port, deployed.secret)))
+  it('ok on the coturn the deploy installs: a datagram each way over UDP, TCP and TLS, round trips in the detail', async () => {
+    const out = await check.run(context(findingsFor(deployed.host, deployed.port, deployed.secret), 5000, deployed))
+    expect(out.status, out.detail).toBe('ok')
+    const pair = '127\\.0\\.0\\.1:\\d+ and 127\\.0\\.0\\.1:\\d+ relayed a datagram each way, round trip \\d+ ms'
+    expect(out.detail).toMatch(new RegExp(`^UDP: ${pair}; TCP: ${pair}; TLS: ${pair}$`))
+  })
+
+  it('ok over UDP on a server that offers only UDP, saying why TCP and TLS were not tried', async () => {
+    const out = await check.run(context(findingsFor(udpOnly.host, udpOnly.port, udpOnly.secret)))
     expect(out.status, out.detail).toBe('ok')
     expect(out.detail).toMatch(
-      /^127\.0\.0\.1:\d+ and 127\.0\.0\.1:\d+ relayed a datagram each way \(relay to relay\), round trip \d+ ms$/,
+      /^UDP: 127\.0\.0\.1:\d+ and 127\.0\.0\.1:\d+ relayed a datagram each way, round trip \d+ ms; /,
+    )
+    expect(out.detail).toMatch(
+      /; TCP not tried \(.*refused the connection.*; see turn\.allocate\.tcp\); TLS not tried \(/,
     )
   })
 
@@ -54,7 +70,7 @@ describe('turn.relay', () => {
     const out = await check.run(context(findingsFor(denying.host, denying.port, denying.secret)))
     expect(out.status).toBe('fail')
     expect(out.detail).toMatch(
-      /^the TURN server refused the peer \(403 Forbidden IP\): the allocation 127\.0\.0\.1:\d+/,
+      /^over UDP, the TURN server refused the peer \(403 Forbidden IP\): the allocation 127\.0\.0\.1:\d+/,
     )
     expect(out.detail).toMatch(/two users who both need the relay cannot call/)
     expect(out.hint).toMatch(/allowed-peer-ip=127\.0\.0\.1 in turnserver\.conf/)
