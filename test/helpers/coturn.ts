@@ -9,7 +9,7 @@
  * ephemeral range, checks them free, and proves that what answers on them is itself (the 401
  * to an unauthenticated Allocate carries this instance's unique realm); otherwise it retries.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createSocket } from 'node:dgram'
 import { readFileSync } from 'node:fs'
@@ -182,7 +182,11 @@ async function tryStart(a: StartArgs): Promise<{ instance: Coturn } | { reason: 
   }
   child.stdout?.on('data', append)
   child.stderr?.on('data', append)
-  const killOnExit = () => child.kill('SIGKILL')
+  const killOnExit = () => {
+    child.kill('SIGKILL')
+    // A process that ends without stop() must not leave its table behind.
+    if (firewallTable) spawnSync('nft', ['delete', 'table', 'inet', firewallTable])
+  }
   process.once('exit', killOnExit)
   const stop = async () => {
     process.off('exit', killOnExit)

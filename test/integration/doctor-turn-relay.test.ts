@@ -1,9 +1,12 @@
 /**
  * The doctor's turn.relay (issue 25 item 2) on real coturns on loopback: ok on the template as
  * deployed (its own addresses allowed as peers), failing with the 403 and the fix on one that
- * denies them (the template before issue 25), and ending within its timeout at a black hole.
+ * denies them (the template before issue 25) and with the datagram lost on a host whose firewall
+ * drops it, and ending within its timeout at a black hole.
  */
+import { execFile } from 'node:child_process'
 import { createSocket, type Socket } from 'node:dgram'
+import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { turnRelayChecks } from '../../src/doctor/checks/turn-relay.js'
 import type { CheckContext, Findings } from '../../src/doctor/model.js'
@@ -11,6 +14,7 @@ import { RunState } from '../../src/doctor/run-state.js'
 import { mintTurnCredential } from '../../src/protocols/turn-rest.js'
 import { type Coturn, startCoturn } from '../helpers/coturn.js'
 
+const run = promisify(execFile)
 const check = turnRelayChecks.find((c) => c.id === 'turn.relay')!
 
 function context(findings: Findings, timeoutMs = 5000, tls?: Coturn): CheckContext {
@@ -74,6 +78,34 @@ describe('turn.relay', () => {
     )
     expect(out.detail).toMatch(/two users who both need the relay cannot call/)
     expect(out.hint).toMatch(/allowed-peer-ip=127\.0\.0\.1 in turnserver\.conf/)
+  })
+
+  describe('on a host whose firewall drops UDP between the relay ports', () => {
+    let blocked: Coturn
+    beforeAll(async () => {
+      blocked = await startCoturn({ firewall: true, udpOnly: true })
+      // On top of the deployed table: what the turnserver user relays to this host at all is dropped.
+      const ports = `${blocked.relayMin}-${blocked.relayMax}`
+      const rule = `meta skuid turnserver udp sport ${ports} fib daddr type local drop`
+      await run('nft', [
+        'add',
+        'rule',
+        'inet',
+        blocked.firewallTable as string,
+        'relayed-to-this-host',
+        ...rule.split(' '),
+      ])
+    }, 60_000)
+    afterAll(() => blocked?.stop())
+
+    it('fails within its timeout: permissions granted, the datagram lost, with the firewall hint', async () => {
+      const out = await check.run(context(findingsFor(blocked.host, blocked.port, blocked.secret), 1500))
+      expect(out.status).toBe('fail')
+      expect(out.detail).toMatch(
+        /^over UDP, both permissions were granted, but nothing 127\.0\.0\.1:\d+ sent reached 127\.0\.0\.1:\d+ \(\d+ datagrams\): two users who both need the relay cannot call$/,
+      )
+      expect(out.hint).toMatch(/firewall/)
+    })
   })
 
   it('skips without credentials', async () => {
