@@ -6,6 +6,8 @@
 set -euo pipefail
 
 PKGS=(coturn dovecot-imapd dovecot-lmtpd dovecot-submissiond prometheus openssl iproute2 iptables util-linux procps shellcheck)
+# nft: the coturn relay firewall table (test/integration/coturn-relay.test.ts, coturn-validate.test.ts).
+PKGS+=(nftables)
 # Python 3 (its email package is the reference MIME parser of test/unit/filter-headers.test.ts).
 PKGS+=(python3)
 # An authoritative DNS server for `chatmail dns --check` and the federation e2e (test/helpers/authdns.ts).

@@ -15,7 +15,8 @@ export default class Doctor extends BaseCommand {
   static override summary = 'Check from the outside that a chatmail server gives Delta Chat what it needs.'
   static override description =
     prose`Logs in over IMAP, reads the METADATA Delta Chat reads (iroh relay, TURN), checks the
-certificate and the TURN credentials, allocates on the TURN server, talks to the iroh relay, and
+certificate and the TURN credentials, allocates on the TURN server (two allocations relay to each
+other, as calls between two users who both need the relay do), talks to the iroh relay, and
 proves mail flow: SMTP submission and an OpenPGP-encrypted message to self that must arrive.
 Checks run concurrently, each with its own timeout, and print in a fixed order; every failure
 says what to change. A root cause (a name that does not resolve, a closed port, a certificate not
@@ -28,8 +29,8 @@ Values come from chatmail.toml when it is about DOMAIN; flags override. Without 
 Check ids are stable (for --only/--skip, JSON and JUnit): imap.tls imap.login
 imap.metadata.capability imap.xchatmail metadata.irohrelay metadata.turn metadata.turns turn.credential.hmac
 turn.credential.expiry turn.allocate.udp turn.allocate.tcp turn.allocate.tls
-turn.rejects-bad-credentials turn.rejects-expired-credentials relay.ping relay.generate204
-relay.upgrade relay.handshake relay.forward tls.imap tls.submission tls.submission-starttls
+turn.rejects-bad-credentials turn.rejects-expired-credentials turn.relay relay.ping
+relay.generate204 relay.upgrade relay.handshake relay.forward tls.imap tls.submission tls.submission-starttls
 tls.https tls.turns dns.address dns.mx dns.spf dns.dkim dns.dmarc dns.mta-sts dns.tls-rpt
 dns.srv dns.caa dns.certificate mail.autoconfig mail.signup mail.submission mail.roundtrip
 mail.rejects-unencrypted.

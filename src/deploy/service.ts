@@ -30,12 +30,20 @@ export interface HostInfo {
   arch: string
   /** Versions of the packages installed on the host (before this deploy), by package name. */
   packages: ReadonlyMap<string, string>
+  /** The host's global addresses (`ip addr show scope global`); unknown when absent. */
+  addresses?: readonly string[]
 }
 
 export function hostInfo(facts: Facts): HostInfo {
   const packages = new Map<string, string>()
   for (const [name, p] of facts.packages) if (p.installed && p.version) packages.set(name, p.version)
-  return { release: facts.os.versionId, codename: facts.os.codename, arch: facts.arch, packages }
+  return {
+    release: facts.os.versionId,
+    codename: facts.os.codename,
+    arch: facts.arch,
+    packages,
+    addresses: facts.addresses,
+  }
 }
 
 /** Everything a service is built from. */

@@ -10,6 +10,7 @@ import { metadataChecks } from './checks/metadata.js'
 import { relayChecks } from './checks/relay.js'
 import { tlsChecks } from './checks/tls.js'
 import { turnChecks } from './checks/turn.js'
+import { turnRelayChecks } from './checks/turn-relay.js'
 import type { CheckDef } from './model.js'
 
 /**
@@ -27,6 +28,7 @@ export async function loadChecks(
     ...metadataChecks,
     ...credentialChecks,
     ...turnChecks,
+    ...turnRelayChecks,
     ...relayChecks,
     ...tlsChecks,
     ...(dns ? dnsChecks : []),

@@ -9,7 +9,13 @@ import { checkServerIdentity, type TLSSocket, connect as tlsConnect } from 'node
 import { raceAbort } from '../lib/abort.js'
 import { classifySocketError } from '../lib/socket-errors.js'
 import { contextTrusting, describePeerTls, type PeerTls } from '../lib/tls.js'
-import { decodeMessage, frameLength, type StunMessage, type TransportAddress } from '../protocols/stun.js'
+import {
+  decodeMessage,
+  frameLength,
+  type StunMessage,
+  splitMessageType,
+  type TransportAddress,
+} from '../protocols/stun.js'
 import { type AllocateOptions, TurnError } from './types.js'
 
 /** Turns a socket failure into a TurnError that says where and what. */
@@ -44,6 +50,8 @@ export abstract class Connection {
   tls?: PeerTls
   /** Description of the last reply that could not be decoded (UDP ignores them). */
   lastJunk?: string
+  /** Hears the server's indications (Data, RFC 8656 §11.4), which answer no transaction. */
+  onIndication?: (msg: StunMessage) => void
   private readonly waiting = new Map<string, (m: StunMessage) => void>()
   private failure?: unknown
   private readonly failWaiters = new Set<(err: unknown) => void>()
@@ -71,7 +79,9 @@ export abstract class Connection {
       this.lastJunk = (err as Error).message
       return
     }
-    this.waiting.get(msg.transactionId.toString('hex'))?.(msg)
+    const waiter = this.waiting.get(msg.transactionId.toString('hex'))
+    if (waiter) waiter(msg)
+    else if (splitMessageType(msg.type).cls === 'indication') this.onIndication?.(msg)
   }
 
   protected fail(err: unknown): void {
@@ -90,9 +100,13 @@ class UdpConnection extends Connection {
     socket.on('error', (err) => this.fail(err))
   }
   send(data: Buffer): void {
-    this.socket.send(data, (err) => {
-      if (err) this.fail(err)
-    })
+    try {
+      this.socket.send(data, (err) => {
+        if (err) this.fail(err)
+      })
+    } catch (err) {
+      this.fail(err) // closed already (the deadline passed)
+    }
   }
   close(): void {
     try {

@@ -1,6 +1,8 @@
 /**
  * The Allocate / Refresh exchange of RFC 8656 over one connection: the 401 challenge, the
- * authenticated Allocate (once more on a stale nonce), and the release with LIFETIME=0.
+ * authenticated Allocate (once more on a stale nonce), and the release with LIFETIME=0. An
+ * allocation kept open (`allocate({ keep: true })`) takes further authenticated requests
+ * (CreatePermission) and indications (Send) until `release()`.
  */
 import {
   Attr,
@@ -37,14 +39,17 @@ const allocateAttributes = (): StunAttribute[] => [attr.requestedTransport(), at
 
 export class Session {
   private rtts = 0
+  /** The credentials' key, realm and nonce once an authenticated request succeeded. */
+  private auth: Auth | undefined
   constructor(
     private readonly conn: Connection,
     private signal: AbortSignal,
     private creds: Credentials,
   ) {}
 
-  async allocate(): Promise<Omit<AllocateResult, 'tls' | 'server'>> {
-    return this.finish(await this.challengeFirst())
+  /** `keep`: the allocation stays open (no release) for `request`, `indicate` and `release`. */
+  async allocate(o: { keep?: boolean } = {}): Promise<Omit<AllocateResult, 'tls' | 'server'>> {
+    return this.finish(await this.challengeFirst(), o.keep ?? false)
   }
 
   /** The unauthenticated Allocate; its answer is normally 401 with REALM and NONCE. */
@@ -63,9 +68,9 @@ export class Session {
     return this.finish(first)
   }
 
-  private async finish(first: StunMessage): Promise<Omit<AllocateResult, 'tls' | 'server'>> {
+  private async finish(first: StunMessage, keep = false): Promise<Omit<AllocateResult, 'tls' | 'server'>> {
     const allocateAttrs = allocateAttributes()
-    if (isSuccess(first)) return this.allocated(first, undefined)
+    if (isSuccess(first)) return this.allocated(first, undefined, keep)
     const challenge = this.challenge(first)
     let auth = this.authFrom(challenge)
     let res = await this.transact(Method.Allocate, allocateAttrs, auth)
@@ -74,16 +79,21 @@ export class Session {
       res = await this.transact(Method.Allocate, allocateAttrs, auth)
     }
     if (!isSuccess(res)) throw this.rejected(res, 'Allocate', true)
-    return this.allocated(res, auth)
+    return this.allocated(res, auth, keep)
   }
 
-  private async allocated(res: StunMessage, auth: Auth | undefined): Promise<Omit<AllocateResult, 'tls' | 'server'>> {
+  private async allocated(
+    res: StunMessage,
+    auth: Auth | undefined,
+    keep: boolean,
+  ): Promise<Omit<AllocateResult, 'tls' | 'server'>> {
+    this.auth = auth
     const relayed = getXorAddress(res, Attr.XOR_RELAYED_ADDRESS)
     if (!relayed) throw new TurnError('protocol', 'Allocate success without XOR-RELAYED-ADDRESS')
     const mapped = getXorAddress(res, Attr.XOR_MAPPED_ADDRESS)
     const software = getString(res, Attr.SOFTWARE)
     const lifetime = getLifetime(res) ?? 600
-    const released = await this.release(auth)
+    const released = keep ? false : await this.release()
     return {
       relayed,
       ...(mapped ? { mapped } : {}),
@@ -96,15 +106,38 @@ export class Session {
   }
 
   /** Refresh with LIFETIME=0; best effort: a failure leaves the allocation to expire. */
-  private async release(auth: Auth | undefined): Promise<boolean> {
+  async release(): Promise<boolean> {
     try {
-      let res = await this.transact(Method.Refresh, [attr.lifetime(0)], auth)
-      if (auth && errorCode(res) === 438)
-        res = await this.transact(Method.Refresh, [attr.lifetime(0)], this.authFrom(res))
-      return isSuccess(res)
+      return isSuccess(await this.authenticated(Method.Refresh, [attr.lifetime(0)]))
     } catch {
       return false
     }
+  }
+
+  /** An authenticated request on the open allocation (once more on a stale nonce); an error answer throws. */
+  async request(method: number, attributes: (transactionId: Buffer) => StunAttribute[], what: string) {
+    const res = await this.authenticated(method, attributes)
+    if (!isSuccess(res)) throw this.rejected(res, what, true)
+    return res
+  }
+
+  /** An indication (Send): no answer, no MESSAGE-INTEGRITY (RFC 8656 §11.1). */
+  indicate(method: number, attributes: (transactionId: Buffer) => StunAttribute[]): void {
+    const transactionId = newTransactionId()
+    const type = messageType(method, 'indication')
+    this.conn.send(encodeMessage({ type, transactionId, attributes: attributes(transactionId) }, { fingerprint: true }))
+  }
+
+  private async authenticated(
+    method: number,
+    attributes: StunAttribute[] | ((transactionId: Buffer) => StunAttribute[]),
+  ): Promise<StunMessage> {
+    let res = await this.transact(method, attributes, this.auth)
+    if (this.auth && errorCode(res) === 438) {
+      this.auth = this.authFrom(res)
+      res = await this.transact(method, attributes, this.auth)
+    }
+    return res
   }
 
   /** The first answer must be 401 with REALM and NONCE. */
@@ -132,8 +165,13 @@ export class Session {
     return new TurnError('server', text, err.code)
   }
 
-  private async transact(method: number, attributes: StunAttribute[], auth?: Auth): Promise<StunMessage> {
+  private async transact(
+    method: number,
+    attrs: StunAttribute[] | ((transactionId: Buffer) => StunAttribute[]),
+    auth?: Auth,
+  ): Promise<StunMessage> {
     const transactionId = newTransactionId()
+    const attributes = typeof attrs === 'function' ? attrs(transactionId) : attrs
     const authAttrs = auth ? [attr.username(this.creds.username), attr.realm(auth.realm), attr.nonce(auth.nonce)] : []
     const request = encodeMessage(
       { type: messageType(method, 'request'), transactionId, attributes: [...attributes, ...authAttrs] },

@@ -9,7 +9,7 @@
  * ephemeral range, checks them free, and proves that what answers on them is itself (the 401
  * to an unauthenticated Allocate carries this instance's unique realm); otherwise it retries.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createSocket } from 'node:dgram'
 import { readFileSync } from 'node:fs'
@@ -18,6 +18,7 @@ import { createServer, connect as tcpConnect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { COTURN_USER, firewallVars, ownPeerLines } from '../../src/deploy/services/coturn.js'
 import {
   Attr,
   attr,
@@ -47,6 +48,17 @@ export interface CoturnOptions {
   udpOnly?: boolean
   /** Options of the real template to leave out (the caller says why). */
   omit?: string[]
+  /**
+   * The host's own addresses the template allows as peers (default 127.0.0.1 and ::1, this
+   * instance's relayed addresses); [] renders it as for a host whose addresses are not known.
+   */
+  ownAddresses?: string[]
+  /**
+   * Load the template's nftables table (templates/coturn/relay-firewall.nft) for this instance's
+   * relay ports, and run coturn as the turnserver user the table matches, as coturn.service does.
+   * Needs root and nft. The table has a name of its own and is deleted by `stop()`.
+   */
+  firewall?: boolean
 }
 
 export interface Coturn {
@@ -64,6 +76,8 @@ export interface Coturn {
   relayMax: number
   /** What coturn logged so far. */
   log(): string
+  /** With `firewall`: the name of its nftables table (inet family). */
+  firewallTable?: string
   stop(): Promise<void>
 }
 
@@ -97,6 +111,8 @@ export async function startCoturn(opts: CoturnOptions = {}): Promise<Coturn> {
         noAuth: opts.noAuth ?? false,
         udpOnly: opts.udpOnly ?? false,
         omit: opts.omit ?? [],
+        ownAddresses: opts.ownAddresses ?? [HOST, '::1'],
+        firewall: opts.firewall ?? false,
       })
       if ('instance' in started) return started.instance
       failures.push(`ports ${base}..${base + BLOCK - 1}: ${started.reason}`)
@@ -132,6 +148,8 @@ async function makeCertificate(dir: string, name: string): Promise<string> {
 }
 
 interface StartArgs {
+  ownAddresses: string[]
+  firewall: boolean
   noAuth: boolean
   omit: string[]
   udpOnly: boolean
@@ -151,6 +169,12 @@ async function tryStart(a: StartArgs): Promise<{ instance: Coturn } | { reason: 
   const conf = join(a.dir, 'turnserver.conf')
   await writeFile(conf, config({ ...a, port, tlsPort, relayMin, relayMax }), { mode: 0o600 })
   await chmod(conf, 0o600)
+  const firewallTable = a.firewall ? await loadFirewall(a.dir, relayMin, relayMax) : undefined
+  // As the turnserver user, coturn opens its database (userdb, in the directory) after start-up.
+  if (a.firewall) await run('chown', ['-R', `${COTURN_USER}:${COTURN_USER}`, a.dir])
+  const dropFirewall = async () => {
+    if (firewallTable) await run('nft', ['delete', 'table', 'inet', firewallTable]).catch(() => {})
+  }
   const child = spawn('turnserver', ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] })
   let log = ''
   const append = (chunk: Buffer) => {
@@ -158,11 +182,16 @@ async function tryStart(a: StartArgs): Promise<{ instance: Coturn } | { reason: 
   }
   child.stdout?.on('data', append)
   child.stderr?.on('data', append)
-  const killOnExit = () => child.kill('SIGKILL')
+  const killOnExit = () => {
+    child.kill('SIGKILL')
+    // A process that ends without stop() must not leave its table behind.
+    if (firewallTable) spawnSync('nft', ['delete', 'table', 'inet', firewallTable])
+  }
   process.once('exit', killOnExit)
   const stop = async () => {
     process.off('exit', killOnExit)
     await kill(child)
+    await dropFirewall()
   }
   const ready = await waitReady(child, () => log, {
     port,
@@ -188,6 +217,7 @@ async function tryStart(a: StartArgs): Promise<{ instance: Coturn } | { reason: 
       relayMin,
       relayMax,
       log: () => log,
+      ...(firewallTable ? { firewallTable } : {}),
       stop: async () => {
         await stop()
         await rm(a.dir, { recursive: true, force: true })
@@ -206,10 +236,27 @@ function config(c: ConfigArgs): string {
 const OWN_OPTIONS = /^(listening-port|tls-listening-port|min-port|max-port|syslog|simple-log)(=|$)/
 
 /**
+ * The template's nftables table for this instance (src/deploy/services/coturn.ts renders it the
+ * same way), under a name of its own, loaded now. Returns the table's name.
+ */
+async function loadFirewall(dir: string, relayMin: number, relayMax: number): Promise<string> {
+  const table = `chatmail_coturn_test_${process.pid}_${relayMin}`
+  const text = readFileSync(join(TEMPLATES_DIR, 'coturn/relay-firewall.nft'), 'utf8')
+  const vars = firewallVars({ table, user: COTURN_USER, relayMin, relayMax, publicAddresses: [] })
+  const file = join(dir, 'relay-firewall.nft')
+  await writeFile(file, renderTemplate(text, { ...vars, managed_by: 'rendered for a loopback test instance' }))
+  await run('nft', ['-f', file]).catch((err: Error) => {
+    throw new Error(`cannot load the coturn firewall table (needs root and nft): ${err.message}`)
+  })
+  return table
+}
+
+/**
  * The real templates/coturn/turnserver.conf, rendered as the deploy renders it, with what a
  * loopback instance needs instead: its own ports and files, loopback listeners and relays (IPv4
- * and IPv6), and loopback peers allowed (the template denies them) so clients can relay to a
- * peer on this machine.
+ * and IPv6), and loopback peers allowed: coturn refuses loopback peers before it reads its
+ * allowed-peer-ip list, and this instance's own addresses (its relayed ones) are loopback ones.
+ * Which addresses are allowed as peers is the template's own logic (ownPeerLines).
  */
 function templateConfig(c: ConfigArgs): string {
   const text = readFileSync(join(TEMPLATES_DIR, 'coturn/turnserver.conf'), 'utf8')
@@ -221,8 +268,11 @@ function templateConfig(c: ConfigArgs): string {
     turn_secret: c.secret,
     tls_cert: join(c.dir, 'cert.pem'),
     tls_key: join(c.dir, 'key.pem'),
+    relay_min_port: c.relayMin,
+    relay_max_port: c.relayMax,
+    firewall_file: join(c.dir, 'relay-firewall.nft'),
     external_ip_line: '# external-ip: none on loopback',
-    own_address_lines: '# own address: loopback',
+    own_address_lines: ownPeerLines(c.ownAddresses),
   })
   const kept = rendered
     .split('\n')
@@ -238,8 +288,8 @@ function templateConfig(c: ConfigArgs): string {
     `min-port=${c.relayMin}`,
     `max-port=${c.relayMax}`,
     'allow-loopback-peers',
-    `allowed-peer-ip=${HOST}`,
-    'allowed-peer-ip=::1',
+    // As coturn.service runs it: the firewall table matches the turnserver user's sockets.
+    ...(c.firewall ? [`proc-user=${COTURN_USER}`, `proc-group=${COTURN_USER}`] : []),
     ...(c.udpOnly ? ['no-tcp', 'no-tls'] : []),
     'no-dtls',
     'relay-threads=2',

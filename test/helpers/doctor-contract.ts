@@ -19,6 +19,7 @@ export const CHECK_IDS = [
   'turn.allocate.tls',
   'turn.rejects-bad-credentials',
   'turn.rejects-expired-credentials',
+  'turn.relay',
   'relay.ping',
   'relay.generate204',
   'relay.upgrade',

@@ -137,7 +137,7 @@ describe('the whole doctor against a healthy loopback server', () => {
     const cases = [...xml.matchAll(/<testcase classname="([^"]*)" name="([^"]*)"/g)].map((m) => [m[1], m[2]])
     expect(cases.map((c) => c[1])).toEqual(CHECK_IDS)
     expect(cases.map((c) => c[0])).toEqual(r.report.checks.map((c) => c.group))
-    expect(xml).toMatch(/<testsuites name="chatmail doctor" tests="29" failures="0" errors="0" skipped="10"/)
+    expect(xml).toMatch(/<testsuites name="chatmail doctor" tests="30" failures="0" errors="0" skipped="10"/)
     expect(xml).not.toContain('<failure')
   })
 
@@ -184,7 +184,7 @@ describe('TURN faults through the whole doctor', () => {
       expect(check(r, 'metadata.turn').detail).toContain(`127.0.0.1:${stopped.port}`)
       // UDP is what Delta Chat uses, and /turns advertises TLS: both fail. Without a config saying
       // we deployed TCP, a closed TCP port means "not offered".
-      for (const id of ['turn.allocate.udp', 'turn.allocate.tls']) expectFail(r, id, /coturn/)
+      for (const id of ['turn.allocate.udp', 'turn.allocate.tls', 'turn.relay']) expectFail(r, id, /coturn/)
       expect(check(r, 'turn.allocate.tcp')).toMatchObject({
         status: 'skip',
         detail: expect.stringContaining('nothing listens on TCP'),
@@ -205,7 +205,7 @@ describe('TURN faults through the whole doctor', () => {
       await withTurnAt(other, async () => {
         const r = await cli([...server({ ca: otherCa }), '--timeout', '3'])
         expect(r.code).toBe(1)
-        for (const id of TURN_ALLOCATE) {
+        for (const id of [...TURN_ALLOCATE, 'turn.relay']) {
           expectFail(r, id, /static-auth-secret/, /401|Unauthorized|refused/i)
         }
         // The metadata service signs with S and we were told S: the signature itself is right.

@@ -5,13 +5,20 @@
 import { isIP } from 'node:net'
 import { METADATA_KEYS, type TurnMetadata } from '../../protocols/metadata-values.js'
 import { mintTurnCredential, type TurnCredential, verifyTurnCredential } from '../../protocols/turn-rest.js'
-import { type AllocateResult, allocate, TurnError, type TurnTransport } from '../../turn/client.js'
+import {
+  type AllocateOptions,
+  type AllocateResult,
+  allocate,
+  TurnError,
+  type TurnTransport,
+} from '../../turn/client.js'
 import { type CheckContext, type CheckDef, type CheckOutcome, fail, ok, skip, warn } from '../model.js'
 import { turnsFromTurn } from '../overrides.js'
 import { describeUnreachable, type Reachability, tcpReachable } from '../reachability.js'
 import { judgeTurnValue, sameEndpoint } from './metadata.js'
 
-const NO_CREDENTIALS = 'discovery found no TURN credentials (metadata.turn), so there is nothing to allocate with'
+export const NO_CREDENTIALS =
+  'discovery found no TURN credentials (metadata.turn), so there is nothing to allocate with'
 
 const SECRET_MISMATCH =
   "the server's static-auth-secret differs from the secret that minted the credentials (chatmail-metadata config / turn.secret): make them the same and restart coturn"
@@ -34,7 +41,7 @@ function advertisedTurns(ctx: CheckContext, turn: TurnMetadata): TurnMetadata | 
 }
 
 /** Where and with what to allocate for a transport, or undefined without credentials. */
-function target(ctx: CheckContext, transport: TurnTransport): TurnMetadata | undefined {
+export function target(ctx: CheckContext, transport: TurnTransport): TurnMetadata | undefined {
   const turn = ctx.findings.turn
   if (!turn) return undefined
   if (transport !== 'tls') return turn
@@ -44,7 +51,35 @@ function target(ctx: CheckContext, transport: TurnTransport): TurnMetadata | und
 }
 
 /** Slightly under the check's own timeout, so the report says what did not answer. */
-const allocationTimeout = (ctx: CheckContext) => Math.max(ctx.timeoutMs - 250, Math.ceil(ctx.timeoutMs * 0.9))
+export const allocationTimeout = (ctx: CheckContext) => Math.max(ctx.timeoutMs - 250, Math.ceil(ctx.timeoutMs * 0.9))
+
+/** What an allocation for this check needs: the target, credentials, deadline and TLS settings. */
+export function allocateOptions(
+  ctx: CheckContext,
+  t: TurnMetadata,
+  transport: TurnTransport,
+  password = t.password,
+): AllocateOptions {
+  return {
+    host: t.host,
+    port: t.port,
+    transport,
+    username: t.username,
+    password,
+    // A little under the check's own timeout, so the report says what did not answer.
+    timeoutMs: allocationTimeout(ctx),
+    signal: ctx.signal,
+    ...(transport === 'tls'
+      ? {
+          tls: {
+            ...(ctx.options.ca ? { ca: ctx.options.ca } : {}),
+            rejectUnauthorized: !ctx.options.insecure,
+            ...(isIP(t.host) ? {} : { servername: t.host }),
+          },
+        }
+      : {}),
+  }
+}
 
 async function tryAllocate(
   ctx: CheckContext,
@@ -63,25 +98,7 @@ async function tryAllocate(
         if (!(err instanceof TurnError && (err.kind === 'unreachable' || err.kind === 'refused'))) throw err
       }
     }
-    return await allocate({
-      host: t.host,
-      port: t.port,
-      transport,
-      username: t.username,
-      password,
-      // A little under the check's own timeout, so the report says what did not answer.
-      timeoutMs,
-      signal: ctx.signal,
-      ...(transport === 'tls'
-        ? {
-            tls: {
-              ...(ctx.options.ca ? { ca: ctx.options.ca } : {}),
-              rejectUnauthorized: !ctx.options.insecure,
-              ...(isIP(t.host) ? {} : { servername: t.host }),
-            },
-          }
-        : {}),
-    })
+    return await allocate(allocateOptions(ctx, t, transport, password))
   } catch (err) {
     if (err instanceof TurnError) return err
     throw err
