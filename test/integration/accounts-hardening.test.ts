@@ -252,15 +252,24 @@ describe('the expiry deletes one mailbox, never a directory above it', () => {
     // home is the mail root itself, and `.`, the domain's directory; both long inactive.
     writeFileSync(
       join(dataDir, 'accounts'),
-      `..@${DOMAIN}\t{PBKDF2}x\t${old}\n.@${DOMAIN}\t{PBKDF2}x\t${old}\nalice0001@${DOMAIN}\t{PBKDF2}x\t${old}\n`,
+      `..@${DOMAIN}\t{PBKDF2}x\t${old}\n.@${DOMAIN}\t{PBKDF2}x\t${old}\nalice0001@${DOMAIN}\t{PBKDF2}x\t${old}\n` +
+        // Made by a wrong password for an operator's account before such addresses were refused:
+        // the mailbox is the operator's.
+        `shadowed1@${DOMAIN}\t{PBKDF2}x\t${old}\n`,
       { mode: 0o600 },
     )
-    for (const local of ['alice0001', 'bob000001']) makeMailbox(join(mailRoot, DOMAIN, local))
+    writeFileSync(join(dataDir, 'users'), `shadowed1@${DOMAIN}:{PLAIN}operator-pass::\n`)
+    for (const local of ['alice0001', 'bob000001', 'shadowed1']) makeMailbox(join(mailRoot, DOMAIN, local))
     svc = await startAccountsService({
       domain: DOMAIN,
       mailRoot,
       dataDir,
-      extra: { username_min_length: '1', delete_inactive_after: '90d', delete_mails_after: '365d' },
+      extra: {
+        username_min_length: '1',
+        delete_inactive_after: '90d',
+        delete_mails_after: '365d',
+        passwd_files: join(dataDir, 'users'),
+      },
     })
   }, 60_000)
 
@@ -269,9 +278,11 @@ describe('the expiry deletes one mailbox, never a directory above it', () => {
     for (const d of [dataDir, mailRoot]) if (d) rmSync(d, { recursive: true, force: true })
   })
 
-  it('an inactive `..` or `.` account takes no other mailbox with it', async () => {
+  it('an inactive `..` or `.` account takes no other mailbox with it, nor one of another passdb', async () => {
     await expireCommand(svc.configPath)
     expect(existsSync(join(mailRoot, DOMAIN, 'bob000001', 'cur'))).toBe(true)
+    // Another passdb's mailbox, whatever this service's file said.
+    expect(existsSync(join(mailRoot, DOMAIN, 'shadowed1', 'cur'))).toBe(true)
     // alice0001 was inactive too: its own mailbox, and only it, is gone.
     expect(existsSync(join(mailRoot, DOMAIN, 'alice0001'))).toBe(false)
     expect(existsSync(join(mailRoot, DOMAIN))).toBe(true)

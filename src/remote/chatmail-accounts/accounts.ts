@@ -240,7 +240,15 @@ export class Accounts {
       const parsed = canonical(address, this.policy.rules.domain)
       // Another domain (the config changed): no mailbox of it here.
       if (parsed === undefined) foreign.push(address)
-      else expired.push({ address, home: mailHome(this.policy.mailRoot, parsed, this.policy.rules.domain) })
+      else {
+        // The mailbox of another passdb's address is that account's (an account of ours by the
+        // same name was a mistake: made before such addresses were refused): never deleted here.
+        // Not known now: it stays on the list for the next run.
+        const owner = this.deps.owners.owner(parsed.address)
+        if (owner === 'theirs') foreign.push(address)
+        else if (owner === 'ours')
+          expired.push({ address, home: mailHome(this.policy.mailRoot, parsed, this.policy.rules.domain) })
+      }
     }
     store.forgetExpired(foreign)
     return expired
