@@ -45,6 +45,6 @@ export function parseOpendkimProbe(stdout: string, domain: string): OpendkimProb
       ?.replace(/^opendkim-testkey: /, '') ?? 'no output'
   return {
     status: 'fail',
-    detail: `the host's opendkim cannot look up ${record} (${last}): its own lookups (libunbound, /etc/opendkim/resolver.conf) fail, so it refuses all arriving mail; see README "How opendkim finds the keys"`,
+    detail: `the host's opendkim cannot look up ${record} (${last}): its own lookups (libunbound, /etc/opendkim/resolver.conf) fail, so it refuses all arriving mail; see docs/guides/dkim-and-mta-sts.md, "How opendkim finds the keys"`,
   }
 }

@@ -7,7 +7,7 @@
  * multipart/encrypted with exactly two parts, an application/pgp-encrypted part saying
  * "Version: 1" and an application/octet-stream part holding one ASCII-armored PGP MESSAGE whose
  * packets are session keys followed by one encrypted-data packet (openpgp.ts). The exceptions are
- * listed with `Kind` below and in the README.
+ * listed with `Kind` below and in docs/guides/encryption-only-mail.md.
  */
 import { BodyCheck } from './body.js'
 import { headerAddress, parseContentType, parseEncoding, unfold } from './headers.js'
