@@ -12,16 +12,22 @@ import { qrTerminal, signupLink } from '../src/signup/links.js'
 import { serveStandInMirror } from '../test/helpers/standin-tarball.js'
 import { DEBIAN_SUITES, debianSuite, parseEnvOutput } from '../test/helpers/testhost.js'
 
-const name = process.env.TESTHOST_NAME ?? 'chatmail-demo'
-const index = process.env.TESTHOST_INDEX ?? '9'
 const release = process.env.DEMO_DEBIAN ?? '13'
 const suite = debianSuite(release)
 if (suite === undefined) {
   process.stderr.write(`demo: DEMO_DEBIAN=${release} is not supported; use 12 or 13\n`)
   process.exit(2)
 }
+// One host per release, each with its own name, address and config folder: a Debian 12 demo never
+// reuses a running Debian 13 one (and says "Debian 12" about it).
+const own =
+  suite === 'bookworm'
+    ? { name: 'chatmail-demo-12', index: '10', dir: '.demo-12' }
+    : { name: 'chatmail-demo', index: '9', dir: '.demo' }
+const name = process.env.TESTHOST_NAME ?? own.name
+const index = process.env.TESTHOST_INDEX ?? own.index
 const env = { ...process.env, TESTHOST_NAME: name, TESTHOST_INDEX: index, TESTHOST_SUITE: suite }
-const dir = resolve(process.env.DEMO_DIR ?? '.demo')
+const dir = resolve(process.env.DEMO_DIR ?? own.dir)
 const bin = resolve('bin/run.js')
 const say = (m: string) => process.stderr.write(`demo: ${m}\n`)
 
