@@ -22,6 +22,7 @@ import {
   openSync,
   readFileSync,
   renameSync,
+  statSync,
   writeSync,
 } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -117,16 +118,7 @@ function syncDirectory(dir: string): void {
 
 /** Where a damaged server-data file is kept: beside it, named by its modification time (one copy per version). */
 function damagedCopy(path: string): string {
-  return `${path}.damaged-${Math.floor(fstatMtime(path) / 1000)}`
-}
-
-function fstatMtime(path: string): number {
-  const fd = openSync(path, 'r')
-  try {
-    return fstatSync(fd).mtimeMs
-  } finally {
-    closeSync(fd)
-  }
+  return `${path}.damaged-${Math.floor(statSync(path).mtimeMs / 1000)}`
 }
 
 /**
