@@ -66,6 +66,19 @@ export function e2eSuites(value = process.env.CHATMAIL_E2E_DEBIAN ?? '12,13'): D
   })
 }
 
+/**
+ * Why an e2e suite for one Debian release does not run here (no test host, or the release left out
+ * of CHATMAIL_E2E_DEBIAN), or undefined when it runs. Suites that cover both releases live in a
+ * `*.suite.ts` module with one `*-12.test.ts` and one `*-13.test.ts` file calling it, so the two
+ * releases run side by side on separate vitest workers.
+ */
+export function releaseSkipReason(suite: DebianSuite): string | undefined {
+  return (
+    testHostSkipReason() ??
+    (e2eSuites().includes(suite) ? undefined : `CHATMAIL_E2E_DEBIAN leaves out Debian ${DEBIAN_SUITES[suite]}`)
+  )
+}
+
 const hasCommand = (cmd: string) =>
   ['/usr/bin', '/usr/sbin', '/bin', '/sbin', '/usr/local/bin'].some((d) => existsSync(`${d}/${cmd}`))
 
