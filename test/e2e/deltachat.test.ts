@@ -84,7 +84,7 @@ describe.skipIf(skip)(`a real Delta Chat core against a deployed server${skip ? 
   }
 
   beforeAll(async () => {
-    // The deploy's own doctor is deploy.test.ts's subject; this file checks the server with a real core.
+    // The deploy's own doctor is deploy.suite.ts's subject; this file checks the server with a real core.
     d = await startDeployedHost({ ...HOST, deployArgs: ['--no-doctor'] })
     fence = await createFence({ ...FENCE, hosts: [{ ip: d.host.host, names: [d.host.domain] }] })
     core = await startCore(fence)
@@ -223,7 +223,7 @@ describe.skipIf(skip)(`a real Delta Chat core against a deployed server${skip ? 
       `core configure from dclogin: ${Math.round(ua.configureMs)} ms, ${Math.round(ub.configureMs)} ms\n`,
     )
     expect(ua.addr).not.toBe(ub.addr)
-    // core 2.62 keeps is_chatmail internal (no config key); XCHATMAIL is asserted in signup.test.ts.
+    // core 2.62 keeps is_chatmail internal (no config key); XCHATMAIL is asserted in signup.suite.ts.
     await core.rpc.startIo(a)
     await core.rpc.startIo(b)
 

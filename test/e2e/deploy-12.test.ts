@@ -1,0 +1,4 @@
+// deploy host on Debian 12: the suite is test/e2e/deploy.suite.ts (one file per release, so the two run side by side).
+import { deploySuite } from './deploy.suite.js'
+
+deploySuite('bookworm')
