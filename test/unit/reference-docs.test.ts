@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { describe, expect, test } from 'vitest'
+import { configJsonSchema, SCHEMA_FILE } from '../../scripts/config-schema.js'
 import { ConfigSchema } from '../../src/config/schema.js'
 import { loadChecks } from '../../src/doctor/registry.js'
 
@@ -73,4 +74,10 @@ describe('reference pages match the code', () => {
       'cli.md has no section for these commands',
     ).toEqual([])
   })
+})
+
+test('docs/reference/chatmail.schema.json is the JSON Schema of the config schema (npm run docs:schema)', () => {
+  const committed = doc(SCHEMA_FILE)
+  expect(JSON.parse(committed).properties.turn.properties.port.maximum).toBe(65535)
+  expect(committed, 'stale: run npm run docs:schema').toBe(configJsonSchema())
 })
