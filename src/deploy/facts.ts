@@ -141,21 +141,26 @@ export function resourceFactsScript(resources: Resource[]): string {
   return `${lines.join('\n')}\n`
 }
 
-/** `ss -Hlntup` line → listener; e.g. `tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=1,fd=3))`. */
-export function parseListener(line: string): Listener | undefined {
-  const fields = line.trim().split(/\s+/)
-  const proto = fields[0]
-  const local = fields[4]
+/**
+ * A `listen` record (`PROTO`, `ADDRESS:PORT` as ss prints it, the socket's inode) → listener,
+ * without its processes yet (`holder` records add them by inode); e.g. `tcp`, `[::]:3478`.
+ */
+export function parseListener(proto: string, local: string): Listener | undefined {
   if ((proto !== 'tcp' && proto !== 'udp') || !local) return undefined
   const idx = local.lastIndexOf(':')
   const port = Number(local.slice(idx + 1))
-  if (!Number.isInteger(port)) return undefined
+  if (idx < 0 || !Number.isInteger(port) || port < 0 || port > 65535) return undefined
   const address = local
     .slice(0, idx)
     .replace(/^\[|\]$/g, '')
     .replace(/%.*$/, '')
-  const processes = [...line.matchAll(/\("([^"]+)",pid=/g)].map((m) => m[1]!)
-  return { proto, address, port, processes: [...new Set(processes)] }
+  return { proto, address, port, processes: [] }
+}
+
+/** A process name as the script sends it: /proc/PID/comm in hex (so no name can start a record), without its newline. */
+export function processName(hex: string): string | undefined {
+  if (!/^(?:[0-9a-f]{2})+$/.test(hex)) return undefined
+  return Buffer.from(hex, 'hex').toString('utf8').replace(/\n$/, '')
 }
 
 /** Facts of a host about which nothing is known yet (the base that parseFacts fills). */
@@ -178,6 +183,7 @@ export function emptyFacts(): Facts {
 
 export function parseFacts(output: string): Facts {
   const facts = emptyFacts()
+  const byInode = new Map<string, Listener>()
   let ended = false
   for (const line of output.split('\n')) {
     if (line === '') continue
@@ -199,8 +205,17 @@ export function parseFacts(output: string): Facts {
         if (f[0]) facts.addresses.push(f[0])
         break
       case 'listen': {
-        const l = parseListener(f.join('\t'))
-        if (l) facts.listeners.push(l)
+        const l = parseListener(f[0] ?? '', f[1] ?? '')
+        if (l) {
+          facts.listeners.push(l)
+          if (f[2] && f[2] !== '0') byInode.set(f[2], l)
+        }
+        break
+      }
+      case 'holder': {
+        const l = byInode.get(f[0] ?? '')
+        const name = processName(f[1] ?? '')
+        if (l && name !== undefined && !l.processes.includes(name)) l.processes.push(name)
         break
       }
       case 'file': {

@@ -1,25 +1,67 @@
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
 import { factsScript, normalizeMode, parseFacts, parseListener } from '../../src/deploy/facts.js'
 import { binary, directory, file, pkg, service, user } from '../../src/deploy/resources.js'
+import { hostShell } from '../../src/lib/host-shell.js'
 
 describe('facts', () => {
-  test('parses ss -Hlntup lines', () => {
-    expect(
-      parseListener('tcp   LISTEN 0      128          0.0.0.0:22        0.0.0.0:*    users:(("sshd",pid=101,fd=3))'),
-    ).toEqual({ proto: 'tcp', address: '0.0.0.0', port: 22, processes: ['sshd'] })
-    expect(
-      parseListener(
-        'udp   UNCONN 0      0   [::]:3478   [::]:*    users:(("turnserver",pid=9,fd=5),("turnserver",pid=9,fd=6))',
-      ),
-    ).toEqual({ proto: 'udp', address: '::', port: 3478, processes: ['turnserver'] })
-    expect(parseListener('tcp LISTEN 0 100 127.0.0.1%lo:25 0.0.0.0:* users:(("master",pid=1,fd=13))')?.address).toBe(
-      '127.0.0.1',
+  test('parses listen records (ss -Htuln -e) and their holders (names in hex)', () => {
+    expect(parseListener('tcp', '0.0.0.0:22')).toEqual({ proto: 'tcp', address: '0.0.0.0', port: 22, processes: [] })
+    expect(parseListener('udp', '[::]:3478')).toMatchObject({ proto: 'udp', address: '::', port: 3478 })
+    expect(parseListener('tcp', '127.0.0.1%lo:25')?.address).toBe('127.0.0.1')
+    expect(parseListener('garbage', '1:2')).toBeUndefined()
+    expect(parseListener('tcp', 'no-port')).toBeUndefined()
+    const hex = (s: string) => Buffer.from(s).toString('hex')
+    const f = parseFacts(
+      [
+        'uid\t0',
+        'listen\tudp\t[::]:3478\t77',
+        'listen\ttcp\t0.0.0.0:443\t0',
+        `holder\t77\t${hex('turnserver\n')}`,
+        `holder\t77\t${hex('turnserver\n')}`,
+        `holder\t99\t${hex('other\n')}`,
+        'holder\t77\tnot-hex',
+        'end',
+      ].join('\n'),
     )
-    expect(parseListener('garbage')).toBeUndefined()
+    expect(f.listeners).toEqual([
+      { proto: 'udp', address: '::', port: 3478, processes: ['turnserver'] },
+      { proto: 'tcp', address: '0.0.0.0', port: 443, processes: [] },
+    ])
+  })
+
+  // Any user names their processes (/proc/PID/comm: 15 bytes, tabs and newlines allowed); ss -p
+  // printed them raw into the facts, where a name could add a record of its own.
+  test('facts-host.sh on this machine: a listener named like a record forges nothing', async () => {
+    const COMM = 'n\nuid\t4242\nx'
+    const listener = spawn(
+      process.execPath,
+      [
+        '-e',
+        `require('fs').writeFileSync('/proc/self/comm', ${JSON.stringify(COMM)});` +
+          "const s = require('net').createServer().listen(0, '127.0.0.1', () => console.log(s.address().port))",
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    )
+    try {
+      const port = await new Promise<number>((resolve) =>
+        listener.stdout?.once('data', (d) => resolve(Number(String(d)))),
+      )
+      const out = execFileSync('sh', ['-c', `${hostShell('facts-host.sh')}printf 'end\\n'\n`], { maxBuffer: 64 << 20 })
+      const f = parseFacts(out.toString())
+      expect(f.uid).toBe(process.getuid?.())
+      expect(f.listeners.find((l) => l.port === port && l.address === '127.0.0.1')).toEqual({
+        proto: 'tcp',
+        address: '127.0.0.1',
+        port,
+        processes: [COMM],
+      })
+    } finally {
+      listener.kill()
+    }
   })
 
   test('parses every record kind', () => {
@@ -29,7 +71,7 @@ describe('facts', () => {
       'arch\tx86_64',
       'disk\t5242880',
       'addr\t10.213.0.2',
-      'listen\ttcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=1,fd=3))',
+      'listen\ttcp\t0.0.0.0:22\t5',
       `file\t/etc/a.conf\t1\troot\tdovecot\t640\t6\tabc123\t${Buffer.from('hello\n').toString('base64')}`,
       'file\t/etc/secret\t1\troot\troot\t600\t10\tdef456\t',
       'file\t/etc/missing\t0',
