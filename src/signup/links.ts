@@ -15,9 +15,20 @@ export function dcaccountLink(domain: string, token?: string): string {
   return `dcaccount:${signupUrl(domain, token)}`
 }
 
-/** Self-signed servers (IP-only ones always): core's dcaccount: flow cannot accept their certificate. */
-export function needsDclogin(c: Config): boolean {
+/** Whether the server's certificate is self-signed (an IP-only server's always is). */
+export function selfSignedTls(c: Config): boolean {
   return c.tls.mode === 'self-signed' || isIPv4(c.domain)
+}
+
+/**
+ * Whether core's own sign-up (`dcaccount:`, strict certificate checks) cannot reach the server: a
+ * self-signed one, unless its name starts with `_`. For such names core (since 2.46,
+ * src/net/tls/danger.rs) skips the chain check and still checks that the certificate names the
+ * host, as chatmail relays on `_` domains expect: no public CA issues a certificate for a name
+ * that starts with `_`, so a self-signed one is all such a server can have.
+ */
+export function needsDclogin(c: Config): boolean {
+  return isIPv4(c.domain) || (c.tls.mode === 'self-signed' && !c.domain.startsWith('_'))
 }
 
 /**

@@ -3,7 +3,17 @@
  * with its sockets in a temp dir, and the dovecot auth blocks that point a test dovecot at it.
  */
 import { execFile, spawn } from 'node:child_process'
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs'
 import { request } from 'node:http'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -11,7 +21,7 @@ import { join } from 'node:path'
 import { Accounts, type Policy } from '../../src/remote/chatmail-accounts/accounts.js'
 import { LastLogins } from '../../src/remote/chatmail-accounts/lastlogin.js'
 import type { AccountStore } from '../../src/remote/chatmail-accounts/store.js'
-import { buildRemote, logWith } from './dovecot.js'
+import { buildRemote, type Dovecot, logWith, startDovecot, templateServices } from './dovecot.js'
 
 const ROOT = join(import.meta.dirname, '..', '..')
 export const ACCOUNTS_PROGRAM = join(ROOT, 'dist', 'remote', 'chatmail-accounts.js')
@@ -267,4 +277,45 @@ export function saslAuth(
       }
     })
   })
+}
+
+export interface AccountsWithDovecot {
+  svc: AccountsService
+  dovecot: Dovecot
+  dataDir: string
+  mailRoot: string
+  /** dovecot's auth-client socket, where postfix's SASL asks. */
+  authClient: string
+  stop(): Promise<void>
+}
+
+/**
+ * chatmail-accounts as the passdb and userdb of a real dovecot on loopback, whose imap-login and
+ * imap processes run as our template runs them (long-lived, reused); no auth failure delay.
+ */
+export async function startAccountsWithDovecot(domain: string): Promise<AccountsWithDovecot> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'chatmail-accounts-data-'))
+  const mailRoot = mkdtempSync(join(tmpdir(), 'chatmail-accounts-mail-'))
+  let svc: AccountsService | undefined
+  let dovecot: Dovecot | undefined
+  const stop = async () => {
+    await svc?.stop()
+    await dovecot?.stop()
+    rmSync(dataDir, { recursive: true, force: true })
+    rmSync(mailRoot, { recursive: true, force: true })
+  }
+  try {
+    svc = await startAccountsService({ domain, mailRoot, dataDir })
+    dovecot = await startDovecot({
+      auth: dovecotAuthBlocks(svc.dictSocket, svc.dir),
+      extraConfig: `auth_failure_delay = 0\nauth_verbose = yes\n${templateServices()}`,
+    })
+    // The mail user (vmail when we are root) creates the mailboxes below the mail root.
+    const owner = statSync(dovecot.homeRoot)
+    chownSync(mailRoot, owner.uid, owner.gid)
+    return { svc, dovecot, dataDir, mailRoot, authClient: join(dovecot.dir, 'run', 'auth-client'), stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
 }

@@ -27,6 +27,7 @@ import { promisify } from 'node:util'
 import { type DcEvent, type RawClient, StdioDeltaChat, type T } from '@deltachat/jsonrpc-client'
 import { qrSvg } from '../../src/signup/links.js'
 import { type AllocateResult, allocate, TurnError } from '../../src/turn/client.js'
+import { type DeployedHost, type DeployedHostOptions, startDeployedHost } from './deployed-host.js'
 import { testHostSkipReason } from './testhost.js'
 
 const run = promisify(execFile)
@@ -390,7 +391,7 @@ export function hostHttps(
   method: string,
   path: string,
   tls?: StrictTls | { servername: string },
-): Promise<{ status: number; body: string }> {
+): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
   const headers = { 'content-length': 0, ...(tls ? { host: tls.servername } : {}) }
   const check =
     tls && 'ca' in tls
@@ -402,7 +403,7 @@ export function hostHttps(
       res.on('data', (c: Buffer) => {
         body += c.toString()
       })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }))
     })
     req.on('error', reject)
     req.end()
@@ -592,4 +593,36 @@ export async function newAccountRefusal(
     await core.rpc.removeAccount(id)
   }
   throw new Error(`core configured ${addr}: the server created the account`)
+}
+
+/** A deployed test host, a fence that reaches only it (its name resolving), and a core inside. */
+export interface CoreOnHost {
+  d: DeployedHost
+  fence: Fence
+  core: Core
+  /** Closes the core and the fence and stops the host; safe after a partial start. */
+  close(): Promise<void>
+}
+
+/** Deploys a host (startDeployedHost) and starts a fenced core that reaches it by address and name. */
+export async function startCoreOnHost(
+  host: DeployedHostOptions,
+  fence: Omit<FenceOptions, 'hosts'>,
+): Promise<CoreOnHost> {
+  const parts: Partial<CoreOnHost> = {}
+  const close = async () => {
+    await parts.core?.close().catch(() => {})
+    await parts.fence?.close().catch(() => {})
+    await parts.d?.stop()
+  }
+  try {
+    const d = await startDeployedHost(host)
+    parts.d = d
+    parts.fence = await createFence({ ...fence, hosts: [{ ip: d.host.host, names: [d.host.domain] }] })
+    parts.core = await startCore(parts.fence)
+    return { d, fence: parts.fence, core: parts.core, close }
+  } catch (err) {
+    await close()
+    throw err
+  }
 }

@@ -5,20 +5,18 @@
  */
 
 import { execFile } from 'node:child_process'
-import { chownSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { qrSvg } from '../../src/signup/links.js'
 import {
   ACCOUNTS_PROGRAM,
   type AccountsService,
-  dovecotAuthBlocks,
+  type AccountsWithDovecot,
   postNew as postNewAt,
   saslAuth as saslAuthAt,
-  startAccountsService,
+  startAccountsWithDovecot,
 } from '../helpers/accounts.js'
-import { type Dovecot, logWith, startDovecot, templateServices } from '../helpers/dovecot.js'
+import { type Dovecot, logWith } from '../helpers/dovecot.js'
 import { imapLogin, imapsClient } from '../helpers/imap-login.js'
 
 const DOMAIN = 'chat.example.org'
@@ -36,30 +34,18 @@ function invite(configPath: string, uses: number): Promise<Record<string, string
 }
 
 describe('chatmail-accounts with dovecot', () => {
+  let stack: AccountsWithDovecot
   let svc: AccountsService
   let dovecot: Dovecot
   let dataDir: string
-  let mailRoot: string
 
   beforeAll(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'chatmail-accounts-data-'))
-    mailRoot = mkdtempSync(join(tmpdir(), 'chatmail-accounts-mail-'))
-    svc = await startAccountsService({ domain: DOMAIN, mailRoot, dataDir })
-    dovecot = await startDovecot({
-      auth: dovecotAuthBlocks(svc.dictSocket, svc.dir),
-      // imap-login and imap processes as our template runs them (long-lived, reused).
-      extraConfig: `auth_failure_delay = 0\nauth_verbose = yes\n${templateServices()}`,
-    })
-    // The mail user (vmail when we are root) creates the mailboxes below the mail root.
-    const owner = statSync(dovecot.homeRoot)
-    chownSync(mailRoot, owner.uid, owner.gid)
+    stack = await startAccountsWithDovecot(DOMAIN)
+    ;({ svc, dovecot, dataDir } = stack)
   }, 60_000)
 
   afterAll(async () => {
-    await svc?.stop()
-    await dovecot?.stop()
-    rmSync(dataDir, { recursive: true, force: true })
-    rmSync(mailRoot, { recursive: true, force: true })
+    await stack?.stop()
   })
 
   it('creates an account on the first login, then accepts only its password', async () => {
@@ -237,7 +223,7 @@ describe('chatmail-accounts with dovecot', () => {
 
   it("postfix's SASL (service smtp): a refused first login fails, never an OK with nologin (postfix ignores it)", async () => {
     const saslAuth = (user: string, password: string, service: string) =>
-      saslAuthAt(join(dovecot.dir, 'run', 'auth-client'), user, password, service)
+      saslAuthAt(stack.authClient, user, password, service)
     // Breaks the rules (local part too short), and a wrong password for an existing account.
     expect(await saslAuth(`short@${DOMAIN}`, 'any-password-at-all', 'smtp')).toMatch(/^FAIL\t1/)
     expect(await saslAuth(`abcdefghi@${DOMAIN}`, 'password-2', 'smtp')).toMatch(/^FAIL\t1/)

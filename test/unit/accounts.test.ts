@@ -270,6 +270,20 @@ describe('accounts file and config', () => {
       expect(r.errors.join('\n')).toMatch(/username_min_length 10 is above username_max_length 9/)
     }
   })
+
+  it('the domain: a name (a `_` first label too: a self-signed server), an IPv4 address, nothing else', () => {
+    const base =
+      'data_dir = /d\nmail_root = /m\ndict_socket = /s1\nsocketmap_socket = /s2\nhttp_socket = /s3\ncontrol_socket = /s4\n'
+    const domainError = (domain: string) => {
+      const r = parseConfig(`domain = ${domain}\n${base}`)
+      return r.ok ? undefined : r.errors.find((e) => e.startsWith('domain '))
+    }
+    for (const ok of ['chat.example.org', '_chat.example.org', '203.0.113.5'])
+      expect(domainError(ok), ok).toBeUndefined()
+    for (const bad of ['chat_x.example.org', '_', 'a/b.org', 'x..org', '-x.org']) {
+      expect(domainError(bad), bad).toMatch(/is not a domain name or IPv4 address/)
+    }
+  })
 })
 
 describe('issue 23: names, case, clients, invites, owners, the expiry guard', () => {

@@ -75,6 +75,26 @@ describe('the dovecot stack', () => {
     expect(fileAt(ip.resources, '/etc/iroh-relay.toml')!.content).toContain('http_bind_addr = "[::]:3340"')
     expect(JSON.stringify(ip.resources)).toContain('subjectAltName=IP:203.0.113.5')
   })
+  it("the sign-up URLs: a browser's GET is sent to dcaccount: where core's own sign-up works; /cgi-bin/newemail.py is /new", async () => {
+    const nginxOf = async (c: Config) => fileAt((await stack(c)).resources, '/etc/nginx/conf.d/chatmail.conf')!.content
+    const redirect = (d: string) => `return 301 dcaccount:https://${d}/new$is_args$args;`
+    const locations = (conf: string) => conf.split(/^ {4}location /m)
+    for (const domain of ['chat.example.org', '_chat.example.org']) {
+      const conf = await nginxOf(config(domain))
+      for (const path of ['= /new {', '= /cgi-bin/newemail.py {']) {
+        const block = locations(conf).find((l) => l.startsWith(path))
+        expect(block, path).toContain('if ($request_method = GET) {')
+        expect(block, path).toContain(redirect(domain))
+      }
+      expect(conf).toContain('proxy_pass http://unix:/run/chatmail-accounts/www-data/http.socket:/new;')
+    }
+    // Self-signed on a name without `_`, and IP-only: core's strict sign-up cannot reach them; no redirect.
+    for (const c of [config('chat.example.org', { tlsMode: 'self-signed' }), config('203.0.113.5')]) {
+      const conf = await nginxOf(c)
+      expect(conf).not.toContain('dcaccount:')
+      expect(conf).toContain('location = /cgi-bin/newemail.py {')
+    }
+  })
   it('nginx logs no query strings nor referers: invite tokens (/?i=, /new?i=) and addresses stay out of its access log', async () => {
     const nginx = fileAt(
       (await stack(config('chat.example.org'))).resources,

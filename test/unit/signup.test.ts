@@ -44,6 +44,16 @@ describe('sign-up page', () => {
     expect(html).not.toContain('dcaccount:')
   })
 
+  it("a self-signed server on a `_` domain shows the dcaccount: QR code (core's strict checks accept it by the name)", async () => {
+    const html = await signupPage(config('_chat.example.org', {}, 'self-signed'))
+    expect(html).toContain('href="dcaccount:https://_chat.example.org/new"')
+    expect(html).toMatch(/<svg[^>]*>/)
+    expect(html).not.toContain('<script')
+    expect(signupLink(config('_chat.example.org', {}, 'self-signed'), 'tok')).toBe(
+      'dcaccount:https://_chat.example.org/new?i=tok',
+    )
+  })
+
   it('says so when registration is closed or by invitation', async () => {
     expect(await signupPage(config('chat.example.org', { registration: 'closed' }))).toContain(
       'does not take new accounts',

@@ -3,7 +3,7 @@ import { LARGE_MESSAGE_BYTES } from '../../config/schema.js'
 import { addressDomain } from '../../protocols/address.js'
 import { formatDuration } from '../../protocols/duration.js'
 import { ACCOUNTS, DOCTOR_PASSDB, DOVECOT_USERS, PATHS } from '../../server/paths.js'
-import { needsDclogin } from '../../signup/links.js'
+import { selfSignedTls } from '../../signup/links.js'
 import { directory, service, user } from '../resources.js'
 import type { ServiceModule } from '../service.js'
 import { doctorAddress, MANAGED_BY, remoteProgram, render } from './common.js'
@@ -45,7 +45,7 @@ export const chatmailAccounts: ServiceModule = {
         max_creations_per_client: a.maxCreationsPerClient,
         creation_window: formatDuration(a.creationWindowSeconds),
         pbkdf2_rounds: a.passwordHashRounds,
-        self_signed: needsDclogin(c) ? 'yes' : 'no',
+        self_signed: selfSignedTls(c) ? 'yes' : 'no',
         lastlogin_socket: ACCOUNTS.lastloginSocket,
         ...expiryVars,
         expire_exempt: expireExempt,

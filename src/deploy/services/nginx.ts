@@ -4,9 +4,11 @@
  * and the MTA-STS policy on mta-sts.DOMAIN.
  */
 
+import type { Config } from '../../config/schema.js'
 import { certificateNamesFor, mtaStsEnabled, mtaStsHost, mtaStsPolicy } from '../../server/federation.js'
 import { ACCOUNTS, PATHS } from '../../server/paths.js'
-import { templateLines } from '../../server/template.js'
+import { type TemplateLines, templateLines } from '../../server/template.js'
+import { dcaccountLink, needsDclogin } from '../../signup/links.js'
 import { signupPage } from '../../signup/page.js'
 import { type DirectoryResource, directory, type FileResource, file, pkg, service } from '../resources.js'
 import { portClaims, type ServiceModule, type StackContext } from '../service.js'
@@ -41,6 +43,20 @@ async function mtaSts(
 
 import { certificateChanges } from './tls.js'
 
+/**
+ * A browser's GET of the sign-up URL, as chatmail relays answer it where Delta Chat's own sign-up
+ * works: a redirect to `dcaccount:https://DOMAIN/new` (the invite token kept), which opens the
+ * app, which POSTs. Elsewhere (self-signed, IP-only) the GET gets chatmail-accounts' 405.
+ */
+function browserSignup(c: Config): TemplateLines | string {
+  if (needsDclogin(c)) return ''
+  return templateLines(
+    '        if ($request_method = GET) {',
+    `            return 301 ${dcaccountLink(c.domain)}$is_args$args;`,
+    '        }',
+  )
+}
+
 export const nginx: ServiceModule = {
   name: 'nginx',
   async build(ctx) {
@@ -53,6 +69,7 @@ export const nginx: ServiceModule = {
       iroh_port: c.iroh.port,
       acme_webroot: PATHS.acmeWebroot,
       accounts_http_socket: ACCOUNTS.httpSocket,
+      browser_signup: browserSignup(c),
     })
     const index = file('/var/www/chatmail/index.html', await signupPage(c, ctx.templatesDir), { mode: '0644' })
     const script = await render(ctx, '/var/www/chatmail/signup.js', 'nginx/signup.js', {}, { mode: '0644' })

@@ -1,6 +1,8 @@
 /**
  * chatmail-accounts' config file (templates/chatmail-accounts.conf documents every key). Pure.
  */
+
+import { checkDomain } from '../../config/domain.js'
 import { formatDuration, parseDuration } from '../../protocols/duration.js'
 import { parseCount, parseFlag, parsePath, parseSize, readKeyValues } from '../lib/kv-config.js'
 import type { Policy, Registration } from './accounts.js'
@@ -108,7 +110,9 @@ export function parseConfig(text: string): ConfigResult {
   const errors: string[] = []
   const v = readKeyValues(text, KNOWN_KEYS, errors)
   const domain = (v.get('domain') ?? '').toLowerCase()
-  if (!/^[a-z0-9.-]+$/.test(domain)) errors.push(`domain "${domain}" is not a domain name or IPv4 address`)
+  // What `chatmail init` accepts, a `_` first label (a self-signed server, as on chatmail relays) too.
+  const checked = checkDomain(domain)
+  if (!checked.ok || checked.domain !== domain) errors.push(`domain "${domain}" is not a domain name or IPv4 address`)
   const registration = (v.get('registration') ?? 'open') as Registration
   if (!REGISTRATIONS.includes(registration)) {
     errors.push(`registration "${registration}" is not one of ${REGISTRATIONS.join(', ')}`)
