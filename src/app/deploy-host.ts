@@ -136,25 +136,22 @@ export async function deployHost(o: DeployHostOptions): Promise<DeployHostResult
     if (!o.doctor || !applied) return { target, result, ...account }
     progress('running the doctor against the deployed host')
     const ca = await hostCertificate(session, o.loaded)
-    const { doctorOptions, HostProbe, runDoctor } = await import('../doctor/index.js')
+    const { doctorOptions, runDoctor } = await import('../doctor/index.js')
     const c = o.loaded.config
-    const options = doctorOptions(
-      {
-        domain: c.domain,
-        imapHost: target.host,
-        user: doctorAddress(c),
-        password,
-        ca,
-        insecure: false,
-        timeoutMs: o.doctorTimeoutMs ?? 10_000,
-      },
-      c,
+    const doctor = await runDoctor(
+      doctorOptions(
+        {
+          domain: c.domain,
+          imapHost: target.host,
+          user: doctorAddress(c),
+          password,
+          ca,
+          insecure: false,
+          timeoutMs: o.doctorTimeoutMs ?? 10_000,
+        },
+        c,
+      ),
     )
-    // The host checks (units, ports, disks, clock, stale binaries) run over the deploy's own
-    // session: the same connection, one more read-only script.
-    const open = session
-    options.host = new HostProbe(`${target.user}@${target.host}:${target.port}`, async () => open)
-    const doctor = await runDoctor(options)
     return { target, result, doctor, ...account }
   } finally {
     session.close()
