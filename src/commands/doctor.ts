@@ -61,7 +61,7 @@ that must arrive in INBOX (its time in the detail), and a plaintext one that mus
 
 --prometheus FILE writes gauges chatmail_doctor_check{domain,id,group,status} (1 for the
 status a check has, 0 for the others), chatmail_doctor_check_duration_seconds{domain,id,group},
-chatmail_doctor_status{domain,status}, chatmail_doctor_run_duration_seconds and
+chatmail_doctor_checks{domain,status} (how many checks ended so), chatmail_doctor_status{domain,status}, chatmail_doctor_run_duration_seconds and
 chatmail_doctor_last_run_timestamp_seconds; the file is replaced atomically (mode 0644).
 
 Output: a live tree on a terminal, else one line per check, in check order, on stderr; the report
