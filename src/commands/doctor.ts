@@ -7,6 +7,7 @@ import { toJUnit } from '../doctor/report/junit.js'
 import { plainProgress, renderText } from '../doctor/report/plain.js'
 import { parseTlsPorts } from '../doctor/tls-ports.js'
 import { BaseCommand, commonFlags, configFlag, domainArg } from '../lib/base-command.js'
+import { checkSelectionFlags } from '../lib/check-flags.js'
 import { describeWriteError, ExitCode, usageError } from '../lib/errors.js'
 import { colourOn, note } from '../lib/output.js'
 import { prose } from '../lib/prose.js'
@@ -145,18 +146,7 @@ Exit codes:
       description: 'Check this TURN server instead of the advertised one.',
       helpValue: 'HOST:PORT',
     }),
-    only: Flags.string({
-      description: 'Run only these checks or groups (comma list).',
-      helpValue: 'IDS',
-      multiple: true,
-    }),
-    skip: Flags.string({ description: 'Skip these checks or groups (comma list).', helpValue: 'IDS', multiple: true }),
-    timeout: Flags.string({
-      char: 't',
-      description: 'Timeout of each check, in seconds.',
-      default: '5',
-      helpValue: 'SECONDS',
-    }),
+    ...checkSelectionFlags,
     junit: Flags.string({ description: 'Also write a JUnit XML report to FILE.', helpValue: 'FILE' }),
     prometheus: Flags.string({
       description:
