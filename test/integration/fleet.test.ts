@@ -1,9 +1,10 @@
 /**
  * `chatmail fleet doctor` (issue 30, item 4), the built CLI over an inventory directory on
  * loopback: a healthy dovecot, a server whose IMAP port is closed, and a file that does not load.
- * The others finish, the summary names the broken ones, the exit code is 1. (`fleet deploy` runs
- * the same pool with deploy host's task; against test hosts: test/e2e/monitoring.test.ts.)
+ * The others finish, the summary names the broken ones, the exit code is 1. `fleet deploy` runs
+ * the same pool with deploy host's task; here as far as an SSH connection that is refused.
  */
+import { execFileSync } from 'node:child_process'
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -76,6 +77,28 @@ describe('chatmail fleet doctor', () => {
     ])
     expect(out.servers[0]?.result?.checks).toEqual([expect.objectContaining({ id: 'imap.tls', status: 'ok' })])
     expect(r.stderr).toBe('')
+  })
+
+  it("fleet deploy asks nothing: without --yes or --dry-run exit 2; an SSH refusal is that server's row", async () => {
+    const noYes = await runCli(['fleet', 'deploy'], { cwd: dir })
+    expect(noYes.code).toBe(2)
+    expect(noYes.stderr).toMatch(/--yes/)
+    await mkdir(join(dir, 'deploy'))
+    const port = await closedPort()
+    for (const n of ['x', 'y']) {
+      const text = `${server(`10.0.0.${n === 'x' ? 1 : 2}`, 993)}[deploy]\ndestination = "root@127.0.0.1:${port}"\n`
+      await writeFile(join(dir, 'deploy', `${n}.toml`), text, { mode: 0o600 })
+    }
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'key')])
+    const r = await runCli(
+      ['fleet', 'deploy', '--dry-run', '--inventory', 'deploy', '-i', 'key', '--known-hosts', 'none'],
+      { cwd: dir },
+    )
+    expect(r.code, r.stderr).toBe(1)
+    const lines = r.stdout.trimEnd().split('\n')
+    expect(lines[1]).toMatch(/^10\.0\.0\.1\s+error\s+.*refused/i)
+    expect(lines[2]).toMatch(/^10\.0\.0\.2\s+error\s+.*refused/i)
+    expect(lines[3]).toBe('2 of 2 server(s) failed: 10.0.0.1, 10.0.0.2')
   })
 
   it('all well: exit 0; no inventory: exit 3 with one line', async () => {
