@@ -7,6 +7,7 @@ import { toJUnit } from '../doctor/report/junit.js'
 import { plainProgress, renderText } from '../doctor/report/plain.js'
 import { parseTlsPorts } from '../doctor/tls-ports.js'
 import { BaseCommand, commonFlags, configFlag, domainArg } from '../lib/base-command.js'
+import { checkSelectionFlags } from '../lib/check-flags.js'
 import { describeWriteError, ExitCode, usageError } from '../lib/errors.js'
 import { colourOn, note } from '../lib/output.js'
 import { prose } from '../lib/prose.js'
@@ -61,7 +62,7 @@ that must arrive in INBOX (its time in the detail), and a plaintext one that mus
 
 --prometheus FILE writes gauges chatmail_doctor_check{domain,id,group,status} (1 for the
 status a check has, 0 for the others), chatmail_doctor_check_duration_seconds{domain,id,group},
-chatmail_doctor_status{domain,status}, chatmail_doctor_run_duration_seconds and
+chatmail_doctor_checks{domain,status} (how many checks ended so), chatmail_doctor_status{domain,status}, chatmail_doctor_run_duration_seconds and
 chatmail_doctor_last_run_timestamp_seconds; the file is replaced atomically (mode 0644).
 
 Output: a live tree on a terminal, else one line per check, in check order, on stderr; the report
@@ -145,18 +146,7 @@ Exit codes:
       description: 'Check this TURN server instead of the advertised one.',
       helpValue: 'HOST:PORT',
     }),
-    only: Flags.string({
-      description: 'Run only these checks or groups (comma list).',
-      helpValue: 'IDS',
-      multiple: true,
-    }),
-    skip: Flags.string({ description: 'Skip these checks or groups (comma list).', helpValue: 'IDS', multiple: true }),
-    timeout: Flags.string({
-      char: 't',
-      description: 'Timeout of each check, in seconds.',
-      default: '5',
-      helpValue: 'SECONDS',
-    }),
+    ...checkSelectionFlags,
     junit: Flags.string({ description: 'Also write a JUnit XML report to FILE.', helpValue: 'FILE' }),
     prometheus: Flags.string({
       description:

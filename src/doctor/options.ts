@@ -22,7 +22,8 @@ const MAX_TIMEOUT_SECONDS = 600
 
 export interface DoctorFlags {
   domain?: string | undefined
-  config: string
+  /** The config file; undefined: none (the prober's targets without `config`). */
+  config: string | undefined
   imapHost?: string | undefined
   imapPort?: number | undefined
   user?: string | undefined
@@ -85,7 +86,8 @@ async function readCa(path: string | undefined): Promise<string | undefined> {
 }
 
 /** The explicit --config must exist; the default one is optional. */
-async function configFor(path: string): Promise<LoadedConfig | undefined> {
+async function configFor(path: string | undefined): Promise<LoadedConfig | undefined> {
+  if (path === undefined) return undefined
   return path === DEFAULT_CONFIG ? loadConfigIfPresent(path) : loadConfig(path)
 }
 

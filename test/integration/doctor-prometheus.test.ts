@@ -76,6 +76,8 @@ describe.skipIf(!PROMTOOL)(
         'chatmail_doctor_check_duration_seconds{domain="chat.example.org",id="relay.ping",group="relay"} 5',
       )
       expect(text).toContain('chatmail_doctor_status{domain="chat.example.org",status="fail"} 1')
+      expect(text).toContain('chatmail_doctor_checks{domain="chat.example.org",status="skip"} 1')
+      expect(text).toContain('chatmail_doctor_checks{domain="chat.example.org",status="warn"} 0')
       expect(text).toContain('chatmail_doctor_last_run_timestamp_seconds{domain="chat.example.org"} 1767225600')
       expect(text.endsWith('# EOF\n')).toBe(true)
       expect(text.match(/^chatmail_doctor_check\{/gm)).toHaveLength(3 * 4)
