@@ -81,7 +81,27 @@ interface Leg {
   sent: number
 }
 
-async function openLeg(host: string, port: number, creds: { username: string; password: string }, kind: Kind) {
+/**
+ * One allocation on a fresh UDP socket. A 437 (allocation mismatch) means the kernel gave the
+ * socket a port whose former allocation coturn still holds (a release lost under load): another
+ * socket then.
+ */
+async function openLeg(
+  host: string,
+  port: number,
+  creds: { username: string; password: string },
+  kind: Kind,
+  tries = 3,
+): Promise<Leg> {
+  try {
+    return await openLegOnce(host, port, creds, kind)
+  } catch (err) {
+    if (tries > 1 && (err as { code?: number }).code === 437) return openLeg(host, port, creds, kind, tries - 1)
+    throw err
+  }
+}
+
+async function openLegOnce(host: string, port: number, creds: { username: string; password: string }, kind: Kind) {
   const socket = createSocket('udp4')
   await new Promise<void>((ok, fail) => {
     socket.once('error', fail)
@@ -90,7 +110,7 @@ async function openLeg(host: string, port: number, creds: { username: string; pa
       ok()
     })
   })
-  // Room for a late tick's burst: what the generator's own socket drops would count as loss.
+  // Room for a tick's burst: what the generator's own socket drops would count as loss.
   socket.setRecvBufferSize(1 << 20)
   socket.setSendBufferSize(1 << 20)
   const conn = new ChannelUdp(socket)
@@ -220,11 +240,16 @@ try {
       f.writeUInt16BE(RATES[k].bytes, 2)
       frames.set(k, f)
     }
+    // A late tick (the generator starved of CPU) does not burst: at most 100 ms of packets, the
+    // rest are not sent (and not counted as sent): `behind` below says how many.
     let worstTick = 0
+    let owed = 0
     while (performance.now() - start < SECONDS * 1000) {
       const now = performance.now()
-      const dt = (now - last) / 1000
+      const late = (now - last) / 1000
+      const dt = Math.min(late, 0.1)
       worstTick = Math.max(worstTick, now - last)
+      for (const l of legs) owed += (late - dt) * RATES[l.kind].perSecond
       last = now
       for (const l of legs) {
         let c = credit.get(l)! + dt * RATES[l.kind].perSecond
@@ -265,7 +290,7 @@ try {
           })()
         : 'coturn: CPU and memory not measured'
     console.log(
-      `  ${server}; the generator: CPU ${gcpu} % of one core, its 20 ms tick late by up to ${Math.round(worstTick - 20)} ms; load ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}`,
+      `  ${server}; the generator: CPU ${gcpu} % of one core, its 20 ms tick late by up to ${Math.round(worstTick - 20)} ms, ${Math.round(owed)} packets not sent for it; load ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}`,
     )
     await pool(legs, 32, async (l) => {
       await l.session.release().catch(() => false)
