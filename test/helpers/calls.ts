@@ -7,6 +7,8 @@
  * test/e2e/calls-12.test.ts and calls-13.test.ts run it, one file per release so that the two can
  * run side by side.
  */
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { browserSkipReason, type FencedBrowser, launchInFence } from './browser.js'
 import { type CallPage, type CallStats, FAKE_MEDIA_ARGS, openCallPage } from './call-page.js'
@@ -50,9 +52,18 @@ function forTransport(servers: { urls: string[] }[], t: Transport, tlsPort: numb
   return servers.map((s) => ({ ...s, urls: s.urls.map(rewrite) }))
 }
 
+/** Bytes a session must have carried each way to count as the call's (an allocation without media: a few hundred). */
+const MEDIA_BYTES = 5_000
+
 const inbound = (s: CallStats, kind: string) => s.inbound.find((i) => i.kind === kind)?.bytesReceived ?? 0
 
-export function describeCalls(suite: DebianSuite, where: { index: number; fenceIndex: number }): void {
+/**
+ * `externalIp`: also the call on the same host made a server behind 1:1 NAT (issue 25 item 3).
+ */
+export function describeCalls(
+  suite: DebianSuite,
+  where: { index: number; fenceIndex: number; externalIp?: boolean },
+): void {
   const release = DEBIAN_SUITES[suite]
   const skip =
     coreSkipReason() ?? browserSkipReason() ?? (e2eSuites().includes(suite) ? undefined : 'CHATMAIL_E2E_DEBIAN')
@@ -119,7 +130,7 @@ export function describeCalls(suite: DebianSuite, where: { index: number; fenceI
      * b's core accepts; a's core hands the answer to a's page. Media must flow both ways,
      * relay/relay on the server's address, then a's core ends it and both cores see it ended.
      */
-    const call = async (transport: Transport) => {
+    const call = async (transport: Transport, relayedAt = d.host.host) => {
       const since = (await guestShell(d.host, "date '+%Y-%m-%d %H:%M:%S'")).trim()
       const turnUrl = `turn:${d.host.host}:3478`
       for (const s of [a, b]) await ourIceServer(s.core, s.id, turnUrl)
@@ -172,8 +183,8 @@ export function describeCalls(suite: DebianSuite, where: { index: number; fenceI
           ).toBeGreaterThan(0)
           // Relay on both ends, both on the server's address: each side's relayed address, and the
           // other's, which it reaches through its own allocation (relay to relay, inside coturn).
-          expect(s.pair?.local).toMatchObject({ type: 'relay', address: d.host.host, relayProtocol })
-          expect(s.pair?.remote).toMatchObject({ type: 'relay', address: d.host.host })
+          expect(s.pair?.local).toMatchObject({ type: 'relay', address: relayedAt, relayProtocol })
+          expect(s.pair?.remote).toMatchObject({ type: 'relay', address: relayedAt })
         }
         for (let i = 0; i < 3; i++) {
           await sleep(2_000)
@@ -206,24 +217,31 @@ export function describeCalls(suite: DebianSuite, where: { index: number; fenceI
       const users = new Set(
         [...(await iceServers(a.core, a.id)), ...(await iceServers(b.core, b.id))].map((s) => s.username),
       )
+      // Sessions opened since the call began, and what coturn counted on them once closed
+      // (rb/sb: bytes received from and sent to the page), as `usage:` lines.
       let log: string[] = []
-      const sessions = new Map<string, string[]>()
-      for (let i = 0; i < 10 && sessions.size < 2; i++) {
+      const used = new Map<string, string>()
+      for (let i = 0; i < 30 && used.size < 2; i++) {
+        if (i > 0) await sleep(1_000)
         log = await coturnLog(since)
-        sessions.clear()
+        const opened = new Set(
+          log.flatMap((l) => {
+            const m = /session (\d+): new, realm=<[^>]*>, username=<([^>]*)>/.exec(l)
+            return m && users.has(m[2]!) ? [m[1]!] : []
+          }),
+        )
+        // A session that carried media (the pages' other allocations carry a few hundred bytes).
         for (const l of log) {
-          const m = /session (\d+):.*\buser(?:name=)? ?<([^>]*)>/.exec(l)
-          if (m && users.has(m[2]!)) sessions.set(m[1]!, [...(sessions.get(m[1]!) ?? []), l])
+          const m = /session (\d+): usage: .*, rb=(\d+), sp=\d+, sb=(\d+)/.exec(l)
+          if (m && opened.has(m[1]!) && Number(m[2]) > MEDIA_BYTES && Number(m[3]) > MEDIA_BYTES) used.set(m[1]!, l)
         }
-        if (sessions.size < 2) await sleep(1_000)
       }
-      const shown = [...sessions.values()].flatMap((lines) => lines.slice(0, 3))
       process.stderr.write(
-        `Debian ${release}, ${transport}: coturn's journal on the call's sessions:\n${shown.join('\n')}\n`,
+        `Debian ${release}, ${transport}: coturn's journal, the call's sessions:\n${[...used.values()].join('\n')}\n`,
       )
       expect(
-        sessions.size,
-        `two allocations with the cores' credentials in coturn's journal:\n${log.join('\n')}`,
+        used.size,
+        `two sessions opened with the cores' credentials during the call, with media both ways, in coturn's journal:\n${log.join('\n')}`,
       ).toBeGreaterThanOrEqual(2)
     }
 
@@ -238,6 +256,41 @@ export function describeCalls(suite: DebianSuite, where: { index: number; fenceI
     test('the same call over TURN/TLS (turns:…:5349), UDP blocked in the fence', async () => {
       await withoutUdp(fence, () => call('tls'))
     }, 240_000)
+
+    // A host behind 1:1 NAT (AWS, GCP, many home labs): turn.external_ip = "PUBLIC/PRIVATE";
+    // coturn hands out PUBLIC as relayed address, and one allocation reaches the other through
+    // the NAT's hairpin. The NAT is played on the host itself: what is sent to PUBLIC goes to
+    // PRIVATE (DNAT) and comes from PUBLIC (SNAT), as a NAT that hairpins does it. PUBLIC is a
+    // documentation address (TEST-NET-2), in a denied range: only allowed-peer-ip lets it through.
+    test.skipIf(!where.externalIp)(
+      'with turn.external_ip = "PUBLIC/PRIVATE" (a host behind 1:1 NAT): the call is relayed at the public address',
+      async () => {
+        const pub = `198.51.100.${where.index}`
+        const priv = d.host.host
+        await guestShell(
+          d.host,
+          [
+            'nft add table ip chatmail_call_test_nat',
+            "nft add chain ip chatmail_call_test_nat out '{ type nat hook output priority -100; }'",
+            `nft add rule ip chatmail_call_test_nat out ip daddr ${pub} udp dnat to ${priv}`,
+            "nft add chain ip chatmail_call_test_nat post '{ type nat hook postrouting priority 100; }'",
+            `nft add rule ip chatmail_call_test_nat post ct original ip daddr ${pub} udp snat to ${pub}`,
+          ].join(' && '),
+        )
+        const path = join(d.dir, 'chatmail.toml')
+        const toml = readFileSync(path, 'utf8')
+        const line = /^#? ?external_ip = .*$/m
+        expect(toml).toMatch(line)
+        writeFileSync(path, toml.replace(line, `external_ip = "${pub}/${priv}"`))
+        const r = await d.redeploy()
+        expect(r.code, r.stderr).toBe(0)
+        expect(await guestShell(d.host, 'grep -E "^(external-ip|allowed-peer-ip)=" /etc/turnserver.conf')).toContain(
+          `external-ip=${pub}/${priv}\n`,
+        )
+        await call('udp', pub)
+      },
+      600_000,
+    )
 
     test('with coturn down, the call cannot start and the page says why (no relay candidate, the TURN error)', async () => {
       await guestShell(d.host, 'systemctl stop coturn')
