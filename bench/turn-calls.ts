@@ -142,6 +142,8 @@ interface Target {
   proc(): Promise<{ cpuSeconds: number; rssMb: number; at: number } | undefined>
   /** coturn's log lines of the last `seconds` about quotas, bandwidth or errors. */
   complaints(seconds: number): Promise<string>
+  /** The host's UDP counters (/proc/net/snmp): datagrams dropped for a full receive or send buffer. */
+  udpDrops(): Promise<{ rcvbuf: number; sndbuf: number } | undefined>
   describe(): Promise<string>
   stop(): Promise<void>
 }
@@ -155,6 +157,7 @@ async function target(): Promise<Target> {
       port: c.port,
       secret: c.secret,
       proc: async () => undefined,
+      udpDrops: async () => undefined,
       complaints: async () =>
         String(
           c
@@ -181,6 +184,7 @@ async function target(): Promise<Target> {
       const [tck, u, s, rss] = out.trim().split(/\s+/).map(Number) as [number, number, number, number]
       return { cpuSeconds: (u + s) / tck, rssMb: rss / 1024, at: performance.now() }
     },
+    udpDrops: async () => udpDrops(await guestShell(d.host, 'cat /proc/net/snmp')),
     complaints: async (seconds) =>
       (
         await guestShell(
@@ -193,6 +197,16 @@ async function target(): Promise<Target> {
     stop: () => d.stop(),
   }
 }
+
+/** RcvbufErrors and SndbufErrors of the Udp: lines of /proc/net/snmp. */
+function udpDrops(snmp: string): { rcvbuf: number; sndbuf: number } {
+  const [head, values] = snmp.split('\n').filter((l) => l.startsWith('Udp: ')) as [string, string]
+  const names = head.split(/\s+/)
+  const v = values.split(/\s+/)
+  const of = (n: string) => Number(v[names.indexOf(n)])
+  return { rcvbuf: of('RcvbufErrors'), sndbuf: of('SndbufErrors') }
+}
+const runnerDrops = () => udpDrops(readFileSync('/proc/net/snmp', 'utf8'))
 
 const t = await target()
 try {
@@ -229,6 +243,7 @@ try {
     console.log(`${name}: ${legs.length} allocations and channels in ${Math.round(performance.now() - t0)} ms`)
     // Send at each leg's rate for SECONDS, on a 20 ms tick (credit-based, so late ticks catch up).
     const before = await t.proc()
+    const [hostDrops0, runnerDrops0] = [await t.udpDrops(), runnerDrops()]
     const gen0 = process.cpuUsage()
     const start = performance.now()
     let last = start
@@ -296,6 +311,12 @@ try {
       await l.session.release().catch(() => false)
       l.conn.close()
     })
+    const [hostDrops1, runnerDrops1] = [await t.udpDrops(), runnerDrops()]
+    const delta = (a?: { rcvbuf: number; sndbuf: number }, b?: { rcvbuf: number; sndbuf: number }) =>
+      a && b ? `${b.rcvbuf - a.rcvbuf} for a full receive buffer, ${b.sndbuf - a.sndbuf} for a full send buffer` : 'n/a'
+    console.log(
+      `  UDP datagrams dropped by the kernel: on the host (coturn) ${delta(hostDrops0, hostDrops1)}; on the runner (the generator) ${delta(runnerDrops0, runnerDrops1)}`,
+    )
     const refused = await t.complaints(Math.ceil(SECONDS + 60))
     console.log(`  coturn's journal: ${refused} lines about quotas, bandwidth or errors in the phase`)
   }
