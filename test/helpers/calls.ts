@@ -53,7 +53,7 @@ function forTransport(servers: { urls: string[] }[], t: Transport, tlsPort: numb
 }
 
 /** Bytes a session must have carried each way to count as the call's (an allocation without media: a few hundred). */
-const MEDIA_BYTES = 5_000
+const MEDIA_BYTES = 50_000
 
 const inbound = (s: CallStats, kind: string) => s.inbound.find((i) => i.kind === kind)?.bytesReceived ?? 0
 
@@ -217,11 +217,13 @@ export function describeCalls(
       const users = new Set(
         [...(await iceServers(a.core, a.id)), ...(await iceServers(b.core, b.id))].map((s) => s.username),
       )
-      // Sessions opened since the call began, and what coturn counted on them once closed
-      // (rb/sb: bytes received from and sent to the page), as `usage:` lines.
+      // Sessions opened since the call began, and what coturn counted on them: `usage:` lines
+      // (rb/sb: bytes received from and sent to the page since the session's last such line;
+      // the last comes when the session closes), summed per session.
       let log: string[] = []
-      const used = new Map<string, string>()
-      for (let i = 0; i < 30 && used.size < 2; i++) {
+      const used = new Map<string, { rb: number; sb: number }>()
+      const media = () => [...used].filter(([, u]) => u.rb > MEDIA_BYTES && u.sb > MEDIA_BYTES)
+      for (let i = 0; i < 30 && media().length < 2; i++) {
         if (i > 0) await sleep(1_000)
         log = await coturnLog(since)
         const opened = new Set(
@@ -230,17 +232,20 @@ export function describeCalls(
             return m && users.has(m[2]!) ? [m[1]!] : []
           }),
         )
-        // A session that carried media (the pages' other allocations carry a few hundred bytes).
-        for (const l of log) {
+        used.clear()
+        // coturn logs each line twice (syslog and its own log both reach the journal): once each.
+        for (const l of new Set(log)) {
           const m = /session (\d+): usage: .*, rb=(\d+), sp=\d+, sb=(\d+)/.exec(l)
-          if (m && opened.has(m[1]!) && Number(m[2]) > MEDIA_BYTES && Number(m[3]) > MEDIA_BYTES) used.set(m[1]!, l)
+          if (!m || !opened.has(m[1]!)) continue
+          const u = used.get(m[1]!) ?? { rb: 0, sb: 0 }
+          used.set(m[1]!, { rb: u.rb + Number(m[2]), sb: u.sb + Number(m[3]) })
         }
       }
       process.stderr.write(
-        `Debian ${release}, ${transport}: coturn's journal, the call's sessions:\n${[...used.values()].join('\n')}\n`,
+        `Debian ${release}, ${transport}: coturn's sessions of the call (bytes from/to the page): ${JSON.stringify(Object.fromEntries(used))}\n`,
       )
       expect(
-        used.size,
+        media().length,
         `two sessions opened with the cores' credentials during the call, with media both ways, in coturn's journal:\n${log.join('\n')}`,
       ).toBeGreaterThanOrEqual(2)
     }
@@ -272,9 +277,9 @@ export function describeCalls(
           [
             'nft add table ip chatmail_call_test_nat',
             "nft add chain ip chatmail_call_test_nat out '{ type nat hook output priority -100; }'",
-            `nft add rule ip chatmail_call_test_nat out ip daddr ${pub} udp dnat to ${priv}`,
+            `nft add rule ip chatmail_call_test_nat out ip daddr ${pub} ip protocol udp dnat to ${priv}`,
             "nft add chain ip chatmail_call_test_nat post '{ type nat hook postrouting priority 100; }'",
-            `nft add rule ip chatmail_call_test_nat post ct original ip daddr ${pub} udp snat to ${pub}`,
+            `nft add rule ip chatmail_call_test_nat post ct original ip daddr ${pub} ip protocol udp snat to ${pub}`,
           ].join(' && '),
         )
         const path = join(d.dir, 'chatmail.toml')
