@@ -10,7 +10,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { chromium } from 'playwright-core'
+import { type Browser, chromium } from 'playwright-core'
 import type { Fence } from './deltachat.js'
 
 export const CHROMIUM = '/usr/bin/chromium'
@@ -35,11 +35,19 @@ export interface PageSignup {
   requests: string[]
 }
 
+/** Chromium started by playwright inside the fence; `close` stops it and removes its files. */
+export interface FencedBrowser {
+  browser: Browser
+  /** A private directory for the test's files (removed on close). */
+  dir: string
+  close(): Promise<void>
+}
+
 /**
- * Opens `url` in Chromium inside the fence, clicks the page's "Create an account" button and
- * returns what the page then shows. The certificate is not checked (a self-signed server's).
+ * Starts Debian's Chromium inside the fence, with its background networking off (no updates, no
+ * sync, no default apps) so it asks for nothing but what the page asks for; `args` are added.
  */
-export async function signUpInBrowser(fence: Fence, url: string): Promise<PageSignup> {
+export async function launchInFence(fence: Fence, args: string[] = []): Promise<FencedBrowser> {
   const dir = mkdtempSync(join(tmpdir(), 'chatmail-browser-'))
   // playwright starts the browser itself and talks to it over inherited pipes: a wrapper moves it
   // into the fence's network namespace first (ip netns exec keeps the descriptors), and notes
@@ -51,22 +59,43 @@ export async function signUpInBrowser(fence: Fence, url: string): Promise<PageSi
     `#!/bin/sh\nexec ip netns exec ${fence.netns} /bin/sh -c 'ip netns identify $$ >${where} && exec ${CHROMIUM} "$@"' chromium "$@"\n`,
   )
   chmodSync(wrapper, 0o700)
-  const browser = await chromium.launch({
-    executablePath: wrapper,
-    // As root, Chromium's sandbox cannot start; nothing but the test host's page runs in it.
-    args: [
-      '--no-sandbox',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-default-apps',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-    timeout: 60_000,
-  })
+  const close = async (browser?: Browser) => {
+    await browser?.close().catch(() => {})
+    rmSync(dir, { recursive: true, force: true })
+  }
+  let browser: Browser | undefined
   try {
+    browser = await chromium.launch({
+      executablePath: wrapper,
+      // As root, Chromium's sandbox cannot start; nothing but the test's own pages run in it.
+      args: [
+        '--no-sandbox',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-default-apps',
+        '--disable-sync',
+        '--no-first-run',
+        ...args,
+      ],
+      timeout: 60_000,
+    })
     const netns = readFileSync(where, 'utf8').trim()
     if (netns !== fence.netns) throw new Error(`the browser runs in network namespace "${netns}", not the fence's`)
+    const b = browser
+    return { browser: b, dir, close: () => close(b) }
+  } catch (err) {
+    await close(browser)
+    throw err
+  }
+}
+
+/**
+ * Opens `url` in Chromium inside the fence, clicks the page's "Create an account" button and
+ * returns what the page then shows. The certificate is not checked (a self-signed server's).
+ */
+export async function signUpInBrowser(fence: Fence, url: string): Promise<PageSignup> {
+  const { browser, dir, close } = await launchInFence(fence)
+  try {
     const context = await browser.newContext({ ignoreHTTPSErrors: true })
     const page = await context.newPage()
     const errors: string[] = []
@@ -91,7 +120,6 @@ export async function signUpInBrowser(fence: Fence, url: string): Promise<PageSi
       requests,
     }
   } finally {
-    await browser.close().catch(() => {})
-    rmSync(dir, { recursive: true, force: true })
+    await close()
   }
 }

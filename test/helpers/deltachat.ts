@@ -483,13 +483,16 @@ export async function receiveText(
   }
 }
 
-/** Secure-Join: b scans a's invite; resolves when both sides report it done, with b's chat id. */
-export async function secureJoin(core: Core, a: number, b: number, timeoutMs = 60_000): Promise<number> {
+/**
+ * Secure-Join: b scans a's invite; resolves when both sides report it done, with b's chat id.
+ * `coreB`: b's core when it is another process than a's (default: the same core).
+ */
+export async function secureJoin(core: Core, a: number, b: number, timeoutMs = 60_000, coreB = core): Promise<number> {
   const invite = await core.rpc.getChatSecurejoinQrCode(a, null)
-  assert.equal((await core.rpc.checkQr(b, invite)).kind, 'askVerifyContact')
-  const joined = waitForEvent(core, b, 'SecurejoinJoinerProgress', (e) => e.progress === 1000, timeoutMs)
+  assert.equal((await coreB.rpc.checkQr(b, invite)).kind, 'askVerifyContact')
+  const joined = waitForEvent(coreB, b, 'SecurejoinJoinerProgress', (e) => e.progress === 1000, timeoutMs)
   const invited = waitForEvent(core, a, 'SecurejoinInviterProgress', (e) => e.progress === 1000, timeoutMs)
-  const chatB = await core.rpc.secureJoin(b, invite)
+  const chatB = await coreB.rpc.secureJoin(b, invite)
   await Promise.all([joined, invited])
   return chatB
 }
@@ -510,20 +513,20 @@ export interface Exchange {
 
 /**
  * Secure-Join (b scans a's invite), then an encrypted message each way: each must arrive, in the
- * chat the join made, and be shown with the padlock.
+ * chat the join made, and be shown with the padlock. `coreB`: b's core, if not a's.
  */
-export async function secureJoinAndExchange(core: Core, a: number, b: number): Promise<Exchange> {
+export async function secureJoinAndExchange(core: Core, a: number, b: number, coreB = core): Promise<Exchange> {
   const t0 = performance.now()
-  const chatB = await secureJoin(core, a, b)
+  const chatB = await secureJoin(core, a, b, 60_000, coreB)
   const secureJoinMs = performance.now() - t0
   const t1 = performance.now()
   const arriving = receiveText(core, a, 'hello from b')
-  await core.rpc.miscSendTextMessage(b, chatB, 'hello from b')
+  await coreB.rpc.miscSendTextMessage(b, chatB, 'hello from b')
   const inA = await arriving
   const ms1 = performance.now() - t1
   assert.equal(inA.msg.showPadlock, true, 'b→a arrived without the padlock')
   const t2 = performance.now()
-  const back = receiveText(core, b, 'hello from a')
+  const back = receiveText(coreB, b, 'hello from a')
   await core.rpc.miscSendTextMessage(a, inA.chatId, 'hello from a')
   const inB = await back
   const ms2 = performance.now() - t2
