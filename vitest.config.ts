@@ -9,6 +9,10 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node'
  * one) counts as long: it usually deploys a host.
  */
 const E2E_SECONDS: Record<string, number> = {
+  'test/e2e/calls-13.test.ts': 300,
+  'test/e2e/calls-12.test.ts': 250,
+  'test/e2e/monitoring.test.ts': 205,
+  'test/e2e/network-2026.test.ts': 200,
   'test/e2e/signup-12.test.ts': 170,
   'test/e2e/signup-13.test.ts': 170,
   'test/e2e/federation.test.ts': 170,
