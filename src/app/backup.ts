@@ -192,6 +192,8 @@ export interface RestoreDataResult {
   /** The host had been restored from this snapshot already: nothing changed. */
   already: boolean
   copy: RepoCopy
+  /** restic's version on the host. */
+  restic: string
 }
 
 /** The data half of a restore (the host deployed already): copy the repository up, verify, move into place. */
@@ -210,5 +212,11 @@ export async function restoreData(o: BackupOptions & { force: boolean }): Promis
   const copy = await copyRepository(local, hostRepo(o.session, layout.repository))
   progress('verifying every byte of the backup on the host (restic check --read-data), then restoring')
   const run = await runScript(o.session, hostScript('restore', layout, o.password, o.force), 'the restore was refused')
-  return { snapshot: run.results.get('snapshot') ?? '', already: run.results.has('already'), copy }
+  const results = run.results
+  return {
+    snapshot: results.get('snapshot') ?? '',
+    already: results.has('already'),
+    copy,
+    restic: results.get('restic') ?? '',
+  }
 }

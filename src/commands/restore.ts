@@ -71,6 +71,7 @@ restore or a doctor check failed, 2 usage error, 3 could not run (config, SSH).`
     if (doctor?.status === 'fail') process.exitCode = ExitCode.failed
     const result = {
       snapshot: out.data.snapshot,
+      restic: out.data.restic,
       already: out.data.already,
       copied: out.data.copy,
       changedBySecondDeploy: out.last.result.plan.changed,

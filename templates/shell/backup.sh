@@ -70,7 +70,12 @@ backup_main() {
   t1=$(date +%s%N)
   printf '@result freeze_ms %s\n' $(((t1 - t0) / 1000000))
   restic forget --tag chatmail-warm --keep-last 1 >&2
-  restic forget --tag chatmail --host "$SNAPSHOT_HOST" "${KEEP[@]}" --prune >&2 || fail 1 "restic forget --prune failed"
+  restic forget --tag chatmail --host "$SNAPSHOT_HOST" "${KEEP[@]}" >&2 || fail 1 "restic forget failed"
+  # Pruning rewrites packs (minutes on a large repository): once a week is enough to free the space.
+  if [ ! -e "$STATE_DIR/pruned" ] || [ -n "$(find "$STATE_DIR/pruned" -mtime +6)" ]; then
+    restic prune >&2 || fail 1 "restic prune failed"
+    touch "$STATE_DIR/pruned"
+  fi
   restic check >&2 || fail 1 "restic check found the repository damaged"
   sync
 }

@@ -119,6 +119,7 @@ describe.skipIf(skip)(`backup on Debian 12, restore on a fresh Debian 13${skip ?
     const first = await h.cli(args, 600_000)
     expect(first.code, first.stderr).toBe(0)
     const r1 = JSON.parse(first.stdout)
+    writeFileSync(join(h.dir, 'backup-1.json'), first.stdout)
     backupDir = r1.localDir
     expect(r1.files).toBeGreaterThan(5)
     expect(r1.copied.files).toBeGreaterThan(3)
@@ -171,6 +172,8 @@ describe.skipIf(skip)(`backup on Debian 12, restore on a fresh Debian 13${skip ?
     const r = JSON.parse(done.stdout)
     expect(r.doctor).not.toBe('fail')
     expect(r.changedBySecondDeploy).toBe(0)
+    // Debian 13's restic reads the repository Debian 12's wrote.
+    expect(r.restic).not.toBe(JSON.parse(readFileSync(join(backupDir, '..', 'backup-1.json'), 'utf8')).restic)
     expect(await guestShell(f.host, '. /etc/os-release; echo $VERSION_ID')).toBe('13\n')
     expect(await manifest(f)).toEqual(before)
   }, 3_000_000)

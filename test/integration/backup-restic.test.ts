@@ -6,7 +6,7 @@
  * restore that puts back every file with its owner and mode, a rerun that changes nothing, the
  * owner mapping by name, a host with accounts of its own refused, and a tampered copy refused.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import {
   chownSync,
   existsSync,
@@ -21,9 +21,9 @@ import {
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type HostLayout, hostScript, parseScriptOutput } from '../../src/app/backup.js'
+import { type HostLayout, hostScript } from '../../src/app/backup.js'
 import { copyRepository, localRepo } from '../../src/app/backup-repo.js'
-import { localManifest } from '../helpers/backup.js'
+import { localManifest, loopbackLayout, runHostScript } from '../helpers/backup.js'
 
 const haveRestic = spawnSync('restic', ['version']).status === 0
 const isRoot = process.getuid?.() === 0
@@ -34,37 +34,12 @@ describe.skipIf(!haveRestic || !isRoot)('backup.sh with restic on loopback', { t
   let root: string
   let layout: HostLayout
   let data: string[]
-  // Asynchronous: restic runs for minutes, and a blocked worker misses vitest's own calls.
-  const run = (mode: 'backup' | 'restore', l = layout, force = false) =>
-    new Promise<ReturnType<typeof parseScriptOutput>>((resolve) => {
-      const child = spawn('bash', ['-s'])
-      let stdout = ''
-      let stderr = ''
-      child.stdout.on('data', (d: Buffer) => (stdout += d))
-      child.stderr.on('data', (d: Buffer) => (stderr += d))
-      child.on('close', (code) => resolve(parseScriptOutput(code ?? -1, stdout, stderr)))
-      child.stdin.end(hostScript(mode, l, PASSWORD, force))
-    })
+  const run = (mode: 'backup' | 'restore', l = layout, force = false) => runHostScript(mode, l, PASSWORD, force)
 
   beforeAll(() => {
     root = mkdtempSync(join(tmpdir(), 'chatmail-backup-'))
     const d = (p: string) => join(root, 'host', p)
-    data = [d('accounts'), d('users'), d('mail'), d('queue/deferred'), d('dkim'), d('absent')]
-    layout = {
-      repository: join(root, 'state/repo'),
-      passwordFile: join(root, 'etc/backup-password'),
-      cacheDir: join(root, 'cache'),
-      stateDir: join(root, 'state'),
-      stageDir: join(root, 'state/stage'),
-      ownersFile: join(root, 'state/owners'),
-      restoredFile: join(root, 'state/restored'),
-      accountsFile: join(d('accounts'), 'accounts'),
-      dataPaths: [...data, join(root, 'state/owners')],
-      freezeUnits: [],
-      allUnits: [],
-      snapshotHost: 'chat.example.org',
-      postsuper: false,
-    }
+    ;({ layout, data } = loopbackLayout(root))
     for (const p of [
       d('accounts'),
       d('mail/chat.example.org/alice/cur'),
