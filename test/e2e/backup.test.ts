@@ -84,7 +84,8 @@ describe.skipIf(skip)(`backup on Debian 12, restore on a fresh Debian 13${skip ?
   beforeAll(async () => {
     old = await startDeployedHost(OLD)
     ip = old.host.host
-    accounts = [1, 2, 3].map((i) => ({ email: `bk${i}@[${ip}]`, password: `backup-test-password-${i}` }))
+    // Local parts of exactly 9 characters: accounts.username_min_length and _max_length.
+    accounts = [1, 2, 3].map((i) => ({ email: `bkaccnt0${i}@[${ip}]`, password: `backup-test-password-${i}` }))
     for (const a of accounts) await (await imapsClient(ip, a.email, a.password)).logout()
     const [a, b, c] = accounts as [Account, Account, Account]
     await submit(ip, a, b.email)
