@@ -12,7 +12,7 @@ accounts and invites, every mailbox, postfix's queue, the DKIM key, the TLS key 
 ACME account, the expiry's state. Debian's restic does it on the host, into an encrypted
 repository in /var/lib/chatmail-backup/repo: a live pass, then a consistent pass while postfix,
 dovecot and chatmail-accounts are stopped (seconds: it reads only what changed since), then
-retention (7 daily, 4 weekly, 6 monthly) and restic check. The repository's new files are then
+retention (7 daily, 4 weekly, 6 monthly; restic prune and check weekly). The repository's new files are then
 copied to --to on this machine (default: backup-DOMAIN beside chatmail.toml); a second backup of
 an unchanged server moves almost nothing.
 
