@@ -40,8 +40,11 @@ const rank = (rel: string) => {
   return i < 0 ? ORDER.length : i
 }
 
-/** Makes `to` hold exactly the files of `from` (locks aside). */
-export async function copyRepository(from: RepoEnd, to: RepoEnd, concurrency = 4): Promise<RepoCopy> {
+/**
+ * Makes `to` hold every file of `from` (locks aside); with `mirror`, also removes the files `from`
+ * no longer has (what restic prune removed). A restore copies without it: it never deletes on the host.
+ */
+export async function copyRepository(from: RepoEnd, to: RepoEnd, mirror = true, concurrency = 4): Promise<RepoCopy> {
   const [want, have] = await Promise.all([from.list(), to.list()])
   const todo = [...want]
     .filter(([rel, size]) => !skipped(rel) && have.get(rel) !== size)
@@ -59,7 +62,7 @@ export async function copyRepository(from: RepoEnd, to: RepoEnd, concurrency = 4
     await Promise.all(Array.from({ length: concurrency }, worker))
   }
   await to.flush()
-  const gone = [...have.keys()].filter((rel) => !skipped(rel) && !want.has(rel))
+  const gone = mirror ? [...have.keys()].filter((rel) => !skipped(rel) && !want.has(rel)) : []
   for (const rel of gone) await to.remove(rel)
   return { files: todo.length, bytes, removed: gone.length }
 }

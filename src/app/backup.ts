@@ -209,7 +209,7 @@ export async function restoreData(o: BackupOptions & { force: boolean }): Promis
     )
   }
   progress(`copying the repository from ${o.localDir} to the host`)
-  const copy = await copyRepository(local, hostRepo(o.session, layout.repository))
+  const copy = await copyRepository(local, hostRepo(o.session, layout.repository), false)
   progress('verifying every byte of the backup on the host (restic check --read-data), then restoring')
   const run = await runScript(o.session, hostScript('restore', layout, o.password, o.force), 'the restore was refused')
   const results = run.results
