@@ -10,6 +10,8 @@ PKGS=(coturn dovecot-imapd dovecot-lmtpd dovecot-submissiond prometheus openssl 
 PKGS+=(nftables)
 # Python 3 (its email package is the reference MIME parser of test/unit/filter-headers.test.ts).
 PKGS+=(python3)
+# Debian's restic, which `chatmail backup` runs on the host (test/integration/backup-restic.test.ts).
+PKGS+=(restic)
 # An authoritative DNS server for `chatmail dns --check` and the federation e2e (test/helpers/authdns.ts).
 PKGS+=(knot)
 # The end-to-end deploy test also needs a systemd host and an ACME server:

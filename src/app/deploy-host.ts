@@ -71,6 +71,22 @@ export interface DeployTargetOptions {
   acceptNewHostKey: boolean
 }
 
+/** The SSH flags of the commands that reach the server, as DeployTargetOptions. */
+export interface SshFlagValues {
+  identity?: string | undefined
+  'known-hosts'?: string | undefined
+  'ssh-config'?: string | undefined
+  'accept-new-host-key'?: boolean | undefined
+}
+
+export const deployTargetOptions = (destination: string | undefined, f: SshFlagValues): DeployTargetOptions => ({
+  ...(destination ? { destination } : {}),
+  ...(f.identity ? { identity: f.identity } : {}),
+  ...(f['known-hosts'] ? { knownHosts: f['known-hosts'] } : {}),
+  ...(f['ssh-config'] ? { sshConfig: f['ssh-config'] } : {}),
+  acceptNewHostKey: f['accept-new-host-key'] ?? false,
+})
+
 /** Where `deploy host` connects to, resolved as ssh would (config aliases, keys, jump hosts). */
 export function resolveDeployTarget(loaded: LoadedConfig, o: DeployTargetOptions): Promise<ResolvedTarget> {
   const destination = o.destination ?? loaded.config.deploy.destination ?? `root@${loaded.config.domain}`

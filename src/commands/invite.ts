@@ -50,17 +50,11 @@ Exit codes: 0 created, 1 the server refused, 2 usage error, 3 could not run (con
         'set accounts.registration = "invite" (or "open") and deploy',
       )
     }
-    const { resolveDeployTarget } = await import('../app/deploy-host.js')
+    const { deployTargetOptions, resolveDeployTarget } = await import('../app/deploy-host.js')
     const { describeTarget, SshSession, shellQuote: q, terminalPassphrase } = await import('../ssh/index.js')
     const { ACCOUNTS } = await import('../server/paths.js')
     const { inviteFromAnswer } = await import('../signup/remote.js')
-    const target = await resolveDeployTarget(loaded, {
-      ...(args.destination ? { destination: args.destination } : {}),
-      ...(flags.identity ? { identity: flags.identity } : {}),
-      ...(flags['known-hosts'] ? { knownHosts: flags['known-hosts'] } : {}),
-      ...(flags['ssh-config'] ? { sshConfig: flags['ssh-config'] } : {}),
-      acceptNewHostKey: false,
-    })
+    const target = await resolveDeployTarget(loaded, deployTargetOptions(args.destination, flags))
     if (!this.jsonEnabled()) note(`chatmail: asking ${describeTarget(target)} for an invite`)
     const ask = terminalPassphrase()
     const session = await SshSession.connectTo(target, ask ? { askPassphrase: ask } : {})

@@ -94,6 +94,7 @@ export function buildConfig(o: InitOptions): Config {
     },
     deploy: {},
     doctor: {},
+    backup: {},
   }
 }
 

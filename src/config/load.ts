@@ -44,7 +44,7 @@ function allowedKeys(path: string[]): string[] {
 }
 
 /** Keys whose values are secrets: an error about them never shows the value. */
-const SECRET_KEYS: ReadonlySet<string> = new Set(['turn.secret', 'doctor.password'])
+const SECRET_KEYS: ReadonlySet<string> = new Set(['turn.secret', 'doctor.password', 'backup.password'])
 
 /** A TOML value as an error shows it; tables and lists by kind (a TOML table has no prototype to print). */
 function describeValue(input: unknown): string {
@@ -70,7 +70,7 @@ function describeIssue(issue: v.BaseIssue<unknown>): string {
   if (issue.type === 'strict_object' && keys.length > 0) {
     return `"${dotted}" must be a table ([${dotted}]) with keys: ${allowedKeys(keys).join(', ')}`
   }
-  // Secrets (turn.secret, doctor.password) are never echoed back, whatever their type.
+  // Secrets (turn.secret, doctor.password, backup.password) are never echoed back, whatever their type.
   const shown = SECRET_KEYS.has(dotted) ? '' : ` (got ${describeValue(issue.input)})`
   return `${issue.message}${shown}`
 }

@@ -95,6 +95,8 @@ export function renderConfig(c: Config, note?: string): string {
   lines.push('', '[doctor]')
   opt('user', c.doctor.user, `"doctor@${addressDomain(c.domain)}"`, 'account `chatmail doctor` logs in with')
   opt('password', c.doctor.password, '"..."', 'its password')
+  lines.push('', '[backup]')
+  opt('password', c.backup.password, '"..."', "restic's repository password (made by `chatmail backup`); keep a copy")
   return `${lines.join('\n')}\n`
 }
 

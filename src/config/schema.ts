@@ -105,8 +105,25 @@ export const ConfigSchema = v.strictObject(
       ),
       {},
     ),
+    backup: v.optional(
+      v.strictObject(
+        {
+          password: v.optional(
+            v.pipe(
+              v.string('backup.password must be a string'),
+              v.regex(
+                /^[A-Za-z0-9_-]{32,}$/,
+                'backup.password must be 32 or more of A-Z a-z 0-9 _ - (chatmail backup makes one)',
+              ),
+            ),
+          ),
+        },
+        'allowed keys in [backup]: password',
+      ),
+      {},
+    ),
   },
-  'allowed top-level keys: domain, profile, and the sections [tls] [turn] [iroh] [imap] [mail] [accounts] [deploy] [doctor]',
+  'allowed top-level keys: domain, profile, and the sections [tls] [turn] [iroh] [imap] [mail] [accounts] [deploy] [doctor] [backup]',
 )
 
 export type RawConfig = v.InferOutput<typeof ConfigSchema>
@@ -132,6 +149,8 @@ export interface Config {
   accounts: AccountsConfig
   deploy: { destination?: string; irohRelaySource?: string; irohRelaySha256?: string }
   doctor: { user?: string; password?: string }
+  /** [backup]: restic's repository password (made by `chatmail backup` when absent). */
+  backup: { password?: string }
 }
 
 export function defaultRelayUrl(domain: string, tlsMode: string, irohPort: number = DEFAULT_PORTS.irohRelay): string {
@@ -212,5 +231,6 @@ export function resolveConfig(raw: RawConfig): Config {
       ...(raw.doctor.user ? { user: serverAddress(raw.doctor.user, name) } : {}),
       ...(raw.doctor.password ? { password: raw.doctor.password } : {}),
     },
+    backup: raw.backup.password ? { password: raw.backup.password } : {},
   }
 }

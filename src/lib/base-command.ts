@@ -25,6 +25,45 @@ export const configFlag = Flags.string({
 /** The SSH destination of the commands that reach the server (deploy host, invite). */
 export const destinationArg = Args.string({ description: 'user@host[:port] or a Host alias from ~/.ssh/config.' })
 
+/** How the commands that reach the server over SSH find it (deploy host, backup, restore). */
+export const sshFlags = {
+  identity: Flags.string({
+    char: 'i',
+    description: 'SSH private key, tried first (then the ssh-agent, then ~/.ssh/id_*, as ssh does).',
+    helpValue: 'FILE',
+  }),
+  'ssh-config': Flags.string({
+    char: 'F',
+    description: 'SSH config file (default: ~/.ssh/config; none: read no config).',
+    helpValue: 'FILE',
+  }),
+  'known-hosts': Flags.string({
+    description: 'known_hosts file (default: UserKnownHostsFile, else ~/.ssh/known_hosts).',
+    helpValue: 'FILE',
+  }),
+}
+
+/** The flags of the commands that deploy (deploy host, restore). */
+export const deployFlags = {
+  ...sshFlags,
+  'accept-new-host-key': Flags.boolean({
+    description: 'Trust and record the key of a host not yet in known_hosts.',
+    default: false,
+  }),
+  'skip-dns-check': Flags.boolean({
+    description: 'Do not require the domain to resolve to the host.',
+    default: false,
+  }),
+  'iroh-relay-source': Flags.string({
+    description: 'Mirror URL (directory) or local .tar.gz of iroh-relay v0.35.0.',
+    helpValue: 'URL|FILE',
+  }),
+  'iroh-relay-sha256': Flags.string({
+    description: 'sha256 of the iroh-relay binary, when not the pinned release.',
+    helpValue: 'HEX',
+  }),
+}
+
 /** The domain of the commands that look at a server from the outside (doctor, dns). */
 export const domainArg = Args.string({ description: 'The chatmail domain (default: domain in chatmail.toml).' })
 

@@ -29,6 +29,8 @@ export const ACCOUNTS = {
   program: '/usr/local/lib/chatmail/chatmail-accounts.js',
   config: '/etc/chatmail/accounts.conf',
   dataDir: '/var/lib/chatmail-accounts',
+  /** The accounts themselves (store.ts's ACCOUNTS_FILE in dataDir). */
+  accountsFile: '/var/lib/chatmail-accounts/accounts',
   runDir: '/run/chatmail-accounts',
   // Each socket a service connects to lives in a directory named after that service's group, in
   // which it is born with the group (chatmail-accounts.service; issue 23 item 10e).
@@ -74,6 +76,37 @@ export const APPLY_LOCK = '/run/lock/chatmail-deploy.apply'
 export const BACKUP_ROOT = '/var/lib/chatmail-deploy/backup'
 /** Where a local binary is uploaded before the apply script runs (one per sha256). */
 export const uploadPath = (sha: string): string => `/var/lib/chatmail-deploy/upload/${sha}`
+
+/** certbot's accounts, keys and certificates (ACME servers). */
+export const LETSENCRYPT_DIR = '/etc/letsencrypt'
+/** postfix's queue: the directories that hold mail it accepted and has not delivered yet. */
+export const POSTFIX_QUEUE_DIR = '/var/spool/postfix'
+export const POSTFIX_QUEUES = [
+  'maildrop',
+  'incoming',
+  'active',
+  'deferred',
+  'hold',
+  'corrupt',
+  'defer',
+  'bounce',
+  'trace',
+]
+
+/** `chatmail backup` and `restore` on the host: restic's repository, its password, cache and restore staging. */
+export const BACKUP = {
+  stateDir: '/var/lib/chatmail-backup',
+  repository: '/var/lib/chatmail-backup/repo',
+  /** restic's password (RESTIC_PASSWORD_FILE), root 0600; its source is [backup] password in chatmail.toml. */
+  passwordFile: '/etc/chatmail/backup-password',
+  cacheDir: '/var/cache/chatmail-backup',
+  /** Where a restore unpacks a snapshot before moving it into place. */
+  stageDir: '/var/lib/chatmail-backup/stage',
+  /** The users and groups of the backed-up host by name (a restore maps their ids onto the new host's). */
+  ownersFile: '/var/lib/chatmail-backup/owners',
+  /** The snapshot the host was restored from (a rerun of the same restore changes nothing). */
+  restoredFile: '/var/lib/chatmail-backup/restored',
+} as const
 
 /** The paths whose file systems must not fill up: the system, mail, logs. */
 export const DISK_PATHS = ['/', PATHS.vmailHome, '/var/log'] as const

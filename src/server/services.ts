@@ -6,8 +6,17 @@
  */
 import type { Config } from '../config/schema.js'
 import { DEFAULT_PORTS } from '../protocols/ports.js'
-import { dkimEnabled } from './federation.js'
-import { DISK_PATHS } from './paths.js'
+import { DKIM, dkimEnabled } from './federation.js'
+import {
+  ACCOUNTS,
+  BACKUP,
+  DISK_PATHS,
+  DOVECOT_USERS,
+  LETSENCRYPT_DIR,
+  PATHS,
+  POSTFIX_QUEUE_DIR,
+  POSTFIX_QUEUES,
+} from './paths.js'
 
 /** What the description reads from the config: the domain and the configured ports. */
 export type ServerConfig = Pick<Config, 'domain' | 'imap' | 'iroh'> & { turn: Pick<Config['turn'], 'port' | 'tlsPort'> }
@@ -28,7 +37,27 @@ export interface ServerDescription {
   ports: readonly ServerPort[]
   /** The paths whose file systems must not fill up: the system, mail, logs. */
   diskPaths: readonly string[]
+  /**
+   * Server data: what a backup holds and a restore puts back (the rest comes from chatmail.toml and
+   * a deploy). Paths a host does not have (no DKIM key on an IP-only server, no certbot without
+   * ACME) are skipped where they are absent.
+   */
+  dataPaths: readonly string[]
+  /** The services that write server data, stopped for a backup's consistent pass (postfix first: it stops accepting). */
+  dataWriters: readonly string[]
 }
+
+/** Server data, by what it is (see `ServerDescription.dataPaths`). */
+export const DATA_PATHS = [
+  ACCOUNTS.dataDir, // accounts, invites, last logins, the expiry's state
+  DOVECOT_USERS, // accounts kept in dovecot's passdb file
+  PATHS.mailRoot, // every mailbox, with dovecot's UID lists and indexes
+  ...POSTFIX_QUEUES.map((q) => `${POSTFIX_QUEUE_DIR}/${q}`), // accepted, not yet delivered
+  DKIM.keyDir, // the DKIM key other servers know us by
+  PATHS.tlsDir, // the TLS key and certificate we made (self-signed) or copied
+  LETSENCRYPT_DIR, // certbot's ACME account, keys and certificates
+  BACKUP.ownersFile, // user and group names of the ids above, for a restore on another host
+] as const
 
 /** The description of a server whose config is not at hand (`doctor --ssh` for another domain): the default ports. */
 export function defaultServerConfig(domain: string): ServerConfig {
@@ -67,6 +96,8 @@ export function describeServer(c: ServerConfig): ServerDescription {
     units,
     ports: ports.filter((p) => !seen.has(`${p.proto}/${p.port}`) && seen.add(`${p.proto}/${p.port}`)),
     diskPaths: DISK_PATHS,
+    dataPaths: DATA_PATHS,
+    dataWriters: ['postfix', 'dovecot', 'chatmail-accounts'],
   }
 }
 

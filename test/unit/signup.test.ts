@@ -26,6 +26,7 @@ function config(domain: string, over: Partial<Config['accounts']> = {}, tls: Con
     accounts: { ...DEFAULT_ACCOUNTS, ...over },
     deploy: {},
     doctor: {},
+    backup: {},
   }
 }
 

@@ -2,7 +2,7 @@ import * as Flags from '@oclif/core/flags'
 import { saveDoctorAccount } from '../../config/doctor-account.js'
 import { loadConfig } from '../../config/load.js'
 import type { DoctorReport } from '../../doctor/model.js'
-import { BaseCommand, commonFlags, configFlag, destinationArg } from '../../lib/base-command.js'
+import { BaseCommand, commonFlags, configFlag, deployFlags, destinationArg } from '../../lib/base-command.js'
 import { ExitCode, usageError } from '../../lib/errors.js'
 import { colourOn, note } from '../../lib/output.js'
 import { prose } from '../../lib/prose.js'
@@ -59,36 +59,7 @@ failed, 2 usage error, 3 could not run (config, SSH connection, key refused).`
       description: 'Apply without asking (required without a terminal).',
       default: false,
     }),
-    identity: Flags.string({
-      char: 'i',
-      description: 'SSH private key, tried first (then the ssh-agent, then ~/.ssh/id_*, as ssh does).',
-      helpValue: 'FILE',
-    }),
-    'ssh-config': Flags.string({
-      char: 'F',
-      description: 'SSH config file (default: ~/.ssh/config; none: read no config).',
-      helpValue: 'FILE',
-    }),
-    'known-hosts': Flags.string({
-      description: 'known_hosts file (default: UserKnownHostsFile, else ~/.ssh/known_hosts).',
-      helpValue: 'FILE',
-    }),
-    'accept-new-host-key': Flags.boolean({
-      description: 'Trust and record the key of a host not yet in known_hosts.',
-      default: false,
-    }),
-    'skip-dns-check': Flags.boolean({
-      description: 'Do not require the domain to resolve to the host.',
-      default: false,
-    }),
-    'iroh-relay-source': Flags.string({
-      description: 'Mirror URL (directory) or local .tar.gz of iroh-relay v0.35.0.',
-      helpValue: 'URL|FILE',
-    }),
-    'iroh-relay-sha256': Flags.string({
-      description: 'sha256 of the iroh-relay binary, when not the pinned release.',
-      helpValue: 'HEX',
-    }),
+    ...deployFlags,
     'no-doctor': Flags.boolean({ description: 'Do not run the doctor after the deploy.', default: false }),
   }
 
@@ -107,15 +78,9 @@ failed, 2 usage error, 3 could not run (config, SSH connection, key refused).`
     if (render.needsYes(view, Boolean(process.stdin.isTTY))) {
       throw usageError('no terminal to confirm the plan on', 'pass --yes to apply, or --dry-run to only look')
     }
-    const { deployHost, resolveDeployTarget } = await import('../../app/deploy-host.js')
+    const { deployHost, deployTargetOptions, resolveDeployTarget } = await import('../../app/deploy-host.js')
     const { describeTarget, SshSession, terminalPassphrase } = await import('../../ssh/index.js')
-    const target = await resolveDeployTarget(loaded, {
-      ...(args.destination ? { destination: args.destination } : {}),
-      ...(flags.identity ? { identity: flags.identity } : {}),
-      ...(flags['known-hosts'] ? { knownHosts: flags['known-hosts'] } : {}),
-      ...(flags['ssh-config'] ? { sshConfig: flags['ssh-config'] } : {}),
-      acceptNewHostKey: flags['accept-new-host-key'],
-    })
+    const target = await resolveDeployTarget(loaded, deployTargetOptions(args.destination, flags))
     if (!view.json) {
       for (const n of target.notes) note(`chatmail: ${n}`)
       note(`chatmail: connecting to ${describeTarget(target)}`)

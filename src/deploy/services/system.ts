@@ -1,4 +1,7 @@
-/** What every chatmail host needs besides its services: base packages, chatmail's directories. */
+/**
+ * What every chatmail host needs besides its services: base packages (restic for `chatmail backup`
+ * and `restore`), chatmail's directories.
+ */
 
 import { PATHS } from '../../server/paths.js'
 import { POLICY_MARK } from '../apply.js'
@@ -8,7 +11,7 @@ import type { ServiceModule } from '../service.js'
 export const system: ServiceModule = {
   name: 'system',
   build: () => ({
-    packages: [pkg('openssl'), pkg('ca-certificates'), pkg('curl')],
+    packages: [pkg('openssl'), pkg('ca-certificates'), pkg('curl'), pkg('restic')],
     directories: [directory(PATHS.configDir), directory(PATHS.stateDir)],
     commands: [
       // A deploy killed during its package install leaves the policy-rc.d that kept daemons from starting.
