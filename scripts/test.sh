@@ -7,10 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 results=$(mktemp -d)
-# The e2e files spend most of their time waiting on their test hosts (apt, services starting, mail
-# and calls in flight), so three run at once on two cores; each file's hosts and fences have their
-# own names and addresses. CHATMAIL_E2E_WORKERS=1 runs them one after another.
-e2e_workers=${CHATMAIL_E2E_WORKERS:-3}
+# The e2e files run one after another by default. CHATMAIL_E2E_WORKERS=3 runs three at once (each
+# file's hosts and fences have their own names and addresses): 22.6 min for the whole suite instead
+# of about 30, but on 2026-12-07 one run failed engine.test.ts's "unreachable addresses" check
+# that way (an error other than EHOSTUNREACH, not yet explained), so it is not the default yet.
+e2e_workers=${CHATMAIL_E2E_WORKERS:-1}
 [[ $e2e_workers =~ ^[1-9]$ ]] || { echo "CHATMAIL_E2E_WORKERS must be 1..9, not '$e2e_workers'" >&2; exit 2; }
 serial=${CHATMAIL_TEST_SERIAL:-0}
 [[ $serial =~ ^[01]$ ]] || { echo "CHATMAIL_TEST_SERIAL must be 0 or 1, not '$serial'" >&2; exit 2; }

@@ -76,6 +76,9 @@ function describeConnectError(
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
       return cannotRun(`cannot connect to ${where}: no route to host`, hint)
+    case 'EPERM':
+    case 'EACCES':
+      return cannotRun(`cannot connect to ${where}: a firewall rule on this machine refused it`, hint)
     case 'ETIMEDOUT':
       return cannotRun(`cannot connect to ${where}: timed out`, hint)
     case 'ENOTFOUND':
