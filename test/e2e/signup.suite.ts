@@ -32,6 +32,7 @@ import {
   deployHostArgs,
   guestShell,
   releaseSkipReason,
+  sshArgs,
   startTestHost,
   stopTestHost,
   type TestHost,
@@ -601,22 +602,9 @@ export function signupSuite(suite: DebianSuite): void {
 
       /** `chatmail invite` for `uses` accounts: its link and token. */
       async function invite(uses: number): Promise<{ link: string; token: string; uses: number }> {
-        const inv = await runCli(
-          [
-            'invite',
-            `root@${ip}`,
-            '-c',
-            'chatmail.toml',
-            '-i',
-            host.keyFile,
-            '--known-hosts',
-            host.knownHostsFile,
-            '--uses',
-            String(uses),
-            '--json',
-          ],
-          { cwd: dir },
-        )
+        const inv = await runCli(['invite', `root@${ip}`, ...sshArgs(host), '--uses', String(uses), '--json'], {
+          cwd: dir,
+        })
         expect(inv.code, inv.stderr).toBe(0)
         return JSON.parse(inv.stdout) as { link: string; token: string; uses: number }
       }

@@ -162,6 +162,16 @@ export async function guestShell(host: TestHost, command: string): Promise<strin
 }
 
 /** `chatmail deploy host` arguments for a test host: its key, known_hosts and a relay mirror. */
+/** The config and SSH arguments every command run against a test host takes: chatmail.toml, its key and known_hosts. */
+export const sshArgs = (host: TestHost): string[] => [
+  '-c',
+  'chatmail.toml',
+  '-i',
+  host.keyFile,
+  '--known-hosts',
+  host.knownHostsFile,
+]
+
 export function deployHostArgs(
   host: TestHost,
   target: string,
@@ -172,12 +182,7 @@ export function deployHostArgs(
     'deploy',
     'host',
     target,
-    '-c',
-    'chatmail.toml',
-    '-i',
-    host.keyFile,
-    '--known-hosts',
-    host.knownHostsFile,
+    ...sshArgs(host),
     '--iroh-relay-source',
     relay.source,
     '--iroh-relay-sha256',
